@@ -1,0 +1,42 @@
+"""One declared way to run an external CLI (git, kubectl, kustomize, helm).
+
+Every call has a timeout, never goes through a shell, and a failure raises GitOpsError
+carrying the command's stderr.
+"""
+
+import os
+import subprocess
+
+from .errors import GitOpsError
+
+DEFAULT_TIMEOUT = 120
+
+
+def run(argv, cwd=None, env=None, timeout=DEFAULT_TIMEOUT, stdin=None, redact=()):
+    """Run ``argv`` and return its stdout as text.
+
+    ``env`` entries are added to (not replacing) the current environment. Strings in
+    ``redact`` (tokens, passwords) are removed from any error text.
+    """
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+
+    def scrub(text):
+        for secret in redact:
+            if secret:
+                text = text.replace(secret, "********")
+        return text
+
+    shown = scrub(" ".join(argv))
+    try:
+        proc = subprocess.run(
+            argv, cwd=cwd, env=full_env, input=stdin, capture_output=True, text=True, timeout=timeout, check=False,
+        )
+    except FileNotFoundError:
+        raise GitOpsError("%s: command not found (is it installed and on PATH?)" % argv[0], command=shown)
+    except subprocess.TimeoutExpired:
+        raise GitOpsError("%s: timed out after %ss" % (shown, timeout), command=shown)
+    if proc.returncode != 0:
+        stderr = scrub(proc.stderr.strip())
+        raise GitOpsError("%s failed (exit %d): %s" % (shown, proc.returncode, stderr), command=shown, stderr=stderr, rc=proc.returncode)
+    return proc.stdout

@@ -1,0 +1,362 @@
+"""Cluster access shared by every cluster-facing module.
+
+The kubernetes client is used for what it does well (reading kubeconfig, exec/auth plugins, TLS
+setup); requests themselves go through its urllib3 pool directly so that we control content
+types (server-side apply), streaming (watches), timeouts and can count requests.
+
+Discovery uses the aggregated discovery endpoints: two requests describe every resource of the
+cluster. It is cached for the life of the Cluster object and refreshed once when a kind is not
+found (a CRD applied earlier in the same run).
+"""
+
+import json
+import os
+import threading
+from collections import namedtuple
+from urllib.parse import quote, urlencode
+
+from .errors import GitOpsError
+from .refs import describe
+
+# Option name -> environment variable AWX's Kubernetes credential (or a user) sets.
+ENV_FALLBACKS = {
+    "kubeconfig": "K8S_AUTH_KUBECONFIG",
+    "context": "K8S_AUTH_CONTEXT",
+    "host": "K8S_AUTH_HOST",
+    "api_key": "K8S_AUTH_API_KEY",
+    "ca_cert": "K8S_AUTH_SSL_CA_CERT",
+    "client_cert": "K8S_AUTH_CERT_FILE",
+    "client_key": "K8S_AUTH_KEY_FILE",
+    "validate_certs": "K8S_AUTH_VERIFY_SSL",
+}
+
+# The Ansible argument spec of those options; documented by the gitops.k8s.cluster doc fragment.
+CLUSTER_ARGSPEC = {
+    "kubeconfig": {"type": "path"},
+    "context": {"type": "str"},
+    "host": {"type": "str"},
+    "api_key": {"type": "str", "no_log": True},
+    "ca_cert": {"type": "path"},
+    "client_cert": {"type": "path"},
+    "client_key": {"type": "path", "no_log": False},
+    "validate_certs": {"type": "bool"},
+    "request_timeout": {"type": "float", "default": 60},
+}
+
+DISCOVERY_ACCEPT = ",".join(
+    [
+        "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList",
+        "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList",
+        "application/json",
+    ]
+)
+
+
+class ApiError(GitOpsError):
+    """The API server refused a request; ``status`` is the HTTP code, ``message`` the server's words."""
+
+    def __init__(self, status, reason, message, what=""):
+        self.status = status
+        self.reason = reason
+        self.server_message = message
+        text = "%s: %s (%s %s)" % (what, message, status, reason) if what else "%s (%s %s)" % (message, status, reason)
+        super().__init__(text, status=status, reason=reason, server_message=message)
+
+
+class Resource(namedtuple("Resource", "group version kind plural namespaced verbs")):
+    """One served resource type as discovery describes it."""
+
+    @property
+    def api_version(self):
+        return "%s/%s" % (self.group, self.version) if self.group else self.version
+
+    def path(self, namespace=None, name=None, subresource=None):
+        base = "/apis/%s/%s" % (self.group, self.version) if self.group else "/api/%s" % self.version
+        if self.namespaced and namespace:
+            base += "/namespaces/%s" % quote(namespace, safe="")
+        base += "/" + self.plural
+        if name:
+            base += "/" + quote(name, safe="")
+        if subresource:
+            base += "/" + subresource
+        return base
+
+
+def _truthy(value):
+    if isinstance(value, bool) or value is None:
+        return value
+    return str(value).strip().lower() in ("1", "true", "yes", "on")
+
+
+def resolve_params(params):
+    """Fill unset cluster options from the K8S_AUTH_* environment."""
+    resolved = dict(params or {})
+    for option, env in ENV_FALLBACKS.items():
+        if resolved.get(option) in (None, "") and os.environ.get(env):
+            resolved[option] = os.environ[env]
+    resolved["validate_certs"] = _truthy(resolved.get("validate_certs"))
+    return resolved
+
+
+def _configuration(params):
+    from kubernetes import client, config  # imported late: only cluster-facing code needs it
+
+    cfg = client.Configuration()
+    if params.get("host"):
+        cfg.host = params["host"]
+        if params.get("api_key"):
+            cfg.api_key = {"authorization": params["api_key"]}
+            cfg.api_key_prefix = {"authorization": "Bearer"}
+        if params.get("ca_cert"):
+            cfg.ssl_ca_cert = params["ca_cert"]
+        if params.get("client_cert"):
+            cfg.cert_file = params["client_cert"]
+        if params.get("client_key"):
+            cfg.key_file = params["client_key"]
+    else:
+        try:
+            config.load_kube_config(
+                config_file=params.get("kubeconfig"), context=params.get("context"),
+                client_configuration=cfg, persist_config=False,
+            )
+        except Exception as err:  # the loader raises many types; all mean "cannot use this kubeconfig"
+            where = params.get("kubeconfig") or os.environ.get("KUBECONFIG") or "~/.kube/config"
+            raise GitOpsError("cannot load kubeconfig %s: %s" % (where, err), kubeconfig=where)
+    if params.get("validate_certs") is not None:
+        cfg.verify_ssl = params["validate_certs"]
+    return cfg
+
+
+class Cluster:
+    """A connection to one cluster: raw requests, discovery and the few verbs the engine needs."""
+
+    def __init__(self, configuration, request_timeout=60, pool_size=16):
+        from kubernetes.client import rest
+
+        configuration.connection_pool_maxsize = pool_size
+        self._cfg = configuration
+        self._pool = rest.RESTClientObject(configuration).pool_manager
+        self.host = configuration.host.rstrip("/")
+        self.request_timeout = request_timeout
+        self.requests_made = 0
+        self._lock = threading.Lock()
+        self._resources = None
+
+    @classmethod
+    def from_params(cls, params, pool_size=16):
+        """Build from module options (see CLUSTER_ARGSPEC), with K8S_AUTH_* fallbacks."""
+        params = resolve_params(params)
+        return cls(_configuration(params), request_timeout=params.get("request_timeout") or 60, pool_size=pool_size)
+
+    # -- raw requests -------------------------------------------------------------------
+
+    def _headers(self, content_type, accept):
+        headers = {"Accept": accept, "User-Agent": "gitops.k8s"}
+        if content_type:
+            headers["Content-Type"] = content_type
+        token = self._cfg.get_api_key_with_prefix("authorization")  # also refreshes exec tokens
+        if token:
+            headers["Authorization"] = token
+        return headers
+
+    def request(self, method, path, body=None, query=None, content_type="application/json",
+                accept="application/json", timeout=None, stream=False, what=""):
+        """Send one request; return the decoded JSON body (or the raw response when ``stream``)."""
+        import urllib3
+
+        url = self.host + path
+        if query:
+            url += "?" + urlencode({k: v for k, v in query.items() if v is not None})
+        data = None if body is None else (body if isinstance(body, (bytes, str)) else json.dumps(body))
+        with self._lock:
+            self.requests_made += 1
+        if stream:
+            timeout = urllib3.Timeout(connect=10, read=timeout)
+        else:
+            timeout = timeout or self.request_timeout
+        try:
+            resp = self._pool.request(
+                method, url, body=data, headers=self._headers(content_type if data is not None else None, accept),
+                timeout=timeout, preload_content=not stream,
+            )
+        except urllib3.exceptions.HTTPError as err:
+            raise GitOpsError("cannot reach the Kubernetes API at %s: %s" % (self.host, err), host=self.host)
+        if resp.status >= 400:
+            if stream:
+                resp.read()
+            raise self._error(resp, what)
+        if stream:
+            return resp
+        return json.loads(resp.data) if resp.data else {}
+
+    @staticmethod
+    def _error(resp, what):
+        try:
+            status = json.loads(resp.data)
+            message, reason = status.get("message", ""), status.get("reason", "")
+        except ValueError:
+            message, reason = resp.data.decode("utf-8", "replace").strip(), ""
+        return ApiError(resp.status, reason or resp.reason, message, what=what)
+
+    # -- discovery ----------------------------------------------------------------------
+
+    def _discover(self):
+        resources = {}
+        for root in ("/api", "/apis"):
+            doc = self.request("GET", root, accept=DISCOVERY_ACCEPT, what="discovery")
+            if doc.get("kind") == "APIGroupDiscoveryList":
+                for group in doc.get("items", []):
+                    name = group.get("metadata", {}).get("name", "")
+                    # versions are listed in preference order: the first is the preferred one
+                    for rank, version in enumerate(group.get("versions", [])):
+                        for res in version.get("resources", []):
+                            kind = (res.get("responseKind") or {}).get("kind")
+                            if not kind:
+                                continue
+                            entry = Resource(
+                                name, version["version"], kind, res["resource"],
+                                res.get("scope") == "Namespaced", tuple(res.get("verbs", [])),
+                            )
+                            resources[(name, version["version"], kind)] = entry
+                            if rank == 0:
+                                resources.setdefault((name, None, kind), entry)
+            else:
+                self._discover_legacy(root, doc, resources)
+        return resources
+
+    def _discover_legacy(self, root, doc, resources):
+        """Servers older than 1.26 lack aggregated discovery: walk each group version."""
+        if root == "/api":
+            versions = [("", v, rank) for rank, v in enumerate(doc.get("versions", []))]
+        else:
+            versions = []
+            for group in doc.get("groups", []):
+                preferred = group.get("preferredVersion", {}).get("version")
+                for v in group.get("versions", []):
+                    versions.append((group["name"], v["version"], 0 if v["version"] == preferred else 1))
+        for group, version, rank in versions:
+            path = "/apis/%s/%s" % (group, version) if group else "/api/%s" % version
+            for res in self.request("GET", path, what="discovery").get("resources", []):
+                if "/" in res["name"]:
+                    continue  # subresource
+                entry = Resource(group, version, res["kind"], res["name"], res["namespaced"], tuple(res.get("verbs", [])))
+                resources[(group, version, res["kind"])] = entry
+                if rank == 0:
+                    resources.setdefault((group, None, res["kind"]), entry)
+
+    def resource(self, api_version, kind, refresh=True):
+        """The Resource serving ``kind`` at ``api_version``; GitOpsError when the cluster has none."""
+        if "/" in api_version:
+            group, version = api_version.split("/", 1)
+        else:
+            group, version = "", api_version
+        if self._resources is None:
+            self._resources = self._discover()
+        found = self._resources.get((group, version, kind))
+        if found is None and refresh:
+            self._resources = None
+            return self.resource(api_version, kind, refresh=False)
+        if found is None:
+            raise GitOpsError(
+                "the cluster does not serve %s %s (no such kind; is its CRD installed?)" % (api_version, kind),
+                apiVersion=api_version, kind=kind,
+            )
+        return found
+
+    def preferred(self, group, kind):
+        """The Resource for ``kind`` in its group's preferred version, or None."""
+        if self._resources is None:
+            self._resources = self._discover()
+        return self._resources.get((group, None, kind))
+
+    def forget_discovery(self):
+        self._resources = None
+
+    # -- verbs --------------------------------------------------------------------------
+
+    def _res(self, ref):
+        return self.resource(ref["apiVersion"], ref["kind"])
+
+    def get(self, ref):
+        """The live object, or None when it does not exist."""
+        res = self._res(ref)
+        try:
+            return self.request("GET", res.path(ref.get("namespace"), ref["name"]), what=describe(ref))
+        except ApiError as err:
+            if err.status == 404:
+                return None
+            raise
+
+    def list(self, resource, namespace=None, label_selector=None, field_selector=None):
+        """Every object of a resource (one namespace or all): (items, collection resourceVersion)."""
+        items, query = [], {"labelSelector": label_selector, "fieldSelector": field_selector, "limit": 500}
+        while True:
+            doc = self.request("GET", resource.path(namespace), query=query, what="list %s" % resource.plural)
+            for item in doc.get("items", []):
+                item.setdefault("apiVersion", resource.api_version)
+                item.setdefault("kind", resource.kind)
+                items.append(item)
+            token = doc.get("metadata", {}).get("continue")
+            if not token:
+                return items, doc.get("metadata", {}).get("resourceVersion")
+            query["continue"] = token
+
+    def apply(self, obj, field_manager, force=True, dry_run=False):
+        """Server-side apply of one object; returns what the server stored (or would store)."""
+        meta = obj.get("metadata", {})
+        ref = {"apiVersion": obj["apiVersion"], "kind": obj["kind"], "namespace": meta.get("namespace"), "name": meta["name"]}
+        res = self._res(ref)
+        query = {"fieldManager": field_manager, "force": "true" if force else "false"}
+        if dry_run:
+            query["dryRun"] = "All"
+        return self.request(
+            "PATCH", res.path(ref["namespace"], ref["name"]), body=obj, query=query,
+            content_type="application/apply-patch+yaml", what=describe(ref),
+        )
+
+    def create(self, obj, field_manager, dry_run=False):
+        """Create (used for objects with generateName, which cannot be applied)."""
+        meta = obj.get("metadata", {})
+        res = self.resource(obj["apiVersion"], obj["kind"])
+        query = {"fieldManager": field_manager}
+        if dry_run:
+            query["dryRun"] = "All"
+        return self.request(
+            "POST", res.path(meta.get("namespace")), body=obj, query=query,
+            what="%s %s" % (obj["kind"], meta.get("name") or meta.get("generateName")),
+        )
+
+    def delete(self, ref, propagation="Background", dry_run=False):
+        """Delete; returns False when it was already gone."""
+        res = self._res(ref)
+        body = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": propagation}
+        query = {"dryRun": "All"} if dry_run else None
+        try:
+            self.request("DELETE", res.path(ref.get("namespace"), ref["name"]), body=body, query=query, what=describe(ref))
+        except ApiError as err:
+            if err.status == 404:
+                return False
+            raise
+        return True
+
+    def watch(self, resource, namespace=None, resource_version=None, timeout_seconds=60, label_selector=None):
+        """Yield watch events (dicts with ``type`` and ``object``) until the server ends the stream.
+
+        An expired resourceVersion arrives as an ERROR event with code 410; callers re-list.
+        """
+        query = {
+            "watch": "true", "resourceVersion": resource_version, "allowWatchBookmarks": "true",
+            "timeoutSeconds": int(timeout_seconds), "labelSelector": label_selector,
+        }
+        resp = self.request("GET", resource.path(namespace), query=query, stream=True, timeout=timeout_seconds + 10,
+                            what="watch %s" % resource.plural)
+        try:
+            buf = b""
+            for chunk in resp.stream(4096, decode_content=True):
+                buf += chunk
+                while b"\n" in buf:
+                    line, buf = buf.split(b"\n", 1)
+                    if line.strip():
+                        yield json.loads(line)
+        finally:
+            resp.release_conn()
