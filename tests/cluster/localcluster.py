@@ -1,0 +1,486 @@
+"""The project's local Kubernetes control plane: build, start, stop, describe.
+
+Used by tests/cluster/{up,down,env} and by the pytest fixtures. Everything listens on
+127.0.0.1. Binaries are built from the Go module proxy only and cached by version under
+~/.cache/gitops-k8s/bin, so a warm start never rebuilds.
+
+  etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl
+      one multi-call binary built from ./go.mod (k8s.io/kubernetes + etcd server)
+  kwok      go install sigs.k8s.io/kwok/cmd/kwok, simulating the nodes and their pods
+  helm      go install helm.sh/helm/v3/cmd/helm
+"""
+
+import datetime
+import hashlib
+import ipaddress
+import json
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+CACHE = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "gitops-k8s")
+STATE = os.environ.get("GITOPS_K8S_CLUSTER_DIR") or os.path.join(CACHE, "cluster")
+KUBECONFIG = os.path.join(STATE, "admin.kubeconfig")
+
+KUBERNETES_VERSION = "v1.36.3"
+KWOK_VERSION = "v0.8.0"
+HELM_VERSION = "v3.22.0"
+NODES = 3
+# Pods carrying this label never become ready (tests of unhealthy rollouts use it).
+NEVER_READY_LABEL = "gitops.k8s.test/never-ready"
+COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
+
+
+def log(msg):
+    print("[cluster] %s" % msg, file=sys.stderr, flush=True)
+
+
+def sh(argv, **kw):
+    kw.setdefault("check", True)
+    return subprocess.run(argv, **kw)
+
+
+# -- binaries ------------------------------------------------------------------------------
+
+def go_env():
+    env = dict(os.environ, CGO_ENABLED="0", GOFLAGS="-mod=mod")
+    env.setdefault("GOTOOLCHAIN", "local")
+    return env
+
+
+def control_plane_bin():
+    """Build (once per version and source) the multi-call binary; return its directory."""
+    digest = hashlib.sha256()
+    for name in ("go.mod", "go.sum", "main.go"):
+        with open(os.path.join(HERE, name), "rb") as handle:
+            digest.update(handle.read())
+    bindir = os.path.join(CACHE, "bin", "k8s-%s-%s" % (KUBERNETES_VERSION, digest.hexdigest()[:12]))
+    binary = os.path.join(bindir, "k8s-local")
+    if not os.path.exists(binary):
+        log("building the control plane %s from the Go module proxy (cold: several minutes)..." % KUBERNETES_VERSION)
+        started = time.time()
+        major, minor = KUBERNETES_VERSION.lstrip("v").split(".")[:2]
+        pkg = "k8s.io/component-base/version"
+        ldflags = " ".join([
+            "-s -w",
+            "-X %s.gitVersion=%s" % (pkg, KUBERNETES_VERSION),
+            "-X %s.gitMajor=%s" % (pkg, major),
+            "-X %s.gitMinor=%s" % (pkg, minor),
+            "-X %s.gitTreeState=clean" % pkg,
+            "-X %s.buildDate=%s" % (pkg, "1970-01-01T00:00:00Z"),
+        ])
+        os.makedirs(bindir, exist_ok=True)
+        sh(["go", "build", "-trimpath", "-ldflags", ldflags, "-o", binary + ".tmp", "."], cwd=HERE, env=go_env())
+        os.replace(binary + ".tmp", binary)
+        log("built in %.0fs" % (time.time() - started))
+    for name in ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl"):
+        link = os.path.join(bindir, name)
+        if not os.path.islink(link):
+            os.symlink("k8s-local", link)
+    return bindir
+
+
+def go_install(module, version, name):
+    bindir = os.path.join(CACHE, "bin", "%s-%s" % (name, version))
+    binary = os.path.join(bindir, name)
+    if not os.path.exists(binary):
+        log("go install %s@%s..." % (module, version))
+        started = time.time()
+        sh(["go", "install", "-trimpath", "-ldflags", "-s -w", "%s@%s" % (module, version)],
+           env=dict(go_env(), GOBIN=bindir, GOFLAGS=""))
+        log("installed %s in %.0fs" % (name, time.time() - started))
+    return binary
+
+
+def kwok_stages():
+    """The Stage definitions shipped in the kwok module, as one YAML stream."""
+    out = sh(["go", "mod", "download", "-json", "sigs.k8s.io/kwok@%s" % KWOK_VERSION],
+             env=dict(go_env(), GOFLAGS=""), capture_output=True, text=True, cwd=HERE).stdout
+    stage_dir = os.path.join(json.loads(out)["Dir"], "kustomize", "stage")
+    files = [
+        "node/fast/node-initialize.yaml",
+        "node/heartbeat-with-lease/node-heartbeat-with-lease.yaml",
+        "pod/fast/pod-ready.yaml",
+        "pod/fast/pod-complete.yaml",
+        "pod/fast/pod-delete.yaml",
+        # opt-in failure: pods labelled pod-container-running-failed.stage.kwok.x-k8s.io=true crash
+        "pod/chaos/pod-container-running-failed.yaml",
+    ]
+    docs = []
+    for rel in files:
+        with open(os.path.join(stage_dir, rel), encoding="utf-8") as handle:
+            text = handle.read()
+        if rel == "pod/fast/pod-ready.yaml":
+            # Let tests keep chosen pods unready: they stay Pending/not Ready forever.
+            marker = "    matchExpressions:\n"
+            extra = "    - key: '.metadata.labels[\"%s\"]'\n      operator: 'DoesNotExist'\n" % NEVER_READY_LABEL
+            assert marker in text, "unexpected layout of %s" % rel
+            text = text.replace(marker, marker + extra, 1)
+        docs.append(text.strip())
+    return "\n---\n".join(docs) + "\n"
+
+
+def tools_dir():
+    """A directory with kubectl, helm and kwok, for PATH."""
+    bindir = control_plane_bin()
+    tools = os.path.join(CACHE, "tools")
+    os.makedirs(tools, exist_ok=True)
+    wanted = {
+        "kubectl": os.path.join(bindir, "k8s-local"),
+        "helm": go_install("helm.sh/helm/v3/cmd/helm", HELM_VERSION, "helm"),
+        "kwok": go_install("sigs.k8s.io/kwok/cmd/kwok", KWOK_VERSION, "kwok"),
+    }
+    for name, target in wanted.items():
+        link = os.path.join(tools, name)
+        if os.path.realpath(link) != os.path.realpath(target):
+            if os.path.lexists(link):
+                os.remove(link)
+            os.symlink(target, link)
+    if not os.path.lexists(os.path.join(tools, "kustomize")):
+        # `kubectl kustomize` is kustomize; a wrapper gives the standalone name too.
+        with open(os.path.join(tools, "kustomize"), "w", encoding="utf-8") as handle:
+            handle.write('#!/bin/sh\n[ "$1" = build ] && shift\nexec "$(dirname "$0")/kubectl" kustomize "$@"\n')
+        os.chmod(os.path.join(tools, "kustomize"), 0o755)
+    return tools
+
+
+def collections_root():
+    """An ANSIBLE_COLLECTIONS_PATH entry in which gitops.k8s is this checkout."""
+    tag = hashlib.sha256(REPO.encode()).hexdigest()[:12]
+    root = os.path.join(CACHE, "collections", tag)
+    link = os.path.join(root, "ansible_collections", "gitops", "k8s")
+    if os.path.realpath(link) != REPO:
+        os.makedirs(os.path.dirname(link), exist_ok=True)
+        if os.path.lexists(link):
+            os.remove(link)
+        os.symlink(REPO, link)
+    return root
+
+
+# -- certificates --------------------------------------------------------------------------
+
+def _pki(state):
+    """CA, serving and client certificates, and the service-account key pair."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID, ExtendedKeyUsageOID
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+
+    def key():
+        return ec.generate_private_key(ec.SECP256R1())
+
+    def write_key(name, k):
+        with open(os.path.join(state, name), "wb") as handle:
+            handle.write(k.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                         serialization.NoEncryption()))
+        os.chmod(os.path.join(state, name), 0o600)
+
+    def write_cert(name, cert):
+        with open(os.path.join(state, name), "wb") as handle:
+            handle.write(cert.public_bytes(serialization.Encoding.PEM))
+
+    def name_of(cn, org=None):
+        attrs = [x509.NameAttribute(NameOID.COMMON_NAME, cn)]
+        if org:
+            attrs.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, org))
+        return x509.Name(attrs)
+
+    ca_key = key()
+    ca = (x509.CertificateBuilder().subject_name(name_of("gitops-k8s-local-ca")).issuer_name(name_of("gitops-k8s-local-ca"))
+          .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+          .not_valid_before(now - datetime.timedelta(hours=1)).not_valid_after(now + datetime.timedelta(days=365))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+          .add_extension(x509.KeyUsage(True, False, False, False, False, True, True, False, False), critical=True)
+          .sign(ca_key, hashes.SHA256()))
+    write_key("ca.key", ca_key)
+    write_cert("ca.crt", ca)
+
+    def issue(name, cn, org=None, server=False):
+        k = key()
+        builder = (x509.CertificateBuilder().subject_name(name_of(cn, org)).issuer_name(ca.subject)
+                   .public_key(k.public_key()).serial_number(x509.random_serial_number())
+                   .not_valid_before(now - datetime.timedelta(hours=1)).not_valid_after(now + datetime.timedelta(days=365))
+                   .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True))
+        if server:
+            sans = [x509.DNSName(n) for n in ("localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
+                                              "kubernetes.default.svc.cluster.local")]
+            sans += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ("127.0.0.1", "10.0.0.1")]
+            builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+            builder = builder.add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        else:
+            builder = builder.add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        write_key(name + ".key", k)
+        write_cert(name + ".crt", builder.sign(ca_key, hashes.SHA256()))
+
+    issue("apiserver", "kube-apiserver", server=True)
+    issue("admin", "admin", "system:masters")
+    issue("controller-manager", "system:kube-controller-manager")
+    issue("scheduler", "system:kube-scheduler")
+    sa = key()
+    write_key("sa.key", sa)
+    with open(os.path.join(state, "sa.pub"), "wb") as handle:
+        handle.write(sa.public_key().public_bytes(serialization.Encoding.PEM,
+                                                  serialization.PublicFormat.SubjectPublicKeyInfo))
+
+
+def _kubeconfig(state, name, port):
+    path = os.path.join(state, name + ".kubeconfig")
+    doc = {
+        "apiVersion": "v1", "kind": "Config", "current-context": "gitops-k8s-local", "preferences": {},
+        "clusters": [{"name": "gitops-k8s-local", "cluster": {
+            "server": "https://127.0.0.1:%d" % port, "certificate-authority": os.path.join(state, "ca.crt")}}],
+        "users": [{"name": name, "user": {
+            "client-certificate": os.path.join(state, name + ".crt"), "client-key": os.path.join(state, name + ".key")}}],
+        "contexts": [{"name": "gitops-k8s-local", "context": {"cluster": "gitops-k8s-local", "user": name}}],
+    }
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(doc, handle, indent=1)  # JSON is YAML: every client reads it
+    os.chmod(path, 0o600)
+    return path
+
+
+# -- processes -----------------------------------------------------------------------------
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _alive(pid, binary):
+    try:
+        with open("/proc/%d/cmdline" % pid, "rb") as handle:
+            argv0 = handle.read().split(b"\0")[0].decode()
+    except OSError:
+        return False
+    return os.path.basename(argv0) == os.path.basename(binary)
+
+
+def _start(state, name, argv):
+    logfile = open(os.path.join(state, name + ".log"), "ab")
+    proc = subprocess.Popen(argv, stdout=logfile, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            start_new_session=True, cwd=state)
+    return proc.pid
+
+
+def _read_state():
+    try:
+        with open(os.path.join(STATE, "cluster.json"), encoding="utf-8") as handle:
+            return json.load(handle)
+    except (OSError, ValueError):
+        return None
+
+
+def _write_state(info):
+    with open(os.path.join(STATE, "cluster.json"), "w", encoding="utf-8") as handle:
+        json.dump(info, handle, indent=1)
+
+
+def _ssl_context():
+    ctx = ssl.create_default_context(cafile=os.path.join(STATE, "ca.crt"))
+    ctx.load_cert_chain(os.path.join(STATE, "admin.crt"), os.path.join(STATE, "admin.key"))
+    return ctx
+
+
+def _get(port, path, timeout=5):
+    with urllib.request.urlopen("https://127.0.0.1:%d%s" % (port, path), context=_ssl_context(), timeout=timeout) as resp:
+        return resp.read()
+
+
+def healthy(info=None):
+    info = info or _read_state()
+    if not info:
+        return False
+    if not all(_alive(info["pids"].get(c, -1), info["binaries"][c]) for c in COMPONENTS):
+        return False
+    try:
+        return _get(info["ports"]["apiserver"], "/readyz") == b"ok"
+    except OSError:
+        return False
+
+
+def _wait(what, check, timeout, info):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            if check():
+                return
+        except (OSError, ValueError, subprocess.CalledProcessError):
+            pass
+        for comp in COMPONENTS:
+            pid = info["pids"].get(comp)
+            if pid and not _alive(pid, info["binaries"][comp]):
+                raise SystemExit("%s exited while waiting for %s; see %s" % (comp, what, os.path.join(STATE, comp + ".log")))
+        time.sleep(0.3)
+    raise SystemExit("timed out after %ds waiting for %s; logs are in %s" % (timeout, what, STATE))
+
+
+def kubectl(info, *args, **kw):
+    return sh([os.path.join(info["bindir"], "kubectl"), "--kubeconfig", KUBECONFIG] + list(args),
+              capture_output=True, text=True, **kw)
+
+
+def up():
+    if healthy():
+        log("reusing the running cluster")
+        return KUBECONFIG
+    if _read_state():
+        down()
+    started = time.time()
+    bindir = control_plane_bin()
+    tools = tools_dir()
+    kwok = os.path.join(tools, "kwok")
+    os.makedirs(STATE, exist_ok=True)
+    _pki(STATE)
+    ports = {name: free_port() for name in ("etcd", "etcd_peer", "apiserver", "controller_manager", "scheduler", "kwok")}
+    info = {"pids": {}, "ports": ports, "bindir": bindir, "kubeconfig": KUBECONFIG,
+            "binaries": {c: os.path.join(bindir, "k8s-local") for c in COMPONENTS}}
+    info["binaries"]["kwok"] = os.path.realpath(kwok)
+    k8s = os.path.join(bindir, "k8s-local")
+    s = lambda name: os.path.join(STATE, name)  # noqa: E731 - a path in the state directory
+
+    info["pids"]["etcd"] = _start(STATE, "etcd", [
+        k8s, "etcd", "--name=gitops-k8s-local", "--data-dir=" + s("etcd-data"),
+        "--listen-client-urls=http://127.0.0.1:%d" % ports["etcd"],
+        "--advertise-client-urls=http://127.0.0.1:%d" % ports["etcd"],
+        "--listen-peer-urls=http://127.0.0.1:%d" % ports["etcd_peer"],
+        "--initial-advertise-peer-urls=http://127.0.0.1:%d" % ports["etcd_peer"],
+        "--initial-cluster=gitops-k8s-local=http://127.0.0.1:%d" % ports["etcd_peer"],
+        "--listen-metrics-urls=", "--unsafe-no-fsync", "--quota-backend-bytes=4294967296",
+    ])
+    _write_state(info)
+    info["pids"]["kube-apiserver"] = _start(STATE, "kube-apiserver", [
+        k8s, "kube-apiserver",
+        "--etcd-servers=http://127.0.0.1:%d" % ports["etcd"],
+        "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", "--secure-port=%d" % ports["apiserver"],
+        "--cert-dir=" + s("apiserver-certs"),
+        "--tls-cert-file=" + s("apiserver.crt"), "--tls-private-key-file=" + s("apiserver.key"),
+        "--client-ca-file=" + s("ca.crt"),
+        "--authorization-mode=RBAC",
+        "--service-account-key-file=" + s("sa.pub"), "--service-account-signing-key-file=" + s("sa.key"),
+        "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+        "--service-cluster-ip-range=10.0.0.0/24",
+        # Endpoints may not point at loopback: the apiserver cannot publish itself for in-cluster clients
+        # (there are none: nodes are simulated), so the reconciler is off.
+        "--endpoint-reconciler-type=none",
+        "--allow-privileged=true", "--profiling=false",
+    ])
+    _write_state(info)
+    _wait("kube-apiserver /readyz", lambda: _get(ports["apiserver"], "/readyz") == b"ok", 120, info)
+    admin = _kubeconfig(STATE, "admin", ports["apiserver"])
+    assert admin == KUBECONFIG
+    kcm_conf = _kubeconfig(STATE, "controller-manager", ports["apiserver"])
+    sched_conf = _kubeconfig(STATE, "scheduler", ports["apiserver"])
+    info["pids"]["kube-controller-manager"] = _start(STATE, "kube-controller-manager", [
+        k8s, "kube-controller-manager", "--kubeconfig=" + kcm_conf,
+        "--authentication-kubeconfig=" + kcm_conf, "--authorization-kubeconfig=" + kcm_conf,
+        "--bind-address=127.0.0.1", "--secure-port=%d" % ports["controller_manager"],
+        "--cert-dir=" + s("controller-manager-certs"),
+        "--service-account-private-key-file=" + s("sa.key"), "--root-ca-file=" + s("ca.crt"),
+        "--use-service-account-credentials=true", "--leader-elect=false",
+        "--cluster-signing-cert-file=" + s("ca.crt"), "--cluster-signing-key-file=" + s("ca.key"),
+    ])
+    info["pids"]["kube-scheduler"] = _start(STATE, "kube-scheduler", [
+        k8s, "kube-scheduler", "--kubeconfig=" + sched_conf,
+        "--authentication-kubeconfig=" + sched_conf, "--authorization-kubeconfig=" + sched_conf,
+        "--bind-address=127.0.0.1", "--secure-port=%d" % ports["scheduler"],
+        "--cert-dir=" + s("scheduler-certs"), "--leader-elect=false",
+    ])
+    with open(s("kwok-stages.yaml"), "w", encoding="utf-8") as handle:
+        handle.write(kwok_stages())
+    info["pids"]["kwok"] = _start(STATE, "kwok", [
+        kwok, "--kubeconfig=" + admin, "--config=" + s("kwok-stages.yaml"),
+        "--manage-all-nodes=false", "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
+        "--cidr=10.244.0.0/16", "--node-ip=127.0.0.1", "--node-lease-duration-seconds=40",
+        "--server-address=127.0.0.1:%d" % ports["kwok"],
+    ])
+    _write_state(info)
+    nodes = [{
+        "apiVersion": "v1", "kind": "Node",
+        "metadata": {"name": "kwok-node-%d" % i, "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
+                     "labels": {"type": "kwok", "kubernetes.io/hostname": "kwok-node-%d" % i, "kubernetes.io/os": "linux",
+                                "kubernetes.io/arch": "amd64", "topology.kubernetes.io/zone": "zone-%d" % i}},
+        "spec": {},
+        "status": {"allocatable": {"cpu": "32", "memory": "256Gi", "pods": "250"},
+                   "capacity": {"cpu": "32", "memory": "256Gi", "pods": "250"},
+                   "nodeInfo": {"architecture": "amd64", "kubeletVersion": "fake", "operatingSystem": "linux"}},
+    } for i in range(NODES)]
+    kubectl(info, "apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": nodes}))
+
+    def nodes_ready():
+        doc = json.loads(kubectl(info, "get", "nodes", "-o", "json").stdout)
+        ready = [n for n in doc["items"] if any(c["type"] == "Ready" and c["status"] == "True"
+                                                for c in n.get("status", {}).get("conditions", []))]
+        return len(ready) >= NODES
+
+    _wait("%d Ready nodes" % NODES, nodes_ready, 120, info)
+    # Pods can only be created once the namespace's default ServiceAccount exists.
+    _wait("the default ServiceAccount", lambda: kubectl(info, "get", "serviceaccount", "default", check=False).returncode == 0,
+          60, info)
+    log("cluster up in %.1fs; logs in %s" % (time.time() - started, STATE))
+    return KUBECONFIG
+
+
+def down():
+    info = _read_state()
+    if not info:
+        log("no cluster state in %s; nothing to stop" % STATE)
+        return
+    # Reverse start order; only pids whose command is still our binary (never a recycled pid).
+    for comp in reversed(COMPONENTS):
+        pid = info["pids"].get(comp)
+        if pid and _alive(pid, info["binaries"][comp]):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.time() + 15
+    for comp in reversed(COMPONENTS):
+        pid = info["pids"].get(comp)
+        while pid and _alive(pid, info["binaries"][comp]):
+            if time.time() > deadline:
+                os.kill(pid, signal.SIGKILL)
+            time.sleep(0.1)
+            try:
+                os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
+    shutil.rmtree(STATE, ignore_errors=True)
+    log("stopped and removed %s" % STATE)
+
+
+def env():
+    """Shell export lines for a shell that works on this checkout and its cluster."""
+    venv_bin = os.path.join(REPO, ".venv", "bin")
+    lines = []
+    if healthy():
+        lines.append("export KUBECONFIG=%s" % KUBECONFIG)
+    lines.append('export PATH="%s:%s:$PATH"' % (venv_bin, tools_dir()))
+    lines.append("export ANSIBLE_COLLECTIONS_PATH=%s" % collections_root())
+    return "\n".join(lines)
+
+
+def main(argv):
+    cmd = argv[1] if len(argv) > 1 else ""
+    if cmd == "up":
+        path = up()
+        print(path)
+    elif cmd == "down":
+        down()
+    elif cmd == "env":
+        print(env())
+    elif cmd == "tools":
+        print(tools_dir())
+    else:
+        raise SystemExit("usage: localcluster.py {up|down|env|tools}")
+
+
+if __name__ == "__main__":
+    main(sys.argv)
