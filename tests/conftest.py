@@ -20,7 +20,8 @@ REPO = os.path.dirname(TESTS)
 sys.path.insert(0, os.path.join(TESTS, "cluster"))
 import localcluster  # noqa: E402
 
-COLLECTIONS = localcluster.collections_root()
+with localcluster.locked():
+    COLLECTIONS = localcluster.collections_root()
 sys.path.insert(0, COLLECTIONS)  # import ansible_collections.gitops.k8s.* from this checkout
 
 from ansible_collections.gitops.k8s.plugins.module_utils.cluster import Cluster  # noqa: E402
@@ -47,7 +48,8 @@ def cluster(kubeconfig):
 @pytest.fixture(scope="session")
 def tools():
     """Directory holding kubectl, helm, kustomize and kwok (built on first use)."""
-    return localcluster.tools_dir()
+    with localcluster.locked():
+        return localcluster.tools_dir()
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,9 @@ Used by tests/cluster/{up,down,env} and by the pytest fixtures. Everything liste
   helm      go install helm.sh/helm/v3/cmd/helm
 """
 
+import contextlib
 import datetime
+import fcntl
 import hashlib
 import ipaddress
 import json
@@ -37,6 +39,15 @@ NODES = 3
 # Pods carrying this label never become ready (tests of unhealthy rollouts use it).
 NEVER_READY_LABEL = "gitops.k8s.test/never-ready"
 COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
+
+
+@contextlib.contextmanager
+def locked():
+    """One up/down/build at a time per machine (pytest-xdist workers and parallel shells share a cluster)."""
+    os.makedirs(CACHE, exist_ok=True)
+    with open(os.path.join(CACHE, "cluster.lock"), "w", encoding="utf-8") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
 
 
 def log(msg):
@@ -470,14 +481,18 @@ def env():
 def main(argv):
     cmd = argv[1] if len(argv) > 1 else ""
     if cmd == "up":
-        path = up()
+        with locked():
+            path = up()
         print(path)
     elif cmd == "down":
-        down()
+        with locked():
+            down()
     elif cmd == "env":
-        print(env())
+        with locked():
+            print(env())
     elif cmd == "tools":
-        print(tools_dir())
+        with locked():
+            print(tools_dir())
     else:
         raise SystemExit("usage: localcluster.py {up|down|env|tools}")
 

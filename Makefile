@@ -1,0 +1,47 @@
+# The two commands of the README:  make demo  (the main job)  and  make test  (every test).
+# Everything else they need (virtualenv, control plane, kwok, helm, kubectl, chromium) is installed
+# on first use; see tests/cluster/localcluster.py.
+
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: setup demo test unit integration lint sanity bench up down clean
+
+setup:
+	@tests/cluster/env >/dev/null
+	@bash tests/install-chromium.sh
+
+## make demo: bring up the local cluster, push an example app, change it, reconcile, heal drift.
+demo: setup
+	@bash demo/run.sh
+
+## make test: unit, integration (real local control plane), lint and sanity.
+test: setup
+	$(PY) -m pytest $(PYTEST_ARGS) tests/unit tests/integration
+	@$(MAKE) --no-print-directory lint sanity
+
+unit:
+	$(PY) -m pytest $(PYTEST_ARGS) tests/unit
+
+integration: setup
+	$(PY) -m pytest $(PYTEST_ARGS) tests/integration
+
+lint:
+	@eval "$$(tests/cluster/env)" && ansible-lint --profile production roles playbooks
+
+sanity:
+	@bash tests/sanity.sh
+
+bench: setup
+	@eval "$$(tests/cluster/env)" && for b in tests/bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+up:
+	@tests/cluster/up
+
+down:
+	@tests/cluster/down
+
+clean: down
+	rm -rf $(VENV) tests/artifacts

@@ -1,0 +1,143 @@
+"""Proof that the local control plane is a real Kubernetes: controllers, scheduler, kwok nodes,
+server-side apply conflicts and CRDs behave as on any cluster."""
+
+import time
+
+import pytest
+
+from ansible_collections.gitops.k8s.plugins.module_utils.cluster import ApiError
+
+
+def wait_for(what, check, timeout=60):
+    deadline = time.time() + timeout
+    last = None
+    while time.time() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(0.25)
+    raise AssertionError("timed out after %ss waiting for %s" % (timeout, what))
+
+
+def condition(obj, kind):
+    for cond in (obj.get("status") or {}).get("conditions", []):
+        if cond["type"] == kind:
+            return cond["status"]
+    return None
+
+
+def deployment(ns, image, replicas=3):
+    return {
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": ns},
+        "spec": {
+            "replicas": replicas, "selector": {"matchLabels": {"app": "web"}},
+            "template": {"metadata": {"labels": {"app": "web"}},
+                         "spec": {"containers": [{"name": "web", "image": image}]}},
+        },
+    }
+
+
+def test_deployment_becomes_available_and_rolls_out_a_new_image(cluster, namespace):
+    ref = {"apiVersion": "apps/v1", "kind": "Deployment", "namespace": namespace, "name": "web"}
+    cluster.apply(deployment(namespace, "nginx:1.27"), "test")
+
+    def available():
+        obj = cluster.get(ref)
+        status = obj.get("status", {})
+        return status.get("availableReplicas") == 3 and condition(obj, "Available") == "True" and obj
+
+    wait_for("3 available replicas", available)
+
+    cluster.apply(deployment(namespace, "nginx:1.28"), "test")
+
+    def rolled_out():
+        obj = cluster.get(ref)
+        status = obj.get("status", {})
+        return (status.get("observedGeneration") == obj["metadata"]["generation"]
+                and status.get("updatedReplicas") == 3 and status.get("availableReplicas") == 3
+                and status.get("replicas") == 3 and obj)
+
+    wait_for("the rollout of nginx:1.28", rolled_out)
+    pods, _ = cluster.list(cluster.resource("v1", "Pod"), namespace, label_selector="app=web")
+    live = [p for p in pods if not p["metadata"].get("deletionTimestamp")]
+    assert {p["spec"]["containers"][0]["image"] for p in live} == {"nginx:1.28"}
+    assert all(p["spec"].get("nodeName", "").startswith("kwok-node-") for p in live)
+
+
+def test_job_completes(cluster, namespace):
+    job = {
+        "apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "once", "namespace": namespace},
+        "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox"}]}}},
+    }
+    cluster.apply(job, "test")
+    ref = {"apiVersion": "batch/v1", "kind": "Job", "namespace": namespace, "name": "once"}
+    done = wait_for("Job complete", lambda: condition(cluster.get(ref), "Complete") == "True" and cluster.get(ref))
+    assert done["status"].get("succeeded") == 1
+
+
+def test_statefulset_becomes_ready(cluster, namespace):
+    sts = {
+        "apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "db", "namespace": namespace},
+        "spec": {
+            "replicas": 3, "serviceName": "db", "selector": {"matchLabels": {"app": "db"}},
+            "template": {"metadata": {"labels": {"app": "db"}}, "spec": {"containers": [{"name": "db", "image": "postgres"}]}},
+        },
+    }
+    cluster.apply(sts, "test")
+    ref = {"apiVersion": "apps/v1", "kind": "StatefulSet", "namespace": namespace, "name": "db"}
+    ready = wait_for("3 ready replicas", lambda: (cluster.get(ref).get("status", {}).get("readyReplicas") == 3) and cluster.get(ref))
+    assert ready["status"]["readyReplicas"] == ready["spec"]["replicas"]
+
+
+def test_server_side_apply_conflict_needs_force(cluster, namespace):
+    def config_map(value):
+        return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "owned", "namespace": namespace},
+                "data": {"key": value}}
+
+    cluster.apply(config_map("from-a"), "manager-a", force=False)
+    with pytest.raises(ApiError) as conflict:
+        cluster.apply(config_map("from-b"), "manager-b", force=False)
+    assert conflict.value.status == 409
+    assert "manager-a" in conflict.value.server_message
+
+    cluster.apply(config_map("from-b"), "manager-b", force=True)
+    live = cluster.get({"apiVersion": "v1", "kind": "ConfigMap", "namespace": namespace, "name": "owned"})
+    assert live["data"]["key"] == "from-b"
+    owners = {m["manager"] for m in live["metadata"]["managedFields"] if "f:data" in str(m.get("fieldsV1"))}
+    assert owners == {"manager-b"}
+
+
+def test_crd_becomes_established_and_serves_custom_resources(cluster, namespace):
+    crd = {
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "widgets.proof.gitops.test"},
+        "spec": {
+            "group": "proof.gitops.test", "scope": "Namespaced",
+            "names": {"plural": "widgets", "singular": "widget", "kind": "Widget", "listKind": "WidgetList"},
+            "versions": [{"name": "v1", "served": True, "storage": True, "schema": {"openAPIV3Schema": {
+                "type": "object", "properties": {"spec": {"type": "object", "properties": {"size": {"type": "integer"}}}}}}}],
+        },
+    }
+    cluster.apply(crd, "test")
+    crd_ref = {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition", "name": "widgets.proof.gitops.test"}
+    wait_for("CRD Established", lambda: condition(cluster.get(crd_ref), "Established") == "True")
+    widget = {"apiVersion": "proof.gitops.test/v1", "kind": "Widget", "metadata": {"name": "w1", "namespace": namespace},
+              "spec": {"size": 3}}
+    created = wait_for("the new kind to be served", lambda: _try_apply(cluster, widget))
+    assert created["spec"]["size"] == 3
+    with pytest.raises(ApiError) as invalid:
+        cluster.apply(dict(widget, spec={"size": "three"}), "test")
+    assert invalid.value.status == 422
+    cluster.delete(crd_ref)
+
+
+def _try_apply(cluster, obj):
+    try:
+        return cluster.apply(obj, "test")
+    except Exception:  # discovery can lag the Established condition by a moment
+        cluster.forget_discovery()
+        return None
+
+
+def test_version_is_the_pinned_release(cluster):
+    assert cluster.request("GET", "/version")["gitVersion"] == "v1.36.3"
