@@ -1,0 +1,183 @@
+"""Applications as data: validate a ``gitops_apps`` list and order it by dependencies.
+
+An application says where its manifests live (repo, version, path, render options) and how
+to deliver them (namespace, prune, self_heal, wait, rollback...). Everything here is pure:
+no Ansible, no cluster, so the playbooks, the action plugin and the tests share one truth.
+"""
+
+import re
+
+from .errors import GitOpsError
+
+# key -> (accepted Python types, default). Defaults are what the roles assume when a key is absent.
+APP_KEYS = {
+    "name": ((str,), None),
+    "repo": ((str,), None),
+    "version": ((str,), None),
+    "path": ((str,), "."),
+    "render": ((dict,), {}),
+    "namespace": ((str,), None),
+    "prune": ((bool,), False),
+    "self_heal": ((bool,), False),
+    "rollback": ((bool,), False),
+    "wait": ((dict,), {}),
+    "ignore_differences": ((list,), []),
+    "custom_health": ((list, dict), []),
+    "depends_on": ((list,), []),
+    "suspend": ((bool,), False),
+    "credentials": ((dict,), {}),
+}
+REQUIRED_KEYS = ("name", "repo")
+WAIT_KEYS = {"timeout": (int, float), "enabled": (bool,), "fail_fast": (bool,)}
+CREDENTIAL_KEYS = ("username", "password", "key_file", "known_hosts", "accept_hostkey")
+DEFAULT_WAIT_TIMEOUT = 300
+
+# The name becomes part of an inventory hostname and of the in-cluster inventory record.
+NAME_PATTERN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+def _type_names(types):
+    words = {str: "a string", dict: "a mapping", list: "a list", bool: "a boolean", int: "a number", float: "a number"}
+    return " or ".join(dict.fromkeys(words[t] for t in types))
+
+
+def _check_type(label, value, types):
+    # bool is an int in Python: a timeout of `true` is a mistake, not one second.
+    if isinstance(value, bool) and bool not in types:
+        raise GitOpsError("%s must be %s, not %r" % (label, _type_names(types), value))
+    if not isinstance(value, types):
+        raise GitOpsError("%s must be %s, not %r" % (label, _type_names(types), value))
+
+
+def normalize_app(app, position):
+    """Validate one application mapping; return a copy with every key present."""
+    where = "gitops_apps[%d]" % position
+    if not isinstance(app, dict):
+        raise GitOpsError("%s must be a mapping, not %r" % (where, app), app_index=position)
+    if isinstance(app.get("name"), str):
+        where = "application %r" % app["name"]
+    unknown = sorted(set(app) - set(APP_KEYS))
+    if unknown:
+        raise GitOpsError("%s: unknown key%s %s (known keys: %s)"
+                          % (where, "s" if len(unknown) > 1 else "", ", ".join(unknown), ", ".join(APP_KEYS)),
+                          app=app.get("name"), unknown_keys=unknown)
+    for key in REQUIRED_KEYS:
+        if app.get(key) in (None, ""):
+            raise GitOpsError("%s: %s is required" % (where, key), app=app.get("name"))
+    result = {}
+    for key, (types, default) in APP_KEYS.items():
+        value = app.get(key)
+        if value is None:
+            result[key] = default.copy() if isinstance(default, (dict, list)) else default
+            continue
+        _check_type("%s: %s" % (where, key), value, types)
+        result[key] = value
+    if not NAME_PATTERN.match(result["name"]) or len(result["name"]) > 63:
+        raise GitOpsError("%s: name must be lowercase letters, digits and '-' (at most 63), like a Kubernetes name"
+                          % where, app=result["name"])
+    for dep in result["depends_on"]:
+        _check_type("%s: depends_on entries" % where, dep, (str,))
+    unknown = sorted(set(result["wait"]) - set(WAIT_KEYS))
+    if unknown:
+        raise GitOpsError("%s: unknown key%s in wait: %s (known: %s)"
+                          % (where, "s" if len(unknown) > 1 else "", ", ".join(unknown), ", ".join(WAIT_KEYS)),
+                          app=result["name"], unknown_keys=unknown)
+    for key, value in result["wait"].items():
+        _check_type("%s: wait.%s" % (where, key), value, WAIT_KEYS[key])
+    result["wait"] = dict({"timeout": DEFAULT_WAIT_TIMEOUT, "enabled": True, "fail_fast": True}, **result["wait"])
+    unknown = sorted(set(result["credentials"]) - set(CREDENTIAL_KEYS))
+    if unknown:
+        raise GitOpsError("%s: unknown key%s in credentials: %s (known: %s)"
+                          % (where, "s" if len(unknown) > 1 else "", ", ".join(unknown), ", ".join(CREDENTIAL_KEYS)),
+                          app=result["name"], unknown_keys=unknown)
+    return result
+
+
+def dependency_levels(apps):
+    """Group application names into levels: level N depends only on levels < N.
+
+    Every dependency must name an application of the list; a cycle is an error that names it.
+    Within a level the order of the input is kept.
+    """
+    by_name = {app["name"]: app for app in apps}
+    for app in apps:
+        missing = [dep for dep in app["depends_on"] if dep not in by_name]
+        if missing:
+            raise GitOpsError("application %r depends on %s, which %s not defined in gitops_apps"
+                              % (app["name"], ", ".join(repr(m) for m in missing), "is" if len(missing) == 1 else "are"),
+                              app=app["name"], missing=missing)
+    level_of = {}
+    visiting = []
+
+    def visit(name):
+        if name in level_of:
+            return level_of[name]
+        if name in visiting:
+            cycle = visiting[visiting.index(name):] + [name]
+            raise GitOpsError("dependency cycle between applications: %s" % " -> ".join(cycle), cycle=cycle)
+        visiting.append(name)
+        level = 1 + max([visit(dep) for dep in by_name[name]["depends_on"]] or [-1])
+        visiting.pop()
+        level_of[name] = level
+        return level
+
+    for app in apps:
+        visit(app["name"])
+    levels = [[] for _ in range(max(level_of.values(), default=-1) + 1)]
+    for app in apps:
+        levels[level_of[app["name"]]].append(app["name"])
+    return levels
+
+
+def _selection(select):
+    if select is None or select == "" or select == []:
+        return None
+    if isinstance(select, str):
+        select = select.split(",")
+    return [name.strip() for name in select if name and name.strip()]
+
+
+def public_app(app):
+    """The application without its credentials' values: safe to return, log or report."""
+    safe = dict(app)
+    safe["credentials"] = sorted(app["credentials"])
+    return safe
+
+
+def plan(apps, select=None):
+    """Validate ``apps`` and decide what a run does.
+
+    ``select``: names (a list or a comma-separated string) to sync; default all. Returns
+    ``{"apps": [...], "levels": [[name...]...], "selected": [...], "suspended": [...]}`` where
+    ``levels`` holds the selected, non-suspended applications in dependency order and ``apps``
+    the normalized applications with credential values removed. Dependencies outside the
+    selection still order the run but are not synced.
+    """
+    if apps is None:
+        apps = []
+    if not isinstance(apps, list):
+        raise GitOpsError("gitops_apps must be a list of applications, not %r" % type(apps).__name__)
+    normalized = [normalize_app(app, i) for i, app in enumerate(apps)]
+    seen = set()
+    for app in normalized:
+        if app["name"] in seen:
+            raise GitOpsError("application %r is defined more than once in gitops_apps" % app["name"], app=app["name"])
+        seen.add(app["name"])
+    levels = dependency_levels(normalized)
+    wanted = _selection(select)
+    if wanted is not None:
+        unknown = [name for name in wanted if name not in seen]
+        if unknown:
+            raise GitOpsError("no application named %s in gitops_apps (defined: %s)"
+                              % (", ".join(repr(n) for n in unknown), ", ".join(sorted(seen)) or "none"),
+                              unknown=unknown)
+    selected = [app["name"] for app in normalized if wanted is None or app["name"] in wanted]
+    suspended = [app["name"] for app in normalized if app["suspend"] and app["name"] in selected]
+    runnable = set(selected) - set(suspended)
+    levels = [[name for name in level if name in runnable] for level in levels]
+    return {
+        "apps": [public_app(app) for app in normalized],
+        "levels": [level for level in levels if level],
+        "selected": selected,
+        "suspended": suspended,
+    }

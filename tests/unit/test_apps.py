@@ -1,0 +1,117 @@
+"""Applications as data: validation errors a user can act on, and dependency ordering."""
+
+import pytest
+
+from ansible_collections.gitops.k8s.plugins.module_utils.apps import dependency_levels, normalize_app, plan
+from ansible_collections.gitops.k8s.plugins.module_utils.errors import GitOpsError
+
+
+def app(name, **extra):
+    return dict({"name": name, "repo": "https://git.example.com/deploy.git"}, **extra)
+
+
+def test_defaults_are_filled_in():
+    result = normalize_app(app("web"), 0)
+    assert result["path"] == "."
+    assert result["prune"] is False and result["self_heal"] is False and result["suspend"] is False
+    assert result["wait"] == {"timeout": 300, "enabled": True, "fail_fast": True}
+    assert result["depends_on"] == [] and result["render"] == {}
+
+
+def test_wait_timeout_is_kept_and_other_wait_defaults_added():
+    assert normalize_app(app("web", wait={"timeout": 30}), 0)["wait"]["timeout"] == 30
+
+
+def test_unknown_key_is_named_with_the_app():
+    with pytest.raises(GitOpsError) as err:
+        plan([app("web", self_heeal=True)])
+    assert "application 'web'" in str(err.value)
+    assert "self_heeal" in str(err.value)
+    assert err.value.details["unknown_keys"] == ["self_heeal"]
+
+
+def test_unknown_wait_key_is_refused():
+    with pytest.raises(GitOpsError, match="unknown key in wait: timout"):
+        plan([app("web", wait={"timout": 5})])
+
+
+def test_missing_repo_is_refused():
+    with pytest.raises(GitOpsError, match="application 'web': repo is required"):
+        plan([{"name": "web"}])
+
+
+def test_wrong_type_is_refused():
+    with pytest.raises(GitOpsError, match="prune must be a boolean"):
+        plan([app("web", prune="yes")])
+    with pytest.raises(GitOpsError, match=r"wait.timeout must be a number, not True"):
+        plan([app("web", wait={"timeout": True})])
+
+
+def test_name_must_be_a_kubernetes_style_name():
+    with pytest.raises(GitOpsError, match="lowercase"):
+        plan([app("Web_App")])
+
+
+def test_duplicate_names_are_refused():
+    with pytest.raises(GitOpsError, match="'web' is defined more than once"):
+        plan([app("web"), app("db"), app("web")])
+
+
+def test_missing_dependency_is_named():
+    with pytest.raises(GitOpsError, match="'web' depends on 'db', which is not defined"):
+        plan([app("web", depends_on=["db"])])
+
+
+def test_dependency_cycle_is_shown_as_a_path():
+    with pytest.raises(GitOpsError) as err:
+        plan([app("a", depends_on=["b"]), app("b", depends_on=["c"]), app("c", depends_on=["a"]), app("d")])
+    assert "a -> b -> c -> a" in str(err.value)
+    assert err.value.details["cycle"] == ["a", "b", "c", "a"]
+
+
+def test_self_dependency_is_a_cycle():
+    with pytest.raises(GitOpsError, match="web -> web"):
+        plan([app("web", depends_on=["web"])])
+
+
+def test_levels_follow_dependencies_and_keep_input_order():
+    apps = [normalize_app(a, i) for i, a in enumerate([
+        app("frontend", depends_on=["api"]),
+        app("api", depends_on=["db", "cache"]),
+        app("db"),
+        app("cache"),
+        app("docs"),
+    ])]
+    assert dependency_levels(apps) == [["db", "cache", "docs"], ["api"], ["frontend"]]
+
+
+def test_selection_keeps_dependency_order_and_drops_others():
+    result = plan([app("web", depends_on=["db"]), app("db"), app("docs")], select="web,db")
+    assert result["levels"] == [["db"], ["web"]]
+    assert result["selected"] == ["web", "db"]
+
+
+def test_selection_of_an_unknown_app_is_refused():
+    with pytest.raises(GitOpsError, match="no application named 'wbe'"):
+        plan([app("web")], select=["wbe"])
+
+
+def test_suspended_apps_are_reported_not_run():
+    result = plan([app("web", suspend=True), app("db")])
+    assert result["suspended"] == ["web"]
+    assert result["levels"] == [["db"]]
+
+
+def test_credential_values_never_leave_the_plan():
+    result = plan([app("web", credentials={"username": "deploy", "password": "s3cr3t-token"})])
+    assert "s3cr3t-token" not in repr(result)
+    assert result["apps"][0]["credentials"] == ["password", "username"]
+
+
+def test_unknown_credential_key_is_refused():
+    with pytest.raises(GitOpsError, match="unknown key in credentials: token"):
+        plan([app("web", credentials={"token": "x"})])
+
+
+def test_empty_list_is_a_valid_plan():
+    assert plan([]) == {"apps": [], "levels": [], "selected": [], "suspended": []}
