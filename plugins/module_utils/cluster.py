@@ -339,14 +339,15 @@ class Cluster:
             raise
         return True
 
-    def watch(self, resource, namespace=None, resource_version=None, timeout_seconds=60, label_selector=None):
+    def watch(self, resource, namespace=None, resource_version=None, timeout_seconds=60, label_selector=None,
+              field_selector=None):
         """Yield watch events (dicts with ``type`` and ``object``) until the server ends the stream.
 
         An expired resourceVersion arrives as an ERROR event with code 410; callers re-list.
         """
         query = {
             "watch": "true", "resourceVersion": resource_version, "allowWatchBookmarks": "true",
-            "timeoutSeconds": int(timeout_seconds), "labelSelector": label_selector,
+            "timeoutSeconds": int(timeout_seconds), "labelSelector": label_selector, "fieldSelector": field_selector,
         }
         resp = self.request("GET", resource.path(namespace), query=query, stream=True, timeout=timeout_seconds + 10,
                             what="watch %s" % resource.plural)
