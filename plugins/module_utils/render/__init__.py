@@ -1,0 +1,147 @@
+# Copyright: gitops.k8s contributors; Apache License 2.0 (see LICENSE)
+"""Render a path of a checkout into a validated, ordered bundle.
+
+One renderer per file (directory, kustomize, helm, jinja, jsonnet) turns the path into
+``(source file, text)`` documents; everything after that is shared: parse once, flatten Lists,
+substitute variables, read waves and hooks, validate, default the namespace, add labels and
+annotations, refuse duplicates, order, and write the bundle.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+
+from ..bundle import INDEX, MANIFEST, write_bundle
+from ..errors import GitOpsError
+from ..refs import describe, group_of, key_of, ref_of
+from ..source import cache_root
+from . import directory, helm, jinja, jsonnet, kustomize
+from .checkout import Checkout
+from .documents import parse, validate
+from .order import cluster_scoped_kinds, sort_key
+from .substitute import substitute as substitute_variables
+from .sync import sync_info
+
+RENDERERS = {"directory": directory, "kustomize": kustomize, "helm": helm, "jinja": jinja, "jsonnet": jsonnet}
+
+
+def detect(target):
+    if kustomize.kustomization_file(target):
+        return "kustomize"
+    if os.path.isfile(os.path.join(target, "Chart.yaml")):
+        return "helm"
+    return "directory"
+
+
+def _revision(root):
+    """The commit the checkout is at (read from .git without running git), or None."""
+    try:
+        import git
+        return git.Repo(root).head.commit.hexsha
+    except Exception:  # not a git checkout, GitPython missing, unborn HEAD: no revision to record
+        return None
+
+
+def render(source, path=".", type="auto", namespace=None, labels=None, annotations=None, substitute=None,
+           substitute_strict=True, allow_empty=False, dest=None, check_mode=False, **options):
+    """Render ``path`` of the checkout ``source``; write the bundle; return the render result dict.
+
+    ``options`` are the renderer's own (recurse, include, exclude, release_name, values_files,
+    values, include_crds, kube_version, api_versions, vars, ext_vars, tla, jsonnet_libs,
+    kustomize_enable_helm, helm_binary, kustomize_binary).
+    """
+    checkout = Checkout(os.path.expanduser(source))
+    target = checkout.resolve(path or ".", "path")
+    if not os.path.isdir(target):
+        raise GitOpsError("path %r is not a directory of the checkout" % path, path=path)
+    kind = detect(target) if type == "auto" else type
+    documents, version = RENDERERS[kind].render(checkout, target, dict(options, namespace=namespace))
+    objects, entries, skipped = postprocess(parse(documents), namespace, labels, annotations, substitute,
+                                            substitute_strict)
+    if not objects and not allow_empty:
+        raise GitOpsError("rendering %s (%s) produced no objects; set allow_empty: true if that is intended"
+                          % (checkout.relpath(target), kind), path=path)
+    result = write(objects, entries, dest, check_mode, _revision(checkout.root), {"type": kind, "version": version})
+    result["skipped"] = skipped
+    return result
+
+
+def postprocess(parsed, namespace=None, labels=None, annotations=None, substitute=None, substitute_strict=True):
+    """[(source, object)] -> (objects, index entries, skipped) in canonical order."""
+    if substitute is not None:
+        parsed = [(src, substitute_variables(src, obj, substitute, substitute_strict)) for src, obj in parsed]
+    kept, skipped = [], []
+    for src, obj in parsed:
+        validate(src, obj)
+        wave, hook, policies, skip = sync_info(src, obj)
+        if not obj["metadata"].get("name") and not hook:
+            raise GitOpsError("%s: %s has generateName but no name; only hooks may (they are created anew each sync)"
+                              % (src, describe(ref_of(obj))), file=src, object=ref_of(obj))
+        if skip:
+            skipped.append(dict(ref_of(obj), source=src, reason=skip))
+        else:
+            kept.append((src, obj, wave, hook, policies))
+
+    scoped = cluster_scoped_kinds(obj for _, obj, *_ in kept)
+    rows, seen = [], {}
+    for src, obj, wave, hook, policies in kept:
+        meta = obj["metadata"]
+        if (group_of(obj["apiVersion"]), obj["kind"]) in scoped:
+            meta.pop("namespace", None)
+        elif namespace and not meta.get("namespace"):
+            meta["namespace"] = namespace
+        if labels:
+            meta["labels"] = dict(meta.get("labels") or {}, **labels)
+        if annotations:
+            meta["annotations"] = dict(meta.get("annotations") or {}, **annotations)
+        entry = dict(ref_of(obj), wave=wave, hook=hook, hook_delete_policy=policies, source=src)
+        if meta.get("name"):  # generateName hooks get a new name each run, so they never collide
+            key = key_of(entry)
+            if key in seen:
+                raise GitOpsError("%s is defined twice: in %s and in %s" % (describe(entry), seen[key], src),
+                                  object=ref_of(obj), files=[seen[key], src])
+            seen[key] = src
+        rows.append((entry, obj))
+    rows.sort(key=lambda row: sort_key(row[0]))
+    return [obj for _, obj in rows], [entry for entry, _ in rows], skipped
+
+
+def _read_index(folder):
+    import json
+    try:
+        with open(os.path.join(folder, INDEX), encoding="utf-8") as handle:
+            return json.load(handle)
+    except (OSError, ValueError):
+        return None
+
+
+def write(objects, entries, dest, check_mode, revision, renderer):
+    """Write the bundle next to its final place, then move it in; ``changed`` when the content differs.
+
+    Without ``dest`` the bundle goes to the content-addressed cache. In check mode an explicit
+    ``dest`` is left alone: the bundle is written to the cache (later steps of a --check run
+    need it) and ``changed`` says whether ``dest`` would change.
+    """
+    bundles = os.path.join(cache_root(), "bundles")
+    os.makedirs(bundles, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=".render-", dir=bundles)
+    try:
+        index = write_bundle(staging, objects, entries, revision=revision, renderer=renderer)
+        cached = os.path.join(bundles, index["digest"])
+        final = os.path.abspath(os.path.expanduser(dest)) if dest else cached
+        previous = _read_index(final)
+        changed = (previous or {}).get("digest") != index["digest"]
+        if check_mode and dest:
+            final, previous = cached, _read_index(cached)
+        if previous != index:
+            os.makedirs(final, exist_ok=True)
+            for name in (MANIFEST, INDEX):  # index last: a reader that sees the new index sees its manifest
+                os.replace(os.path.join(staging, name), os.path.join(final, name))
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return {
+        "changed": changed, "bundle": final, "digest": index["digest"], "count": index["count"],
+        "kinds": index["kinds"], "objects": index["objects"], "revision": revision, "renderer": renderer,
+    }

@@ -1,0 +1,13 @@
+# Copyright: gitops.k8s contributors; Apache License 2.0 (see LICENSE)
+"""Plain manifests: ``.yaml``, ``.yml`` and ``.json`` files of a directory (its subfolders with ``recurse``)."""
+
+from __future__ import annotations
+
+import yaml
+
+EXTENSIONS = (".yaml", ".yml", ".json")
+
+
+def render(checkout, target, options):
+    files = checkout.files(target, EXTENSIONS, options.get("recurse"), options.get("include"), options.get("exclude"))
+    return [(checkout.relpath(path), checkout.read(path)) for path in files], "PyYAML %s" % yaml.__version__

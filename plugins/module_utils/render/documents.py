@@ -1,0 +1,80 @@
+# Copyright: gitops.k8s contributors; Apache License 2.0 (see LICENSE)
+"""Rendered text -> Kubernetes objects: parse once with the C loader, flatten Lists, validate."""
+
+from __future__ import annotations
+
+import yaml
+
+from ..errors import GitOpsError
+
+try:  # the C loader is several times faster; PyYAML wheels ship it
+    from yaml import CSafeDumper as SafeDumper
+    from yaml import CSafeLoader as _BaseLoader
+except ImportError:  # pragma: no cover - depends on how PyYAML was built
+    from yaml import SafeDumper
+    from yaml import SafeLoader as _BaseLoader
+
+
+class Loader(_BaseLoader):
+    """SafeLoader that keeps dates as strings, as the API server does (and JSON can carry them)."""
+
+    yaml_implicit_resolvers = {
+        first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+        for first, resolvers in _BaseLoader.yaml_implicit_resolvers.items()
+    }
+
+
+def load_documents(source, text):
+    """All YAML/JSON documents of ``text`` (from file ``source``); a syntax error names file and line."""
+    try:
+        return list(yaml.load_all(text, Loader=Loader))
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        line = mark.line + 1 if mark else None
+        raise GitOpsError("%s:%s: invalid YAML: %s" % (source, line, err.problem or err), file=source, line=line)
+    except yaml.YAMLError as err:
+        raise GitOpsError("%s: invalid YAML: %s" % (source, err), file=source)
+
+
+def flatten(doc):
+    """Yield the objects of one document: empty documents vanish, arrays and ``*List`` kinds are expanded."""
+    if doc is None:
+        return
+    if isinstance(doc, list):
+        for item in doc:
+            yield from flatten(item)
+    elif isinstance(doc, dict) and str(doc.get("kind", "")).endswith("List") and isinstance(doc.get("items"), list):
+        for item in doc["items"]:
+            yield from flatten(item)
+    else:
+        yield doc
+
+
+def parse(documents):
+    """[(source, text)] -> [(source, object)] in document order."""
+    objects = []
+    for source, text in documents:
+        for doc in load_documents(source, text):
+            objects.extend((source, obj) for obj in flatten(doc))
+    return objects
+
+
+def validate(source, obj):
+    """Refuse what the API server would refuse anyway, naming the file (and the object when known)."""
+    if not isinstance(obj, dict):
+        raise GitOpsError("%s: a document is a %s, not a Kubernetes object" % (source, type(obj).__name__), file=source)
+    missing = [field for field in ("apiVersion", "kind") if not isinstance(obj.get(field), str) or not obj[field]]
+    meta = obj.get("metadata")
+    if not isinstance(meta, dict):
+        meta = {}
+        missing.append("metadata")
+    elif not meta.get("name") and not meta.get("generateName"):
+        missing.append("metadata.name")
+    if missing:
+        what = ("%s %s" % (obj.get("kind") or "an object", meta.get("name") or "")).strip()
+        raise GitOpsError("%s: %s has no %s" % (source, what, ", ".join(missing)), file=source, missing=missing)
+
+
+def dump(obj):
+    """One object as YAML (no line folding, so ``${VAR}`` stays on one line)."""
+    return yaml.dump(obj, Dumper=SafeDumper, default_flow_style=False, sort_keys=False, width=2 ** 30)

@@ -1,0 +1,74 @@
+# Copyright: gitops.k8s contributors; Apache License 2.0 (see LICENSE)
+"""Kustomizations through ``kubectl kustomize`` (or a standalone ``kustomize``).
+
+Load restrictions stay on, exec and KRM-function plugins stay off, and remote bases are refused
+before the build starts (render has no network); every base must live in the checkout. Helm
+chart inflation runs only with ``kustomize_enable_helm`` (charts vendored in the checkout).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+
+from ..cli import run
+from ..errors import GitOpsError
+from .documents import load_documents
+from .tools import OFFLINE_ENV, find, private_home
+
+KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
+REMOTE = re.compile(r"^(?:[a-z][a-z0-9+.-]*://|git@|git::|github\.com/|gitlab\.com/|bitbucket\.org/)|\?ref=|//", re.I)
+
+
+def kustomization_file(folder):
+    for name in KUSTOMIZATION_FILES:
+        if os.path.isfile(os.path.join(folder, name)):
+            return os.path.join(folder, name)
+    return None
+
+
+def check_tree(checkout, folder, enable_helm, seen=None):
+    """Walk the kustomizations reachable from ``folder``: refuse remote or escaping bases and unasked helm."""
+    seen = set() if seen is None else seen
+    if folder in seen:
+        return
+    seen.add(folder)
+    checkout.refuse_escaping_symlinks(folder)
+    path = kustomization_file(folder)
+    rel = checkout.relpath(path)
+    docs = load_documents(rel, checkout.read(path))
+    spec = docs[0] if docs and isinstance(docs[0], dict) else {}
+    if spec.get("helmCharts") and not enable_helm:
+        raise GitOpsError("%s inflates Helm charts; set kustomize_enable_helm: true to allow it" % rel, file=rel)
+    for field in ("resources", "bases", "components"):
+        for entry in spec.get(field) or []:
+            entry = str(entry)
+            local = os.path.join(folder, entry)
+            if not os.path.exists(local) and REMOTE.search(entry):
+                raise GitOpsError("%s: remote %s %r refused: render has no network; vendor it into the repository"
+                                  % (rel, field[:-1], entry), file=rel, remote=entry)
+            if os.path.exists(local) and not checkout.contains(local):
+                raise GitOpsError("%s: %s %r resolves outside the checkout; refused" % (rel, field[:-1], entry), file=rel)
+            if os.path.isdir(local) and kustomization_file(local):
+                check_tree(checkout, os.path.realpath(local), enable_helm, seen)
+
+
+def render(checkout, target, options):
+    enable_helm = bool(options.get("kustomize_enable_helm"))
+    check_tree(checkout, target, enable_helm)
+    binary = find(["kubectl", "kustomize"], options.get("kustomize_binary"), "kustomize_binary")
+    standalone = not os.path.basename(binary).startswith("kubectl")
+    argv = [binary, "build"] if standalone else [binary, "kustomize"]
+    argv += [target, "--load-restrictor", "LoadRestrictionsRootOnly"]
+    if enable_helm:
+        argv += ["--enable-helm", "--helm-command", find(["helm"], options.get("helm_binary"), "helm_binary")]
+    with private_home() as home:
+        env = dict(OFFLINE_ENV, HOME=home, XDG_CONFIG_HOME=home, KUSTOMIZE_PLUGIN_HOME=os.path.join(home, "plugins"),
+                   HELM_CACHE_HOME=home, HELM_CONFIG_HOME=home, HELM_DATA_HOME=home)
+        out = run(argv, cwd=target, env=env)
+        if standalone:
+            version = run([binary, "version"], env=env).strip()
+        else:
+            version = json.loads(run([binary, "version", "--client", "-o", "json"], env=env)).get("kustomizeVersion")
+    return [(checkout.relpath(kustomization_file(target)), out)], "kustomize %s" % version

@@ -1,0 +1,359 @@
+# Copyright: gitops.k8s contributors; Apache License 2.0 (see LICENSE)
+"""Git sources: fetch one commit of a repository into a local cache, safely.
+
+The repository is untrusted input. Every git command runs with hooks disabled
+(``core.hooksPath=/dev/null``), no fsmonitor and no ``ext::`` transport; credentials are
+never written into a URL, a config file or a result; one file lock per cache directory
+serialises concurrent runs. The checkout is detached at the resolved commit and cleaned, so
+nothing from an older revision survives.
+
+Resolution works on the remote's ref list (``git ls-remote``), so check mode can say what
+would change without touching the checkout.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import re
+import shlex
+import shutil
+import tempfile
+import time
+from contextlib import contextmanager
+from urllib.parse import urlsplit, urlunsplit
+
+from .errors import GitOpsError
+
+# Passed as ``-c`` to every git call: repository content must never run code here.
+SAFE_CONFIG = [
+    "core.hooksPath=/dev/null",
+    "core.fsmonitor=false",
+    "protocol.ext.allow=never",
+    "submodule.recurse=false",
+    "advice.detachedHead=false",
+    "gc.auto=0",
+]
+
+HEX = re.compile(r"^[0-9a-fA-F]{4,40}$")
+RANGE_START = re.compile(r"^\s*(?:[<>=!~^]|\*|x\b)")
+
+
+def cache_root():
+    return os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "gitops-k8s")
+
+
+def split_credentials(url, username=None, password=None):
+    """Return (url without user:password, username, password); explicit options win over the URL's."""
+    if "://" not in url or not url.lower().startswith(("http://", "https://")):
+        return url, username, password
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url, username, password
+    userinfo, _, host = parts.netloc.rpartition("@")
+    user, _, secret = userinfo.partition(":")
+    clean = urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+    return clean, username or user or None, password or secret or None
+
+
+def default_dest(url):
+    """A cache directory keyed by the credential-free URL."""
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", url.rstrip("/").rsplit("/", 1)[-1]).strip("-")[:40] or "repo"
+    if slug.endswith(".git"):
+        slug = slug[:-4]
+    return os.path.join(cache_root(), "git", "%s-%s" % (slug, hashlib.sha256(url.encode("utf-8")).hexdigest()[:16]))
+
+
+@contextmanager
+def file_lock(path, timeout):
+    """Hold an exclusive lock on ``path`` (created if missing); wait at most ``timeout`` seconds."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "a") as handle:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise GitOpsError("another run holds the lock on %s for more than %ss" % (path, timeout), lock=path)
+                time.sleep(0.1)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+# -- version resolution ------------------------------------------------------------------------
+
+def parse_ls_remote(text):
+    """``git ls-remote --symref`` output -> ({ref: sha}, HEAD's branch ref or None). Tags are peeled."""
+    refs, head_ref = {}, None
+    for line in text.splitlines():
+        left, _, ref = line.partition("\t")
+        if left.startswith("ref: "):
+            if ref == "HEAD":
+                head_ref = left[5:]
+            continue
+        if ref.endswith("^{}"):
+            refs[ref[:-3]] = left  # the commit an annotated tag points at
+        elif ref not in refs:
+            refs[ref] = left
+    return refs, head_ref
+
+
+def _semver_specifier(expression):
+    """Translate a semver range (``>=1.2.0 <2.0.0``, ``^1.2``, ``~1.2.3``, ``1.x``) to a SpecifierSet."""
+    from packaging.specifiers import SpecifierSet
+
+    clauses = []
+    for token in re.findall(r"(?:[<>=!~^]+\s*)?[^\s,<>=!~^]+", expression):
+        op, version = re.match(r"([<>=!~^]*)\s*(.*)", token).groups()
+        version = version.lstrip("vV")
+        numbers = [n for n in version.split(".") if n not in ("x", "X", "*")]
+        if version in ("*", "x", "X"):
+            continue
+        if op in ("", "=", "==") and len(numbers) < len(version.split(".")):
+            clauses.append("==%s.*" % ".".join(numbers))
+        elif op in ("^", "~"):
+            parts = [int(n) for n in numbers] + [0] * (3 - len(numbers))
+            if op == "~":
+                upper = [parts[0] + 1, 0, 0] if len(numbers) == 1 else [parts[0], parts[1] + 1, 0]
+            else:
+                first = next((i for i, n in enumerate(parts) if n), len(numbers) - 1 if numbers else 0)
+                upper = parts[:first] + [parts[first] + 1] + [0] * (2 - first)
+            clauses += [">=%s" % ".".join(map(str, parts)), "<%s" % ".".join(map(str, upper))]
+        else:
+            clauses.append("%s%s" % ("==" if op in ("", "=") else op, version))
+    return SpecifierSet(",".join(clauses))
+
+
+def newest_matching_tag(expression, tags):
+    """The tag (name) with the highest version satisfying the range; alternatives split by ``||``."""
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        specifiers = [_semver_specifier(part) for part in expression.split("||")]
+    except Exception as err:  # packaging raises InvalidSpecifier / ValueError
+        raise GitOpsError("version %r is not a valid semver range: %s" % (expression, err), version=expression)
+    best = None
+    for tag in tags:
+        try:
+            version = Version(tag)
+        except InvalidVersion:
+            continue
+        if any(spec.contains(version) for spec in specifiers) and (best is None or version > best[0]):
+            best = (version, tag)
+    return best[1] if best else None
+
+
+def resolve(version, refs, head_ref):
+    """Resolve ``version`` against the remote's refs.
+
+    Returns (sha or None, ref or None): the ref is what to fetch; a sha without a ref means
+    "a commit given by hash" (None when it is abbreviated and must be found after fetching).
+    """
+    if not version or version == "HEAD":
+        if not head_ref or head_ref not in refs:
+            raise GitOpsError("the remote has no HEAD branch; set version", version=version)
+        return refs[head_ref], head_ref
+    for ref in (version, "refs/heads/" + version, "refs/tags/" + version):
+        if ref.startswith("refs/") and ref in refs:
+            return refs[ref], ref
+    if HEX.match(version):
+        return (version.lower() if len(version) == 40 else None), None
+    if RANGE_START.match(version) or " " in version.strip() or "||" in version:
+        tags = [ref[len("refs/tags/"):] for ref in refs if ref.startswith("refs/tags/")]
+        tag = newest_matching_tag(version, tags)
+        if tag is None:
+            raise GitOpsError("no tag matches the range %r (tags: %s)" % (version, ", ".join(sorted(tags)[:20]) or "none"),
+                              version=version)
+        return refs["refs/tags/" + tag], "refs/tags/" + tag
+    raise GitOpsError("version %r is neither a branch, a tag, a commit nor a semver range of the remote" % version,
+                      version=version)
+
+
+# -- git plumbing --------------------------------------------------------------------------------
+
+class GitSession:
+    """Runs git through GitPython with the safe config, the auth environment and redaction applied."""
+
+    def __init__(self, url, timeout=120, username=None, password=None, key_file=None, known_hosts=None,
+                 accept_hostkey=False):
+        try:
+            import git
+        except ImportError:
+            raise GitOpsError("gitops.k8s.git_fetch needs GitPython: install it with 'pip install GitPython'")
+        self.git_module = git
+        self.url = url
+        self.timeout = timeout
+        self.workdir = None
+        self.redact = [s for s in (password,) if s]
+        self._tmp = tempfile.mkdtemp(prefix="gitops-k8s-git-")
+        self.config = list(SAFE_CONFIG)
+        env = {"GIT_TERMINAL_PROMPT": "0", "GIT_CONFIG_NOSYSTEM": "1"}
+        if password:
+            # git asks this script, which echoes the environment: the secret is never on disk or in
+            # argv, and credential helpers are reset so that none of them stores it.
+            askpass = os.path.join(self._tmp, "askpass")
+            with open(askpass, "w", encoding="utf-8") as handle:
+                handle.write('#!/bin/sh\ncase "$1" in [Uu]sername*) printf "%s\\n" "$GITOPS_GIT_USERNAME";;'
+                             ' *) printf "%s\\n" "$GITOPS_GIT_PASSWORD";; esac\n')
+            os.chmod(askpass, 0o700)
+            env.update(GIT_ASKPASS=askpass, GITOPS_GIT_USERNAME=username or "git", GITOPS_GIT_PASSWORD=password)
+            self.config.append("credential.helper=")
+        ssh = ["ssh", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=%s" % ("accept-new" if accept_hostkey else "yes")]
+        if known_hosts:
+            ssh += ["-o", "UserKnownHostsFile=%s" % known_hosts]
+        if key_file:
+            ssh += ["-i", key_file, "-o", "IdentitiesOnly=yes"]
+        env["GIT_SSH_COMMAND"] = " ".join(shlex.quote(a) for a in ssh)
+        self.env = env
+
+    def close(self):
+        shutil.rmtree(self._tmp, ignore_errors=True)
+
+    def scrub(self, text):
+        for secret in self.redact:
+            text = text.replace(secret, "********")
+        return text
+
+    def __call__(self, *args, config=(), env=None, what=None):
+        """Run ``git <args>`` in the work dir; a failure names the repository (never its credentials)."""
+        argv = ["git"]
+        for item in self.config + list(config):
+            argv += ["-c", item]
+        try:
+            return self.git_module.Git(self.workdir).execute(
+                argv + list(args), env=dict(self.env, **(env or {})), kill_after_timeout=self.timeout)
+        except self.git_module.GitCommandError as err:
+            stderr = self.scrub(str(err.stderr or "").strip())
+            stderr = re.sub(r"^stderr: '?|'$", "", stderr, flags=re.M).strip()
+            raise GitOpsError("%s of %s failed: %s" % (what or "git " + args[0], self.url, stderr or "exit %s" % err.status),
+                              repo=self.url, stderr=stderr)
+
+    def open(self, dest):
+        """Open (creating if needed) the cache repository at ``dest`` and run later commands there."""
+        if not os.path.isdir(os.path.join(dest, ".git")):
+            if os.path.isdir(dest) and os.listdir(dest):
+                raise GitOpsError("dest %s exists and is not a git checkout; refusing to overwrite it" % dest, path=dest)
+            os.makedirs(dest, exist_ok=True)
+            self("init", "--quiet", "--template=", dest)  # no template hooks copied in
+        self.workdir = dest
+        repo = self.git_module.Repo(dest)
+        repo.git.set_persistent_git_options(c=self.config)  # GitPython's own calls (reading commits) too
+        return repo
+
+
+def _commit_info(repo, sha):
+    commit = repo.commit(sha)
+    return {
+        "author": "%s <%s>" % (commit.author.name, commit.author.email),
+        "committer": "%s <%s>" % (commit.committer.name, commit.committer.email),
+        "date": commit.committed_datetime.isoformat(),
+        "message": commit.message.strip(),
+        "signed": bool(commit.gpgsig),
+    }
+
+
+def _has_commit(session, sha):
+    try:
+        session("cat-file", "-e", "%s^{commit}" % sha)
+        return True
+    except GitOpsError:
+        return False
+
+
+def _verify_signature(session, sha, allowed_signers, gpg_keyring):
+    """Refuse ``sha`` unless it carries a valid SSH signature from allowed_signers or a GPG one from the keyring."""
+    if not allowed_signers and not gpg_keyring:
+        raise GitOpsError("verify_signature=head needs allowed_signers (SSH signatures) or gpg_keyring", repo=session.url)
+    gnupghome = tempfile.mkdtemp(prefix="gitops-k8s-gpg-")
+    try:
+        if gpg_keyring:
+            from .cli import run
+            run(["gpg", "--batch", "--quiet", "--import", gpg_keyring], env={"GNUPGHOME": gnupghome})
+        config = ["gpg.ssh.allowedSignersFile=%s" % (allowed_signers or "/dev/null")]
+        session("verify-commit", sha, config=config, env={"GNUPGHOME": gnupghome},
+                what="signature verification of commit %s" % sha)
+    finally:
+        shutil.rmtree(gnupghome, ignore_errors=True)
+
+
+def fetch(repo, version=None, dest=None, depth=None, sparse_paths=None, submodules=False, key_file=None,
+          known_hosts=None, accept_hostkey=False, username=None, password=None, verify_signature="none",
+          allowed_signers=None, gpg_keyring=None, timeout=120, check_mode=False):
+    """Bring ``dest`` to the commit ``version`` of ``repo``; return the git_fetch result dict.
+
+    In check mode the checkout is not touched: the version is resolved against the remote and
+    the result says whether the revision would move.
+    """
+    url, username, password = split_credentials(repo, username, password)
+    if "://" not in url and not re.match(r"^[^/]+@[^/]+:", url):
+        url = os.path.abspath(os.path.expanduser(url))  # a local path
+    dest = os.path.abspath(os.path.expanduser(dest or default_dest(url)))
+    session = GitSession(url, timeout=timeout, username=username, password=password, key_file=key_file,
+                         known_hosts=known_hosts, accept_hostkey=accept_hostkey)
+    try:
+        with file_lock(dest.rstrip("/") + ".lock", timeout):
+            return _fetch_locked(session, version, dest, depth, sparse_paths, submodules, verify_signature,
+                                 allowed_signers, gpg_keyring, check_mode)
+    finally:
+        session.close()
+
+
+def _fetch_locked(session, version, dest, depth, sparse_paths, submodules, verify_signature, allowed_signers,
+                  gpg_keyring, check_mode):
+    url = session.url
+    repo = previous = None
+    if not check_mode or os.path.isdir(os.path.join(dest, ".git")):
+        repo = session.open(dest)
+        previous = repo.head.commit.hexsha if repo.head.is_valid() else None
+    refs, head_ref = parse_ls_remote(session("ls-remote", "--symref", url, what="listing the refs"))
+    sha, ref = resolve(version, refs, head_ref)
+
+    if not check_mode:
+        if ref:
+            # a forced refspec follows force-pushed branches
+            local = ("refs/remotes/origin/" + ref[len("refs/heads/"):]) if ref.startswith("refs/heads/") else ref
+            depth_args = ["--depth", str(depth)] if depth else []
+            session("fetch", "--force", "--no-tags", "--quiet", *depth_args, url, "+%s:%s" % (ref, local))
+        elif not (sha and _has_commit(session, sha)):
+            # a commit by hash: fetch every branch and tag, with full history, then look for it
+            unshallow = ["--unshallow"] if os.path.exists(os.path.join(repo.git_dir, "shallow")) else []
+            session("fetch", "--force", "--quiet", *unshallow, url,
+                    "+refs/heads/*:refs/remotes/origin/*", "+refs/tags/*:refs/tags/*")
+    if not ref:
+        if repo is None or not _has_commit(session, sha or version):
+            if check_mode and sha:
+                repo = None  # a full sha not fetched yet: it would change
+            else:
+                raise GitOpsError("commit %s not found in %s" % (version, url), repo=url, version=version)
+        else:
+            sha = session("rev-parse", "--verify", "%s^{commit}" % (sha or version))
+
+    known = repo is not None and _has_commit(session, sha)
+    if verify_signature == "head" and known:
+        _verify_signature(session, sha, allowed_signers, gpg_keyring)
+    result = {
+        "repo": url, "ref": ref, "revision": sha, "previous_revision": previous, "changed": sha != previous,
+        "path": dest, "commit": _commit_info(repo, sha) if known else None, "changed_paths": None,
+    }
+    if known and previous and _has_commit(session, previous):
+        paths = session("diff", "--name-only", "--no-renames", previous, sha).splitlines()
+        prefixes = [p.strip("/") for p in sparse_paths or []]
+        result["changed_paths"] = [p for p in paths if not prefixes
+                                   or any(p == d or p.startswith(d + "/") for d in prefixes)]
+    if check_mode:
+        return result
+
+    if sparse_paths:
+        session("sparse-checkout", "set", "--cone", "--", *sparse_paths)
+    elif os.path.exists(os.path.join(repo.git_dir, "info", "sparse-checkout")):
+        session("sparse-checkout", "disable")
+    session("checkout", "--force", "--quiet", "--detach", sha)
+    session("clean", "-ffdxq")  # nothing from an older revision (or anything else) survives
+    if submodules:
+        session("submodule", "update", "--init", "--recursive", "--force", "--checkout")
+    return result
