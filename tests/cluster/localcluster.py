@@ -326,7 +326,7 @@ def _wait(what, check, timeout, info):
         try:
             if check():
                 return
-        except (OSError, ValueError, subprocess.CalledProcessError):
+        except (OSError, ValueError, SystemExit):
             pass
         for comp in COMPONENTS:
             pid = info["pids"].get(comp)
@@ -336,13 +336,43 @@ def _wait(what, check, timeout, info):
     raise SystemExit("timed out after %ds waiting for %s; logs are in %s" % (timeout, what, STATE))
 
 
-def kubectl(info, *args, **kw):
-    return sh([os.path.join(info["bindir"], "kubectl"), "--kubeconfig", KUBECONFIG] + list(args),
-              capture_output=True, text=True, **kw)
+def kubectl(info, *args, check=True, **kw):
+    proc = sh([os.path.join(info["bindir"], "kubectl"), "--kubeconfig", KUBECONFIG] + list(args),
+              capture_output=True, text=True, check=False, **kw)
+    if check and proc.returncode:
+        raise SystemExit("kubectl %s failed: %s" % (" ".join(args), proc.stderr.strip()))
+    return proc
+
+
+def _ensure_nodes(info):
+    """Register the simulated nodes (kwok manages them) and wait until they are Ready."""
+    nodes = [{
+        "apiVersion": "v1", "kind": "Node",
+        "metadata": {"name": "kwok-node-%d" % i, "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
+                     "labels": {"type": "kwok", "kubernetes.io/hostname": "kwok-node-%d" % i, "kubernetes.io/os": "linux",
+                                "kubernetes.io/arch": "amd64", "topology.kubernetes.io/zone": "zone-%d" % i}},
+        "spec": {},
+        "status": {"allocatable": {"cpu": "32", "memory": "256Gi", "pods": "250"},
+                   "capacity": {"cpu": "32", "memory": "256Gi", "pods": "250"}},
+    } for i in range(NODES)]
+    kubectl(info, "apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": nodes}))
+    _wait("%d Ready nodes" % NODES, lambda: _ready_nodes(info) >= NODES, 120, info)
+    # Pods can only be created once the namespace's default ServiceAccount exists.
+    _wait("the default ServiceAccount", lambda: kubectl(info, "get", "serviceaccount", "default", check=False).returncode == 0,
+          60, info)
+
+
+def _ready_nodes(info):
+    doc = json.loads(kubectl(info, "get", "nodes", "-o", "json").stdout)
+    return len([n for n in doc["items"] if any(c["type"] == "Ready" and c["status"] == "True"
+                                               for c in n.get("status", {}).get("conditions", []))])
 
 
 def up():
-    if healthy():
+    info = _read_state()
+    if healthy(info):
+        if _ready_nodes(info) < NODES:  # a start interrupted before the nodes were registered
+            _ensure_nodes(info)
         log("reusing the running cluster")
         return KUBECONFIG
     if _read_state():
@@ -416,28 +446,7 @@ def up():
         "--server-address=127.0.0.1:%d" % ports["kwok"],
     ])
     _write_state(info)
-    nodes = [{
-        "apiVersion": "v1", "kind": "Node",
-        "metadata": {"name": "kwok-node-%d" % i, "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
-                     "labels": {"type": "kwok", "kubernetes.io/hostname": "kwok-node-%d" % i, "kubernetes.io/os": "linux",
-                                "kubernetes.io/arch": "amd64", "topology.kubernetes.io/zone": "zone-%d" % i}},
-        "spec": {},
-        "status": {"allocatable": {"cpu": "32", "memory": "256Gi", "pods": "250"},
-                   "capacity": {"cpu": "32", "memory": "256Gi", "pods": "250"},
-                   "nodeInfo": {"architecture": "amd64", "kubeletVersion": "fake", "operatingSystem": "linux"}},
-    } for i in range(NODES)]
-    kubectl(info, "apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": nodes}))
-
-    def nodes_ready():
-        doc = json.loads(kubectl(info, "get", "nodes", "-o", "json").stdout)
-        ready = [n for n in doc["items"] if any(c["type"] == "Ready" and c["status"] == "True"
-                                                for c in n.get("status", {}).get("conditions", []))]
-        return len(ready) >= NODES
-
-    _wait("%d Ready nodes" % NODES, nodes_ready, 120, info)
-    # Pods can only be created once the namespace's default ServiceAccount exists.
-    _wait("the default ServiceAccount", lambda: kubectl(info, "get", "serviceaccount", "default", check=False).returncode == 0,
-          60, info)
+    _ensure_nodes(info)
     log("cluster up in %.1fs; logs in %s" % (time.time() - started, STATE))
     return KUBECONFIG
 

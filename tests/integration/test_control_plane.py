@@ -20,7 +20,7 @@ def wait_for(what, check, timeout=60):
 
 
 def condition(obj, kind):
-    for cond in (obj.get("status") or {}).get("conditions", []):
+    for cond in (obj.get("status") or {}).get("conditions") or []:
         if cond["type"] == kind:
             return cond["status"]
     return None
