@@ -9,6 +9,7 @@ annotations, refuse duplicates, order, and write the bundle.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -108,8 +109,8 @@ def postprocess(parsed, namespace=None, labels=None, annotations=None, substitut
     return [obj for _, obj in rows], [entry for entry, _ in rows], skipped
 
 
-def _read_index(folder):
-    import json
+def read_index(folder):
+    """The index.json of the bundle in ``folder``, or None."""
     try:
         with open(os.path.join(folder, INDEX), encoding="utf-8") as handle:
             return json.load(handle)
@@ -131,10 +132,10 @@ def write(objects, entries, dest, check_mode, revision, renderer):
         index = write_bundle(staging, objects, entries, revision=revision, renderer=renderer)
         cached = os.path.join(bundles, index["digest"])
         final = os.path.abspath(os.path.expanduser(dest)) if dest else cached
-        previous = _read_index(final)
+        previous = read_index(final)
         changed = (previous or {}).get("digest") != index["digest"]
         if check_mode and dest:
-            final, previous = cached, _read_index(cached)
+            final, previous = cached, read_index(cached)
         if previous != index:
             os.makedirs(final, exist_ok=True)
             for name in (MANIFEST, INDEX):  # index last: a reader that sees the new index sees its manifest

@@ -1,0 +1,324 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: gitops.k8s contributors; Apache License 2.0 (see LICENSE)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: render
+short_description: Render a path of a checkout into a validated, ordered bundle
+version_added: 0.1.0
+description:
+  - Turns a directory of plain manifests, a Kustomization, a Helm chart, Jinja2 templates or Jsonnet files into one
+    B(bundle) on disk - C(manifest.yaml) (every object, in apply order) and C(index.json) (one entry per object, the
+    bundle digest, the source revision and the renderer) - that M(gitops.k8s.diff) and M(gitops.k8s.apply) read.
+  - The checkout is untrusted input - nothing it contains runs on the controller. Paths that resolve outside it
+    (C(..), absolute paths, symlinks) are refused; Jinja2 runs in a sandbox without lookups; kustomize runs with load
+    restrictions and without exec or KRM-function plugins; helm runs C(helm template) without post-renderer, plugins or
+    cluster access; Jsonnet imports stay inside the checkout. Rendering uses no network (remote kustomize bases are refused).
+  - Validation errors name the file (and the line where YAML parsing fails) - invalid YAML, a missing apiVersion, kind or
+    metadata.name (C(generateName) is allowed for hooks), the same object defined twice. C(List) kinds are flattened,
+    empty documents skipped.
+  - Order - within a sync wave, Namespaces, then CRDs, then Argo CD's kind order (unknown kinds last), then namespace
+    and name. Sync waves and hooks come from C(gitops.k8s/sync-wave), C(gitops.k8s/hook) (PreSync, Sync, PostSync,
+    SyncFail) and C(gitops.k8s/hook-delete-policy); the C(argocd.argoproj.io/) and C(harnesscd.harnessproj.io/)
+    annotations are honoured too, and Helm hook annotations are mapped as Argo CD maps them (pre-install and pre-upgrade
+    to PreSync, post-install and post-upgrade to PostSync, hook-weight to the wave). Hooks keep their place in the
+    index, flagged by C(hook); objects that are never applied (C(Skip), Helm test hooks) are listed in RV(skipped).
+  - Render applies nothing; it touches only the bundle directory.
+author:
+  - gitops.k8s developers
+attributes:
+  check_mode:
+    support: full
+    description:
+      - Renders and validates as usual. With the default O(dest) the bundle is written to the cache, because later
+        steps of a check run need it; an explicit O(dest) is left alone (the bundle goes to the cache) and C(changed)
+        says whether it would change.
+  diff_mode:
+    support: full
+    description: Shows the bundle digest and object count before and after.
+options:
+  source:
+    description:
+      - The checkout to render, usually C(path) returned by M(gitops.k8s.git_fetch).
+      - The commit it is at is recorded in the bundle as C(revision).
+    type: path
+    required: true
+  path:
+    description:
+      - Directory inside O(source) to render. Anything resolving outside the checkout is refused.
+    type: str
+    default: .
+  type:
+    description:
+      - The renderer. C(auto) picks C(kustomize) when O(path) has a C(kustomization.yaml), C(helm) when it has a
+        C(Chart.yaml), else C(directory).
+      - C(directory) reads C(.yaml), C(.yml) and C(.json) files. C(jinja) renders C(*.j2) files with O(vars) (plain
+        manifests next to them are read as is). C(jsonnet) evaluates C(*.jsonnet) files (needs the C(jsonnet) Python package).
+    type: str
+    choices: [auto, directory, kustomize, helm, jinja, jsonnet]
+    default: auto
+  recurse:
+    description:
+      - For C(directory), C(jinja) and C(jsonnet) - also read the subdirectories (hidden ones never). Off by default, as in Argo CD.
+    type: bool
+    default: false
+  include:
+    description:
+      - For C(directory), C(jinja) and C(jsonnet) - only files matching one of these globs. A glob with a C(/) matches
+        the path relative to O(path), one without also matches the file name.
+    type: list
+    elements: str
+  exclude:
+    description:
+      - For C(directory), C(jinja) and C(jsonnet) - skip files (and folders) matching one of these globs.
+    type: list
+    elements: str
+  release_name:
+    description:
+      - For C(helm) - the release name. Default is the chart directory's name.
+    type: str
+  values_files:
+    description:
+      - For C(helm) - values files, relative to the checkout root (they must be inside it), applied in order.
+    type: list
+    elements: str
+  values:
+    description:
+      - For C(helm) - values applied after O(values_files). Passed to helm on stdin, never written to disk.
+    type: dict
+  include_crds:
+    description:
+      - For C(helm) - include the chart's C(crds/) directory.
+    type: bool
+    default: true
+  kube_version:
+    description:
+      - For C(helm) - the Kubernetes version for C(.Capabilities.KubeVersion) (C(--kube-version)).
+    type: str
+  api_versions:
+    description:
+      - For C(helm) - extra API versions for C(.Capabilities.APIVersions) (C(--api-versions)).
+    type: list
+    elements: str
+  kustomize_enable_helm:
+    description:
+      - For C(kustomize) - allow C(helmCharts) inflation (the charts must be vendored in the checkout).
+    type: bool
+    default: false
+  vars:
+    description:
+      - For C(jinja) - the variables templates see. Nothing else is visible - no Ansible filters, lookups or facts.
+      - Undefined variables are errors.
+    type: dict
+  ext_vars:
+    description:
+      - For C(jsonnet) - external variables (C(std.extVar)). Strings are passed as strings, other values as code (their JSON).
+    type: dict
+  tla:
+    description:
+      - For C(jsonnet) - top-level arguments, passed like O(ext_vars).
+    type: dict
+  jsonnet_libs:
+    description:
+      - For C(jsonnet) - library directories (relative to the checkout root) searched by imports after the importing file's directory.
+    type: list
+    elements: str
+  helm_binary:
+    description:
+      - The helm executable. Default is C(helm) on PATH.
+    type: str
+  kustomize_binary:
+    description:
+      - The kustomize executable - C(kubectl) (uses C(kubectl kustomize)) or a standalone C(kustomize). Default is
+        C(kubectl) on PATH, then C(kustomize).
+    type: str
+  substitute:
+    description:
+      - Variables for C(${VAR}) and C(${VAR:=default}) in the rendered objects, replaced after rendering like Flux's
+        post-build substitution (C($${VAR}) is a literal C(${VAR}); objects annotated
+        C(kustomize.toolkit.fluxcd.io/substitute=disabled) are left alone).
+      - No substitution at all when unset.
+    type: dict
+  substitute_strict:
+    description:
+      - An unresolved C(${VAR}) (not in O(substitute), no default) is an error naming the file and the object. With
+        C(false) it becomes an empty string, as in Flux.
+    type: bool
+    default: true
+  namespace:
+    description:
+      - Namespace for namespaced objects that have none (and the helm release namespace). Cluster-scoped kinds - the
+        built-in ones and those of CRDs in the bundle - never get one.
+    type: str
+  labels:
+    description:
+      - Labels added to every object (overriding the object's own value for the same key).
+    type: dict
+  annotations:
+    description:
+      - Annotations added to every object (overriding the object's own value for the same key).
+    type: dict
+  allow_empty:
+    description:
+      - Accept a render that produces no object. By default that is an error (an empty bundle would prune everything).
+    type: bool
+    default: false
+  dest:
+    description:
+      - Directory for the bundle. Default is the content-addressed C(~/.cache/gitops-k8s/bundles/<digest>).
+    type: path
+"""
+
+EXAMPLES = r"""
+- name: Render a Helm chart with the production values
+  gitops.k8s.render:
+    source: "{{ fetched.path }}"
+    path: charts/guestbook
+    release_name: guestbook
+    namespace: guestbook
+    values_files: [charts/guestbook/values-production.yaml]
+    values:
+      image: {tag: "{{ image_tag }}"}
+  register: rendered
+
+- name: A kustomize overlay, with Flux-style variables
+  gitops.k8s.render:
+    source: "{{ fetched.path }}"
+    path: overlays/production
+    substitute:
+      CLUSTER_NAME: "{{ inventory_hostname }}"
+
+- name: Every manifest below a folder except its tests
+  gitops.k8s.render:
+    source: "{{ fetched.path }}"
+    path: manifests
+    recurse: true
+    exclude: ["tests/*"]
+    namespace: shop
+    labels: {app.kubernetes.io/part-of: shop}
+
+- name: Jinja2 templates, sandboxed
+  gitops.k8s.render:
+    source: "{{ fetched.path }}"
+    path: templates
+    type: jinja
+    vars: {replicas: 3, env: production}
+
+- name: The hooks of the bundle
+  ansible.builtin.debug:
+    msg: "{{ rendered.objects | selectattr('hook') | map(attribute='name') }}"
+"""
+
+RETURN = r"""
+bundle:
+  description: The bundle directory (C(manifest.yaml) and C(index.json)); pass it to M(gitops.k8s.diff) and M(gitops.k8s.apply).
+  returned: success
+  type: str
+digest:
+  description: The bundle digest, sha256 over the objects' digests in order; equal digests mean identical bundles.
+  returned: success
+  type: str
+count:
+  description: Number of objects in the bundle (hooks included, skipped objects not).
+  returned: success
+  type: int
+kinds:
+  description: Number of objects per kind.
+  returned: success
+  type: dict
+  sample: {"Deployment": 1, "Service": 1, "ConfigMap": 2}
+objects:
+  description:
+    - The index entries, in apply order - C(apiVersion), C(kind), C(namespace) (empty for cluster-scoped objects),
+      C(name) (the C(generateName) prefix for such hooks), C(wave) (int), C(hook) (list of phases, or null for normal
+      objects), C(hook_delete_policy) (list), C(source) (file, relative to the checkout) and C(digest) (sha256 of the
+      object's canonical JSON). Never the manifests themselves.
+  returned: success
+  type: list
+  elements: dict
+  sample: [{"apiVersion": "apps/v1", "kind": "Deployment", "namespace": "guestbook", "name": "web", "wave": 0,
+            "hook": null, "hook_delete_policy": [], "source": "apps/guestbook/deployment.yaml", "digest": "3f1c..."}]
+skipped:
+  description: Objects rendered but never applied (C(Skip) hooks, Helm hooks without a sync equivalent such as tests), with C(reason).
+  returned: success
+  type: list
+  elements: dict
+revision:
+  description: The commit the checkout is at, recorded in the bundle; null when O(source) is not a git checkout.
+  returned: success
+  type: str
+renderer:
+  description: The renderer used (C(type)) and its version (C(version)).
+  returned: success
+  type: dict
+  sample: {"type": "helm", "version": "helm v3.22.0+g..."}
+file:
+  description: The file a validation error is about, relative to the checkout.
+  returned: failure
+  type: str
+line:
+  description: The line of RV(file) where YAML parsing or template rendering failed.
+  returned: failure, when known
+  type: int
+"""
+
+from ansible_collections.gitops.k8s.plugins.module_utils.ansible_module import run_module
+from ansible_collections.gitops.k8s.plugins.module_utils.render import read_index, render
+
+ARGSPEC = {
+    "source": {"type": "path", "required": True},
+    "path": {"type": "str", "default": "."},
+    "type": {"type": "str", "default": "auto", "choices": ["auto", "directory", "kustomize", "helm", "jinja", "jsonnet"]},
+    "recurse": {"type": "bool", "default": False},
+    "include": {"type": "list", "elements": "str"},
+    "exclude": {"type": "list", "elements": "str"},
+    "release_name": {"type": "str"},
+    "values_files": {"type": "list", "elements": "str"},
+    "values": {"type": "dict"},
+    "include_crds": {"type": "bool", "default": True},
+    "kube_version": {"type": "str"},
+    "api_versions": {"type": "list", "elements": "str"},
+    "kustomize_enable_helm": {"type": "bool", "default": False},
+    "vars": {"type": "dict"},
+    "ext_vars": {"type": "dict"},
+    "tla": {"type": "dict"},
+    "jsonnet_libs": {"type": "list", "elements": "str"},
+    "helm_binary": {"type": "str"},
+    "kustomize_binary": {"type": "str"},
+    "substitute": {"type": "dict"},
+    "substitute_strict": {"type": "bool", "default": True},
+    "namespace": {"type": "str"},
+    "labels": {"type": "dict"},
+    "annotations": {"type": "dict"},
+    "allow_empty": {"type": "bool", "default": False},
+    "dest": {"type": "path"},
+}
+
+
+# Values here may come from a vault; the result's invocation shows only their keys.
+HIDDEN = ("values", "vars", "substitute", "ext_vars", "tla")
+
+
+def engine_call(module):
+    params = dict(module.params)
+    for name in HIDDEN:
+        if params[name]:
+            module.params[name] = dict.fromkeys(params[name], "********")
+    before = read_index(params["dest"]) if module._diff and params["dest"] else None
+    result = render(check_mode=module.check_mode, **params)
+    if module._diff:
+        result["diff"] = {
+            "before": "digest: %s\ncount: %s\n" % ((before or {}).get("digest"), (before or {}).get("count")),
+            "after": "digest: %s\ncount: %s\n" % (result["digest"], result["count"]),
+        }
+    return result
+
+
+def main():
+    run_module(ARGSPEC, engine_call)
+
+
+if __name__ == "__main__":
+    main()
