@@ -1,0 +1,427 @@
+# Copyright: gitops.k8s contributors; Apache License 2.0 (see LICENSE)
+"""The gitops.k8s.apply engine: a bundle into the cluster, all or nothing, in order, on record.
+
+  1. lease      one run per app (lease.py); check mode takes no lease
+  2. plan       diff.make_plan: one LIST per kind, fast path, a server-side dry-run of every other
+                object and hook; any rejection fails the run listing all of them, nothing written
+  3. record     the inventory gets the union of its objects and the bundle's (inventory.py)
+  4. PreSync hooks, then waves in order (Namespaces and CRDs first in a wave, CRDs Established
+     before the rest; the rest concurrently; with wait_waves each wave healthy before the next),
+     then Sync and PostSync hooks; SyncFail hooks when a step fails
+  5. prune      inventory objects not in the bundle, reverse order, prune-disabled ones kept
+  6. record     the final object set, revision, result and a history entry
+
+A plan with nothing to create, update or prune is a no-op: no hooks run, no wave is waited for.
+Hook objects are never recorded in the inventory (they are per-run).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from .cluster import ApiError
+from .diff import (check_ignore_rules, crd_kinds, make_plan, managed_fingerprint, rejected_error, rejection,
+                   report, validate_elsewhere)
+from .errors import GitOpsError
+from .inventory import (INVENTORY_NAMESPACE, Inventory, history_entry, new_record, object_entry, push_history,
+                        union_objects)
+from .lease import Lease
+from .masking import redact
+from .refs import describe, group_of, key_of, ref_of
+
+HOOK_LABEL = "gitops.k8s/hook"
+FIRST_KINDS = {("", "Namespace"), ("apiextensions.k8s.io", "CustomResourceDefinition")}
+DEFAULT_HOOK_POLICY = ["BeforeHookCreation"]
+
+
+class Options:
+    """Every knob of apply, with the module's defaults."""
+
+    def __init__(self, field_manager="gitops.k8s", force_conflicts=True, prune=False, prune_allow_empty=False,
+                 prune_propagation="Background", create_namespaces=True, concurrency=8, wait_waves=None,
+                 timeout=300, lock=True, lock_timeout=60, history_limit=10, adopt=False, ignore=(),
+                 inventory_namespace=INVENTORY_NAMESPACE, inventory_kind="ConfigMap", trigger="push",
+                 rollback_of=None, custom_health=None, show_secrets=False, revision=None):
+        self.field_manager, self.force_conflicts = field_manager, force_conflicts
+        self.prune, self.prune_allow_empty, self.prune_propagation = prune, prune_allow_empty, prune_propagation
+        self.create_namespaces, self.concurrency, self.wait_waves = create_namespaces, max(1, concurrency), wait_waves
+        self.timeout, self.lock, self.lock_timeout = timeout, lock, lock_timeout
+        self.history_limit, self.adopt, self.ignore = history_limit, adopt, check_ignore_rules(ignore)
+        self.inventory_namespace, self.inventory_kind = inventory_namespace, inventory_kind
+        self.trigger, self.rollback_of, self.custom_health = trigger, rollback_of, custom_health
+        self.show_secrets, self.revision = show_secrets, revision
+
+
+def apply(cluster, bundle, app, options=None, check=False, want_diff=False):
+    """Apply ``bundle`` as application ``app``; returns the module result (see modules/apply.py).
+
+    ``want_diff`` adds ``resources`` and ``ansible_diff`` (the diff module's report) to the result.
+    """
+    options = options or Options()
+    store = Inventory(cluster, options.inventory_namespace, options.inventory_kind)
+    lease = None
+    if not check:
+        store.ensure_namespace()
+        if options.lock:
+            lease = Lease(cluster, app, options.inventory_namespace)
+            lease.acquire(options.lock_timeout)
+    try:
+        return Run(cluster, bundle, app, options, store, lease, check, want_diff).execute()
+    finally:
+        if lease:
+            lease.release()
+
+
+def _parallel(concurrency, func, items):
+    if not items:
+        return []
+    with ThreadPoolExecutor(max_workers=min(concurrency, len(items))) as pool:
+        return list(pool.map(func, items))
+
+
+def _hook_id(app, ref):
+    """A label value naming one hook of one app across runs (generateName gives new names)."""
+    return hashlib.sha256(("%s|%s|%s|%s" % ((app,) + key_of(ref)[1:])).encode("utf-8")).hexdigest()[:20]
+
+
+class Run:
+    def __init__(self, cluster, bundle, app, options, store, lease, check, want_diff):
+        self.cluster, self.bundle, self.app, self.opts = cluster, bundle, app, options
+        self.store, self.lease, self.check, self.want_diff = store, lease, check, want_diff
+        self.started = time.monotonic()
+        self.requests_before = cluster.requests_made
+        self.applied = {}   # key -> server response of our apply
+        self.pruned, self.prune_failed, self.hooks = [], [], []
+        self.hook_pairs = [(e, o) for e, o in bundle.pairs() if e.get("hook")]
+
+    # -- the steps -------------------------------------------------------------------------
+
+    def execute(self):
+        record, version = self.store.read(self.app)
+        record = record or new_record(self.app)
+        plan = self.plan = make_plan(
+            self.cluster, self.bundle, record, field_manager=self.opts.field_manager, ignore=self.opts.ignore,
+            concurrency=self.opts.concurrency, validate_creates=True, force=self.opts.force_conflicts,
+        )
+        rejected = plan.rejected + self._validate_hooks(plan.missing_namespaces)
+        if rejected:
+            raise rejected_error(rejected, self.bundle.path)
+        owners = self._foreign_owners()
+        deletes = plan.deletes if self.opts.prune else []
+        if self.opts.prune and deletes and not plan.items and not self.opts.prune_allow_empty:
+            raise GitOpsError(
+                "refusing to prune every object of app %s (%d) because bundle %s is empty; set prune_allow_empty "
+                "to allow it" % (self.app, len(deletes), self.bundle.path),
+                would_prune=[i.ref for i in deletes],
+            )
+        bundle_namespaces = {i.ref["name"] for i in plan.items if (group_of(i.ref["apiVersion"]), i.ref["kind"]) == ("", "Namespace")}
+        to_create_ns = [ns for ns in plan.missing_namespaces if ns not in bundle_namespaces]
+        if to_create_ns and not self.opts.create_namespaces:
+            raise GitOpsError("namespace(s) %s do not exist and create_namespaces is false" % ", ".join(to_create_ns),
+                              namespaces=to_create_ns)
+        noop = not plan.changes and not deletes
+        if self.check:
+            self._dry_run_prune(deletes)
+            return self._result(record, noop)
+        if noop:
+            self._record_noop(record, version)
+            return self._result(record, noop)
+
+        record["objects"] = union_objects(record.get("objects") or [], [i.ref for i in plan.items])
+        record["result"] = "Running"
+        version = self.store.write(self.app, record, version)
+        for other in sorted(set(owners.values())):
+            mine = {k for k, v in owners.items() if v == other}
+            self.store.update(other, lambda r: dict(r, objects=[o for o in r.get("objects") or () if key_of(o) not in mine]))
+        try:
+            for name in to_create_ns:
+                error = self._apply_one(_namespace(name))
+                if error:
+                    raise GitOpsError("cannot create namespace %s: %s" % (name, error), namespace=name)
+            self._run_hooks("PreSync")
+            waves = sorted({(i.entry or {}).get("wave", 0) for i in plan.items})
+            for wave in waves:
+                self._apply_wave(wave, [i for i in plan.items if (i.entry or {}).get("wave", 0) == wave])
+            self._run_hooks("Sync")
+            self._run_hooks("PostSync")
+            self._prune(deletes)
+        except GitOpsError as err:
+            message = str(err)
+            try:
+                self._run_hooks("SyncFail")
+            except GitOpsError as hook_err:
+                message += "; SyncFail hooks failed too: %s" % hook_err
+            self._record_final(record, version, "Failed", message)
+            err.details.setdefault("inventory", self.store.where(self.app))
+            raise GitOpsError(message, **dict(err.details, hooks=self.hooks, created=self._refs("create"),
+                                              configured=self._refs("update"), pruned=self.pruned))
+        self._record_final(record, version, "Succeeded", None)
+        return self._result(record, noop)
+
+    def _validate_hooks(self, missing_namespaces):
+        """Dry-run every hook object (a create for generateName, an apply otherwise)."""
+        def one(pair):
+            entry, obj = pair
+            ref = ref_of(obj)
+            try:
+                if ref["namespace"] in missing_namespaces:
+                    validate_elsewhere(self.cluster, obj, self.opts.field_manager)
+                elif (obj.get("metadata") or {}).get("name"):
+                    self.cluster.apply(obj, self.opts.field_manager, force=True, dry_run=True)
+                else:
+                    self.cluster.create(obj, self.opts.field_manager, dry_run=True)
+            except ApiError as err:
+                return rejection(ref, entry.get("source"), err.server_message or str(err), (obj,))
+            except GitOpsError as err:
+                if (group_of(ref["apiVersion"]), ref["kind"]) in crd_kinds(self.bundle.objects):
+                    return None  # its CRD is in this bundle and not served yet
+                return rejection(ref, entry.get("source"), str(err), (obj,))
+            return None
+
+        return [r for r in _parallel(self.opts.concurrency, one, self.hook_pairs) if r]
+
+    def _foreign_owners(self):
+        """{key: other app} for bundle objects another app's inventory records; fails unless adopt."""
+        owners = self.store.owners([i.key for i in self.plan.items], self.app)
+        if owners and not self.opts.adopt:
+            lines = ["%s is recorded in the inventory of app %s" % (describe(i.ref), owners[i.key])
+                     for i in self.plan.items if i.key in owners]
+            raise GitOpsError(
+                "app %s would take over %d object(s) of other apps (set adopt: true to take them over):\n  %s"
+                % (self.app, len(owners), "\n  ".join(lines)),
+                owned_by_other_apps=[dict(i.ref, app=owners[i.key]) for i in self.plan.items if i.key in owners],
+            )
+        return owners
+
+    def _apply_one(self, obj):
+        try:
+            out = self.cluster.apply(obj, self.opts.field_manager, force=self.opts.force_conflicts)
+        except GitOpsError as err:
+            return redact(str(err), (obj,))
+        self.applied[key_of(ref_of(obj))] = out
+        return None
+
+    def _apply_wave(self, wave, items):
+        changes = [i for i in items if i.action in ("create", "update")]
+        first = [i for i in changes if (group_of(i.ref["apiVersion"]), i.ref["kind"]) in FIRST_KINDS]
+        rest = [i for i in changes if i not in first]
+        for batch in (first, rest):
+            errors = _parallel(self.opts.concurrency, lambda i: (i, self._apply_one(i.obj)), batch)
+            failed = [(i, e) for i, e in errors if e]
+            if failed:
+                raise GitOpsError(
+                    "wave %s: %d object(s) failed to apply:\n  %s" % (
+                        wave, len(failed), "\n  ".join("%s (%s): %s" % (describe(i.ref), i.source, e) for i, e in failed)),
+                    failed=[dict(i.ref, source=i.source, message=e) for i, e in failed], wave=wave,
+                )
+            crds = [i.ref for i in batch if i.ref["kind"] == "CustomResourceDefinition"]
+            if crds:
+                self._wait(crds, "the CustomResourceDefinitions of wave %s" % wave)
+                self.cluster.forget_discovery()
+            if self.lease:
+                self.lease.check()
+        if self._wait_waves():
+            self._wait([i.ref for i in items], "wave %s" % wave)
+
+    def _wait_waves(self):
+        if self.opts.wait_waves is not None:
+            return self.opts.wait_waves
+        waves = {(i.entry or {}).get("wave", 0) for i in self.plan.items}
+        return len(waves) > 1 or bool(self.hook_pairs)
+
+    def _wait(self, refs, what):
+        from .waiter import wait_healthy  # the health_wait engine; imported here to keep apply importable alone
+
+        outcome = wait_healthy(self.cluster, refs, timeout=self.opts.timeout, fail_fast=True,
+                               custom_health=self.opts.custom_health)
+        if not outcome["healthy"]:
+            raise GitOpsError("%s did not become healthy: %s" % (what, outcome["summary"]),
+                              health=outcome.get("resources"))
+        return outcome
+
+    # -- hooks -----------------------------------------------------------------------------
+
+    def _run_hooks(self, phase):
+        pairs = [(e, o) for e, o in self.hook_pairs if phase in (e.get("hook") or ())]
+        for wave in sorted({e.get("wave", 0) for e, _ in pairs}):
+            batch = [(e, o) for e, o in pairs if e.get("wave", 0) == wave]
+            started = _parallel(self.opts.concurrency, lambda pair: self._start_hook(phase, *pair), batch)
+            outcome = self._hook_outcome([h for h in started if h.get("name")])
+            failed = [h for h in started if h["status"] != "Healthy"]
+            for hook, (entry, _) in zip(started, batch):
+                policy = entry.get("hook_delete_policy") or DEFAULT_HOOK_POLICY
+                done = "HookSucceeded" if hook["status"] == "Healthy" else "HookFailed"
+                if done in policy and hook.get("name"):
+                    self.cluster.delete(_ref(hook), propagation="Background")
+                    hook["deleted"] = True
+            self.hooks.extend(started)
+            if failed:
+                raise GitOpsError(
+                    "%s hook(s) failed: %s" % (phase, "; ".join("%s: %s" % (describe(_ref(h)), h["message"]) for h in failed)),
+                    hooks=self.hooks, health=outcome,
+                )
+
+    def _start_hook(self, phase, entry, obj):
+        body = copy.deepcopy(obj)
+        ref = ref_of(obj)
+        hook_id = _hook_id(self.app, ref)
+        body["metadata"].setdefault("labels", {})[HOOK_LABEL] = hook_id
+        policy = entry.get("hook_delete_policy") or DEFAULT_HOOK_POLICY
+        hook = dict(ref, phase=phase, status="Progressing", message="", deleted=False, source=entry.get("source"))
+        try:
+            if "BeforeHookCreation" in policy:
+                self._delete_previous_hooks(ref, hook_id, bool(body["metadata"].get("name")))
+            if body["metadata"].get("name"):
+                created = self.cluster.apply(body, self.opts.field_manager, force=True)
+            else:
+                created = self.cluster.create(body, self.opts.field_manager)
+        except GitOpsError as err:
+            hook.update(status="Degraded", message=redact(str(err), (obj,)), name="")
+            return hook
+        hook["name"] = created["metadata"]["name"]
+        return hook
+
+    def _delete_previous_hooks(self, ref, hook_id, fixed_name):
+        resource = self.cluster.resource(ref["apiVersion"], ref["kind"])
+        if fixed_name:
+            previous = [ref] if self.cluster.delete(ref, propagation="Background") else []
+        else:
+            items, _ = self.cluster.list(resource, namespace=ref["namespace"] or None,
+                                         label_selector="%s=%s" % (HOOK_LABEL, hook_id))
+            previous = [ref_of(o) for o in items]
+            for old in previous:
+                self.cluster.delete(old, propagation="Background")
+        deadline = time.monotonic() + self.opts.timeout
+        for old in previous:  # a fixed name can only be reused once the old object is gone
+            while self.cluster.get(old) is not None:
+                if time.monotonic() > deadline:
+                    raise GitOpsError("%s (previous hook) is still being deleted after %ss" % (describe(old), self.opts.timeout))
+                time.sleep(0.2)
+
+    def _hook_outcome(self, hooks):
+        if not hooks:
+            return None
+        from .waiter import wait_healthy
+
+        outcome = wait_healthy(self.cluster, [_ref(h) for h in hooks], timeout=self.opts.timeout, fail_fast=True,
+                               custom_health=self.opts.custom_health)
+        by_key = {key_of(r["ref"]): r for r in outcome["resources"]}
+        for hook in hooks:
+            found = by_key.get(key_of(_ref(hook))) or {}
+            hook["status"] = found.get("status") or ("Healthy" if outcome["healthy"] else "Unknown")
+            hook["message"] = found.get("message") or ""
+        return outcome
+
+    # -- prune -----------------------------------------------------------------------------
+
+    def _prune(self, deletes):
+        for item in reversed(deletes):
+            if self.lease:
+                self.lease.check()
+            try:
+                self.cluster.delete(item.ref, propagation=self.opts.prune_propagation)
+                self.pruned.append(item.ref)
+            except GitOpsError as err:
+                self.prune_failed.append(dict(item.ref, message=str(err)))
+
+    def _dry_run_prune(self, deletes):
+        for item in reversed(deletes):
+            try:
+                self.cluster.delete(item.ref, propagation=self.opts.prune_propagation, dry_run=True)
+                self.pruned.append(item.ref)
+            except GitOpsError as err:
+                self.prune_failed.append(dict(item.ref, message=str(err)))
+
+    # -- records and result ----------------------------------------------------------------
+
+    def _object_entries(self, record):
+        """Inventory entries of every bundle object, fresh from our applies where there were any."""
+        recorded = {key_of(o): o for o in record.get("objects") or ()}
+        entries = []
+        for item in self.plan.items:
+            out = self.applied.get(item.key)
+            if out is not None:
+                entries.append(object_entry(item.ref, item.digest, out["metadata"].get("resourceVersion"),
+                                            managed_fingerprint(out, self.opts.field_manager)))
+            elif item.action == "unchanged" and item.fast:
+                entries.append(dict(recorded[item.key]))
+            elif item.action == "unchanged":
+                entries.append(object_entry(item.ref, item.digest, item.live["metadata"].get("resourceVersion"),
+                                            managed_fingerprint(item.live, self.opts.field_manager)))
+            elif item.key in recorded:  # not applied (the run failed first): keep what we knew
+                entries.append(dict(recorded[item.key]))
+            else:
+                entries.append(object_entry(item.ref))
+        return entries
+
+    def _leftovers(self, record):
+        """Inventory objects no longer in the bundle that still exist (not pruned, prune disabled, failed)."""
+        gone = {key_of(r) for r in self.pruned}
+        bundle = {i.key for i in self.plan.items}
+        live_left = {i.key for i in self.plan.deletes + self.plan.kept}
+        return [dict(o) for o in record.get("objects") or ()
+                if key_of(o) not in bundle and key_of(o) not in gone and key_of(o) in live_left]
+
+    def _record_final(self, record, version, result, message):
+        record.update({
+            "objects": self._object_entries(record) + self._leftovers(record),
+            "revision": self.opts.revision if result == "Succeeded" else record.get("revision"),
+            "digest": self.bundle.digest if result == "Succeeded" else record.get("digest"),
+            "time": time.time(), "result": result, "message": message, "trigger": self.opts.trigger,
+            "field_manager": self.opts.field_manager,
+        })
+        push_history(record, history_entry(
+            self.opts.revision, self.bundle.digest, result, self.opts.trigger, rollback_of=self.opts.rollback_of,
+            message=message, duration=time.monotonic() - self.started), self.opts.history_limit)
+        try:
+            self.store.write(self.app, record, version)
+        except GitOpsError as err:
+            raise GitOpsError("app %s was applied (%s) but its inventory could not be written: %s"
+                              % (self.app, result, err), inventory=self.store.where(self.app))
+
+    def _record_noop(self, record, version):
+        """Nothing to change: refresh fingerprints; a new revision or digest gets a history entry."""
+        entries = self._object_entries(record) + self._leftovers(record)
+        new_revision = (self.opts.revision, self.bundle.digest) != (record.get("revision"), record.get("digest"))
+        if not new_revision and entries == record.get("objects") and record.get("result") == "Succeeded":
+            return
+        self._record_final(record, version, "Succeeded", None)
+
+    def _refs(self, action):
+        return [i.ref for i in self.plan.items if i.action == action and (self.check or i.key in self.applied)]
+
+    def _result(self, record, noop):
+        plan = self.plan
+        result = {
+            "changed": not noop,
+            "created": self._refs("create"),
+            "configured": self._refs("update"),
+            "unchanged": [i.ref for i in plan.items if i.action == "unchanged"],
+            "pruned": self.pruned,
+            "prune_failed": self.prune_failed,
+            "prune_skipped": [i.ref for i in plan.kept] + ([] if self.opts.prune else [i.ref for i in plan.deletes]),
+            "hooks": self.hooks,
+            "unvalidated": plan.unvalidated,
+            "revision": self.opts.revision,
+            "digest": self.bundle.digest,
+            "inventory": self.store.where(self.app),
+            "summary": dict(plan.summary(), delete=len(self.pruned)),
+            "fast_path": sum(1 for i in plan.items if i.fast),
+            "duration": round(time.monotonic() - self.started, 3),
+            "api_requests": self.cluster.requests_made - self.requests_before,
+        }
+        if self.want_diff:
+            result["resources"], result["ansible_diff"] = report(plan, self.opts.ignore, self.opts.show_secrets,
+                                                                 deletes=plan.deletes if self.opts.prune else [])
+        return result
+
+
+def _ref(hook):
+    return {k: hook.get(k) or "" for k in ("apiVersion", "kind", "namespace", "name")}
+
+
+def _namespace(name):
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}

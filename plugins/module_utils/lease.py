@@ -1,0 +1,179 @@
+# Copyright: gitops.k8s contributors; Apache License 2.0 (see LICENSE)
+"""One writer per application: a coordination.k8s.io/v1 Lease named ``gitops-app-<app>``.
+
+The holder renews the lease every third of its duration from a background thread; a run that
+crashed stops renewing, so its lease expires ``duration`` seconds later and the next run takes it
+over. A run that finds the lease held waits (polling) up to ``lock_timeout`` and then fails with
+a message naming the holder. Every update carries the resourceVersion read, so two runs that race
+for a free or expired lease cannot both win.
+"""
+
+from __future__ import annotations
+
+import datetime
+import getpass
+import os
+import socket
+import threading
+import time
+import uuid
+
+from .cluster import ApiError
+from .errors import GitOpsError
+from .inventory import object_name
+
+DEFAULT_DURATION = 30
+POLL_SECONDS = 1.0
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
+def _now():
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+def _format(moment):
+    return moment.strftime(TIME_FORMAT)
+
+
+def _parse(text):
+    if not text:
+        return None
+    for fmt in (TIME_FORMAT, "%Y-%m-%dT%H:%M:%SZ"):
+        try:
+            return datetime.datetime.strptime(text, fmt).replace(tzinfo=datetime.timezone.utc)
+        except ValueError:
+            continue
+    return None
+
+
+def default_identity():
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry (containers)
+        user = str(os.getuid())
+    return "%s@%s pid %d (%s)" % (user, socket.gethostname(), os.getpid(), uuid.uuid4().hex[:8])
+
+
+def expired(spec, now=None):
+    """True when nobody holds the lease or its holder stopped renewing it."""
+    if not spec.get("holderIdentity"):
+        return True
+    renewed = _parse(spec.get("renewTime") or spec.get("acquireTime"))
+    if renewed is None:
+        return True
+    duration = spec.get("leaseDurationSeconds") or DEFAULT_DURATION
+    return (now or _now()) > renewed + datetime.timedelta(seconds=duration)
+
+
+class Lease:
+    """``lease.acquire(lock_timeout)`` then ``with lease:`` runs the block as the only writer."""
+
+    def __init__(self, cluster, app, namespace, duration=DEFAULT_DURATION, identity=None):
+        self.cluster, self.app, self.namespace = cluster, app, namespace
+        self.name = object_name(app)
+        self.duration = int(duration)
+        self.identity = identity or default_identity()
+        self.lost = None  # why the lease was lost while held, if it was
+        self._obj = None
+        self._stop = threading.Event()
+        self._thread = None
+        self._path = "/apis/coordination.k8s.io/v1/namespaces/%s/leases" % namespace
+
+    def where(self):
+        return {"kind": "Lease", "namespace": self.namespace, "name": self.name}
+
+    def _spec(self, transitions):
+        now = _format(_now())
+        return {"holderIdentity": self.identity, "leaseDurationSeconds": self.duration,
+                "acquireTime": now, "renewTime": now, "leaseTransitions": transitions}
+
+    def _try_acquire(self):
+        """Take the lease if free or expired; return None on success, else the holder's spec."""
+        try:
+            current = self.cluster.request("GET", "%s/%s" % (self._path, self.name), what="lease %s" % self.name)
+        except ApiError as err:
+            if err.status != 404:
+                raise
+            body = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                    "metadata": {"name": self.name, "namespace": self.namespace}, "spec": self._spec(0)}
+            try:
+                self._obj = self.cluster.request("POST", self._path, body=body, what="lease %s" % self.name)
+                return None
+            except ApiError as race:
+                if race.status == 409:
+                    return {}  # someone created it first: look again
+                raise
+        spec = current.get("spec") or {}
+        if not expired(spec):
+            return spec
+        current["spec"] = self._spec((spec.get("leaseTransitions") or 0) + 1)
+        try:
+            self._obj = self.cluster.request("PUT", "%s/%s" % (self._path, self.name), body=current,
+                                             what="lease %s" % self.name)
+            return None
+        except ApiError as race:
+            if race.status == 409:
+                return {}
+            raise
+
+    def acquire(self, timeout):
+        deadline = time.monotonic() + max(0, timeout)
+        while True:
+            holder = self._try_acquire()
+            if holder is None:
+                self._start_renewing()
+                return
+            if time.monotonic() >= deadline and holder:
+                raise GitOpsError(
+                    "app %s is locked by %s (lease %s/%s, acquired %s, renewed %s); gave up after waiting %ss"
+                    % (self.app, holder.get("holderIdentity"), self.namespace, self.name,
+                       holder.get("acquireTime"), holder.get("renewTime"), timeout),
+                    holder=holder.get("holderIdentity"), lease=self.where(),
+                )
+            time.sleep(POLL_SECONDS if holder else 0.05)
+
+    def _start_renewing(self):
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._renew_loop, name="lease-%s" % self.name, daemon=True)
+        self._thread.start()
+
+    def _renew_loop(self):
+        while not self._stop.wait(self.duration / 3.0):
+            body = dict(self._obj)
+            body["spec"] = dict(body["spec"], renewTime=_format(_now()))
+            try:
+                self._obj = self.cluster.request("PUT", "%s/%s" % (self._path, self.name), body=body,
+                                                 what="lease %s" % self.name)
+            except GitOpsError as err:
+                # a 409 means someone took it over (we were too slow); anything else may be
+                # transient and the next tick retries while the lease is still ours
+                if isinstance(err, ApiError) and err.status == 409:
+                    self.lost = "lease %s/%s was taken over by another run" % (self.namespace, self.name)
+                    return
+
+    def check(self):
+        """Raise when the lease was lost while held (another run may be writing)."""
+        if self.lost:
+            raise GitOpsError("app %s: %s; stopping" % (self.app, self.lost), lease=self.where())
+
+    def release(self):
+        self._stop.set()
+        if self._thread:
+            self._thread.join()
+            self._thread = None
+        if self._obj is None or self.lost:
+            return
+        body = dict(self._obj)
+        body["spec"] = dict(body["spec"], holderIdentity=None, renewTime=None, acquireTime=None)
+        try:
+            self.cluster.request("PUT", "%s/%s" % (self._path, self.name), body=body, what="lease %s" % self.name)
+        except ApiError:
+            pass  # taken over meanwhile, or gone: either way it is no longer ours to free
+        self._obj = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.release()
+        return False

@@ -1,0 +1,156 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: gitops.k8s contributors; Apache License 2.0 (see LICENSE)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: app_info
+short_description: Read the in-cluster inventory of one or every application - revision, result, history, objects
+version_added: 0.1.0
+description:
+  - Reads the records M(gitops.k8s.apply) keeps in the cluster, for dashboards, reports and decisions such as
+    "which revision was last healthy?".
+  - With O(app), that application's record; without, the record of every application in O(inventory_namespace).
+  - Read-only; it runs the same in check mode.
+author:
+  - gitops.k8s developers
+extends_documentation_fragment:
+  - gitops.k8s.cluster
+attributes:
+  check_mode:
+    support: full
+    description: Nothing is changed in any mode.
+  diff_mode:
+    support: none
+    description: Nothing to diff.
+options:
+  app:
+    description: Name of the application. Omit it to read every application.
+    type: str
+  objects:
+    description: Include the list of objects of each record (leave off for a compact dashboard of many apps).
+    type: bool
+    default: true
+  inventory_namespace:
+    description: Namespace holding the inventory records.
+    type: str
+    default: gitops-system
+  inventory_kind:
+    description: Kind of object holding the inventory records.
+    type: str
+    choices: [ConfigMap, Secret]
+    default: ConfigMap
+seealso:
+  - module: gitops.k8s.apply
+"""
+
+EXAMPLES = r"""
+- name: Last synced revision of guestbook
+  gitops.k8s.app_info:
+    app: guestbook
+  register: info
+
+- name: Show it
+  ansible.builtin.debug:
+    msg: "{{ info.record.revision }} ({{ info.record.result }})"
+  when: info.record is not none
+
+- name: Every app whose last sync failed
+  gitops.k8s.app_info:
+    objects: false
+  register: all_apps
+
+- name: List them
+  ansible.builtin.debug:
+    msg: "{{ all_apps.apps | selectattr('result', 'equalto', 'Failed') | map(attribute='app') | list }}"
+"""
+
+RETURN = r"""
+record:
+  description: The record of O(app), or null when it was never applied.
+  returned: when O(app) is set
+  type: dict
+  contains:
+    app:
+      description: Application name.
+      type: str
+    revision:
+      description: Revision of the last successful apply.
+      type: str
+    digest:
+      description: Bundle digest of the last successful apply.
+      type: str
+    result:
+      description: Result of the last apply or recorded sync (Succeeded, Failed, Running, or a health verdict).
+      type: str
+    message:
+      description: Why the last apply failed, if it did.
+      type: str
+    time:
+      description: When the record was last written, in seconds since the epoch.
+      type: float
+    trigger:
+      description: push or pull.
+      type: str
+    objects:
+      description: Objects of the app, each {apiVersion, kind, namespace, name, digest, resourceVersion, managed}.
+      type: list
+      elements: dict
+      returned: when O(objects=true)
+    object_count:
+      description: How many objects the app has.
+      type: int
+    history:
+      description: Newest first, each {revision, digest, time, result, trigger, rollback, rollback_of, message, duration}.
+      type: list
+      elements: dict
+apps:
+  description: Every record of the namespace (just O(app)'s when set, empty when it has none), sorted by app.
+  returned: always
+  type: list
+  elements: dict
+inventory:
+  description: Where the records are stored (kind, namespace).
+  returned: always
+  type: dict
+"""
+
+from ansible_collections.gitops.k8s.plugins.module_utils.ansible_module import run_module
+from ansible_collections.gitops.k8s.plugins.module_utils.cluster import CLUSTER_ARGSPEC, Cluster
+from ansible_collections.gitops.k8s.plugins.module_utils.inventory import INVENTORY_ARGSPEC, Inventory
+
+ARGSPEC = dict(
+    CLUSTER_ARGSPEC,
+    app={"type": "str"},
+    objects={"type": "bool", "default": True},
+    **INVENTORY_ARGSPEC,
+)
+
+
+def shape(record, with_objects):
+    out = dict(record, object_count=len(record.get("objects") or ()))
+    if not with_objects:
+        out.pop("objects", None)
+    return out
+
+
+def engine(module):
+    params = module.params
+    store = Inventory(Cluster.from_params(params), params["inventory_namespace"], params["inventory_kind"])
+    result = {"changed": False, "inventory": store.where()}
+    if params["app"]:
+        record = store.read(params["app"])[0]
+        result["record"] = shape(record, params["objects"]) if record else None
+        result["apps"] = [result["record"]] if record else []
+    else:
+        result["apps"] = [shape(r, params["objects"]) for r in store.read_all()]
+    return result
+
+
+def main():
+    run_module(ARGSPEC, engine)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,353 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: gitops.k8s contributors; Apache License 2.0 (see LICENSE)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: apply
+short_description: Apply a bundle with server-side apply - validated first, in waves, with hooks, prune and history
+version_added: 0.1.0
+description:
+  - Applies a bundle written by M(gitops.k8s.render) as one application, in this order.
+  - 1. Takes a C(coordination.k8s.io) Lease for the app (O(lock)); another run on the same app waits up to
+    O(lock_timeout) and then fails naming the holder. The lease of a run that crashed expires after 30 seconds.
+  - 2. Validates the whole bundle with a server-side dry-run before the first write. When the server rejects any
+    object (schema, admission, immutable field, unknown kind, field conflict without O(force_conflicts)), the module
+    fails listing every rejected object with the server's message and its source file, and changes nothing.
+  - 3. Runs the PreSync hooks and waits for them, then applies the waves in order - within a wave Namespaces and
+    CustomResourceDefinitions first (waiting until the CRDs are Established), then every other object concurrently;
+    with O(wait_waves) each wave must be healthy (same rules as M(gitops.k8s.health_wait)) before the next starts;
+    then the Sync and PostSync hooks. When a step fails the SyncFail hooks run.
+  - Hook objects (C(argocd.argoproj.io/hook) / C(gitops.k8s/hook) annotations, see M(gitops.k8s.render)) with
+    C(generateName) are created, the others applied. Delete policies C(BeforeHookCreation) (the default),
+    C(HookSucceeded) and C(HookFailed) are honoured. Hooks are not recorded in the inventory.
+  - 4. With O(prune), deletes the objects of the previous inventory that are no longer in the bundle, in reverse order,
+    except those annotated C(gitops.k8s/prune=disabled) or C(argocd.argoproj.io/sync-options=Prune=false).
+    Objects that fail to delete stay in the inventory.
+  - 5. Records the inventory in the cluster - a ConfigMap (or Secret) C(gitops-app-<app>) in O(inventory_namespace),
+    created when absent - with the objects (applied digest and resourceVersion), revision, bundle digest, time,
+    result and the last O(history_limit) syncs. The union of old and new objects is recorded before the first write
+    and the final set after prune, so a crash never loses track of an object.
+  - 6. An object recorded in another app's inventory is not taken over unless O(adopt=true); the error names that app.
+  - A plan with nothing to create, update or prune changes nothing - no hook runs, no wave is waited for - and costs
+    one LIST per kind (the fast path of M(gitops.k8s.diff)).
+author:
+  - gitops.k8s developers
+extends_documentation_fragment:
+  - gitops.k8s.cluster
+attributes:
+  check_mode:
+    support: full
+    description: A full server-side dry-run of everything, prune included; nothing is written, not even the inventory or the lease.
+  diff_mode:
+    support: full
+    description: Returns the same diff as M(gitops.k8s.diff), before/after per object, Secret values masked.
+options:
+  bundle:
+    description: Directory of the bundle (C(manifest.yaml) and C(index.json)) written by M(gitops.k8s.render).
+    type: path
+    required: true
+  app:
+    description: Name of the application - the key of its inventory record and of its lock.
+    type: str
+    required: true
+  revision:
+    description: Revision recorded in the inventory and its history (usually the Git commit). Defaults to the bundle's.
+    type: str
+  trigger:
+    description: What started this sync, recorded in the history.
+    type: str
+    choices: [push, pull]
+    default: push
+  rollback_of:
+    description: When this sync rolls back a failed revision, that revision; the history entry is marked C(rollback=true).
+    type: str
+  field_manager:
+    description: Field manager of the server-side apply.
+    type: str
+    default: gitops.k8s
+  force_conflicts:
+    description: Take ownership of fields another field manager set (undoes drift made with C(kubectl edit) and the like).
+    type: bool
+    default: true
+  prune:
+    description: Delete the objects of the app's previous inventory that are no longer in the bundle.
+    type: bool
+    default: false
+  prune_allow_empty:
+    description: Allow prune to delete every object of the app when the bundle is empty (refused by default).
+    type: bool
+    default: false
+  prune_propagation:
+    description: How the dependents of pruned objects are deleted.
+    type: str
+    choices: [background, foreground, orphan]
+    default: background
+  create_namespaces:
+    description: Create the namespaces the bundle's objects live in when they exist neither in the cluster nor in the bundle.
+    type: bool
+    default: true
+  concurrency:
+    description: How many objects are dry-run or applied at the same time.
+    type: int
+    default: 8
+  wait_waves:
+    description:
+      - Wait until each wave is healthy before the next one (and before the PostSync hooks).
+      - Defaults to true when the bundle has more than one wave or any hook.
+    type: bool
+  timeout:
+    description: Seconds to wait for each wave, hook phase or CRD to become healthy / established.
+    type: int
+    default: 300
+  custom_health:
+    description: Health rules for custom resources, as in M(gitops.k8s.health_wait), used by O(wait_waves) and hooks.
+    type: list
+    elements: dict
+  lock:
+    description: Take the app's Lease so that two runs never apply the same app at once.
+    type: bool
+    default: true
+  lock_timeout:
+    description: Seconds to wait for another run's lease before failing.
+    type: int
+    default: 60
+  history_limit:
+    description: How many syncs the inventory's history keeps.
+    type: int
+    default: 10
+  adopt:
+    description: Take over objects recorded in another app's inventory (they are removed from that app's inventory).
+    type: bool
+    default: false
+  ignore_differences:
+    description: Paths never considered different (see M(gitops.k8s.diff)); an object differing only there is not applied.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      group:
+        description: API group of the objects (empty for the core group).
+        type: str
+        default: ""
+      kind:
+        description: Kind of the objects.
+        type: str
+        required: true
+      name:
+        description: Only the object with this name.
+        type: str
+      namespace:
+        description: Only objects in this namespace.
+        type: str
+      json_pointers:
+        description: RFC 6901 JSON pointers of the fields to ignore.
+        type: list
+        elements: str
+        required: true
+  show_secrets:
+    description: Show Secret values in clear in the diff mode output.
+    type: bool
+    default: false
+  inventory_namespace:
+    description: Namespace holding the inventory records and the leases; created when absent.
+    type: str
+    default: gitops-system
+  inventory_kind:
+    description: Kind of object holding the inventory record (a Secret where ConfigMaps are readable by too many).
+    type: str
+    choices: [ConfigMap, Secret]
+    default: ConfigMap
+notes:
+  - Objects of a namespace that does not exist yet are validated by a dry-run create in the C(default) namespace.
+  - Objects whose kind a CustomResourceDefinition of the same bundle defines cannot be validated before that CRD is
+    established; they are listed in RV(unvalidated).
+seealso:
+  - module: gitops.k8s.diff
+  - module: gitops.k8s.app_info
+  - module: gitops.k8s.health_wait
+"""
+
+EXAMPLES = r"""
+- name: Apply the rendered commit and prune what was removed from Git
+  gitops.k8s.apply:
+    bundle: "{{ render.bundle }}"
+    app: guestbook
+    revision: "{{ fetch.sha }}"
+    prune: true
+    trigger: push
+  register: applied
+
+- name: Roll back to the last healthy revision
+  gitops.k8s.apply:
+    bundle: "{{ previous_render.bundle }}"
+    app: guestbook
+    revision: "{{ last_healthy }}"
+    rollback_of: "{{ fetch.sha }}"
+    prune: true
+"""
+
+RETURN = r"""
+changed:
+  description: Whether any object was created, updated or pruned (would be, in check mode).
+  returned: always
+  type: bool
+created:
+  description: References (apiVersion, kind, namespace, name) of the objects created.
+  returned: always
+  type: list
+  elements: dict
+configured:
+  description: References of the objects updated.
+  returned: always
+  type: list
+  elements: dict
+unchanged:
+  description: References of the objects already as desired.
+  returned: always
+  type: list
+  elements: dict
+pruned:
+  description: References of the objects deleted by prune (in check mode, that prune would delete).
+  returned: always
+  type: list
+  elements: dict
+prune_failed:
+  description: Objects prune could not delete, with the server's C(message); they stay in the inventory.
+  returned: always
+  type: list
+  elements: dict
+prune_skipped:
+  description: Objects no longer in the bundle left in place (prune off, or prune disabled by annotation).
+  returned: always
+  type: list
+  elements: dict
+hooks:
+  description: Every hook run, in order.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    phase:
+      description: PreSync, Sync, PostSync or SyncFail.
+      type: str
+    name:
+      description: Name of the hook object (the generated one for C(generateName)).
+      type: str
+    status:
+      description: Health of the hook when it settled (Healthy for a completed Job, Degraded for a failed one).
+      type: str
+    message:
+      description: Why it has that status.
+      type: str
+    deleted:
+      description: Whether a delete policy removed it afterwards.
+      type: bool
+unvalidated:
+  description: Objects not dry-run before the first write because a CRD of the bundle defines their kind.
+  returned: always
+  type: list
+  elements: dict
+summary:
+  description: Counts - create, update, unchanged, and delete (objects pruned).
+  returned: always
+  type: dict
+revision:
+  description: The revision recorded.
+  returned: always
+  type: str
+digest:
+  description: Digest of the bundle applied.
+  returned: always
+  type: str
+inventory:
+  description: Where the inventory record is stored (kind, namespace, name).
+  returned: always
+  type: dict
+  sample: {kind: ConfigMap, namespace: gitops-system, name: gitops-app-guestbook}
+fast_path:
+  description: How many objects were known unchanged without a dry-run (see M(gitops.k8s.diff)).
+  returned: always
+  type: int
+api_requests:
+  description: How many requests the module made to the API server.
+  returned: always
+  type: int
+duration:
+  description: Seconds the apply took.
+  returned: always
+  type: float
+resources:
+  description: In diff mode, what M(gitops.k8s.diff) returns in its C(resources) - one unified diff per changed object.
+  returned: in diff mode
+  type: list
+  elements: dict
+rejected:
+  description: On validation failure, every rejected object with its C(source) file and the server's C(message).
+  returned: failure
+  type: list
+  elements: dict
+"""
+
+from ansible_collections.gitops.k8s.plugins.module_utils.ansible_module import run_module
+from ansible_collections.gitops.k8s.plugins.module_utils.apply import Options, apply
+from ansible_collections.gitops.k8s.plugins.module_utils.bundle import Bundle
+from ansible_collections.gitops.k8s.plugins.module_utils.cluster import CLUSTER_ARGSPEC, Cluster
+from ansible_collections.gitops.k8s.plugins.module_utils.diff import IGNORE_ARGSPEC
+from ansible_collections.gitops.k8s.plugins.module_utils.inventory import INVENTORY_ARGSPEC
+
+ARGSPEC = dict(
+    CLUSTER_ARGSPEC,
+    bundle={"type": "path", "required": True},
+    app={"type": "str", "required": True},
+    revision={"type": "str"},
+    trigger={"type": "str", "default": "push", "choices": ["push", "pull"]},
+    rollback_of={"type": "str"},
+    field_manager={"type": "str", "default": "gitops.k8s"},
+    force_conflicts={"type": "bool", "default": True},
+    prune={"type": "bool", "default": False},
+    prune_allow_empty={"type": "bool", "default": False},
+    prune_propagation={"type": "str", "default": "background", "choices": ["background", "foreground", "orphan"]},
+    create_namespaces={"type": "bool", "default": True},
+    concurrency={"type": "int", "default": 8},
+    wait_waves={"type": "bool"},
+    timeout={"type": "int", "default": 300},
+    custom_health={"type": "list", "elements": "dict"},
+    lock={"type": "bool", "default": True},
+    lock_timeout={"type": "int", "default": 60},
+    history_limit={"type": "int", "default": 10},
+    adopt={"type": "bool", "default": False},
+    show_secrets={"type": "bool", "default": False},
+    **IGNORE_ARGSPEC,
+    **INVENTORY_ARGSPEC,
+)
+
+
+def engine(module):
+    params = module.params
+    bundle = Bundle.load(params["bundle"])
+    cluster = Cluster.from_params(params, pool_size=max(16, params["concurrency"]))
+    options = Options(
+        revision=params["revision"] or bundle.revision,
+        prune_propagation=params["prune_propagation"].capitalize(),
+        ignore=params["ignore_differences"],
+        **{name: params[name] for name in (
+            "field_manager", "force_conflicts", "prune", "prune_allow_empty", "create_namespaces", "concurrency",
+            "wait_waves", "timeout", "lock", "lock_timeout", "history_limit", "adopt", "inventory_namespace",
+            "inventory_kind", "trigger", "rollback_of", "custom_health", "show_secrets")}
+    )
+    result = apply(cluster, bundle, params["app"], options, check=module.check_mode, want_diff=module._diff)
+    ansible_diff = result.pop("ansible_diff", None)
+    if module._diff:
+        result["diff"] = ansible_diff
+    result["api_requests"] = cluster.requests_made
+    return result
+
+
+def main():
+    run_module(ARGSPEC, engine)
+
+
+if __name__ == "__main__":
+    main()
