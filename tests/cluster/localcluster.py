@@ -155,11 +155,22 @@ def tools_dir():
             if os.path.lexists(link):
                 os.remove(link)
             os.symlink(target, link)
-    if not os.path.lexists(os.path.join(tools, "kustomize")):
-        # `kubectl kustomize` is kustomize; a wrapper gives the standalone name too.
-        with open(os.path.join(tools, "kustomize"), "w", encoding="utf-8") as handle:
-            handle.write('#!/bin/sh\n[ "$1" = build ] && shift\nexec "$(dirname "$0")/kubectl" kustomize "$@"\n')
-        os.chmod(os.path.join(tools, "kustomize"), 0o755)
+    # `kubectl kustomize` is kustomize; a wrapper gives the standalone name too.
+    wrapper = (
+        '#!/bin/sh\nk="$(dirname "$0")/kubectl"\ncase "$1" in\n'
+        '  build) shift ;;\n'
+        "  version) \"$k\" version --client | sed -n 's/^Kustomize Version: //p'; exit ;;\n"
+        'esac\nexec "$k" kustomize "$@"\n'
+    )
+    path = os.path.join(tools, "kustomize")
+    current = None
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as handle:
+            current = handle.read()
+    if current != wrapper:
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(wrapper)
+        os.chmod(path, 0o755)
     return tools
 
 
