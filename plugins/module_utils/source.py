@@ -37,7 +37,8 @@ SAFE_CONFIG = [
 ]
 
 HEX = re.compile(r"^[0-9a-fA-F]{4,40}$")
-RANGE_START = re.compile(r"^\s*(?:[<>=!~^]|\*|x\b)")
+# what makes a version a semver range: an operator, a wildcard component, several clauses
+RANGE = re.compile(r"^\s*[<>=!~^*]|(?:^|\.)[xX*](?:\.|$)|\s|\|\|")
 
 
 def cache_root():
@@ -137,13 +138,14 @@ def newest_matching_tag(expression, tags):
         specifiers = [_semver_specifier(part) for part in expression.split("||")]
     except Exception as err:  # packaging raises InvalidSpecifier / ValueError
         raise GitOpsError("version %r is not a valid semver range: %s" % (expression, err), version=expression)
+    prereleases = "-" in expression  # like npm: a prerelease tag only matches a range that names one
     best = None
     for tag in tags:
         try:
             version = Version(tag)
         except InvalidVersion:
             continue
-        if any(spec.contains(version) for spec in specifiers) and (best is None or version > best[0]):
+        if any(spec.contains(version, prereleases=prereleases) for spec in specifiers) and (best is None or version > best[0]):
             best = (version, tag)
     return best[1] if best else None
 
@@ -163,7 +165,7 @@ def resolve(version, refs, head_ref):
             return refs[ref], ref
     if HEX.match(version):
         return (version.lower() if len(version) == 40 else None), None
-    if RANGE_START.match(version) or " " in version.strip() or "||" in version:
+    if RANGE.search(version.strip()):
         tags = [ref[len("refs/tags/"):] for ref in refs if ref.startswith("refs/tags/")]
         tag = newest_matching_tag(version, tags)
         if tag is None:

@@ -144,7 +144,7 @@ options:
   substitute_strict:
     description:
       - An unresolved C(${VAR}) (not in O(substitute), no default) is an error naming the file and the object. With
-        C(false) it becomes an empty string, as in Flux.
+        C(false) it is replaced by nothing, as in Flux (a value that was only the variable becomes null).
     type: bool
     default: true
   namespace:
