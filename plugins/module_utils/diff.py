@@ -266,20 +266,21 @@ def make_plan(cluster, bundle, record=None, field_manager="gitops.k8s", ignore=(
             continue
         ref = ref_of(obj)
         item = Item(entry, obj, ref)
-        items.append(item)
         try:
             resource = cluster.resource(ref["apiVersion"], ref["kind"])
         except GitOpsError as err:
-            if (group_of(ref["apiVersion"]), ref["kind"]) in defined:
-                item.action = "create"
-                unvalidated.append(ref)
-            else:
+            if (group_of(ref["apiVersion"]), ref["kind"]) not in defined:
                 rejected.append(rejection(ref, item.source, str(err)))
-            continue
-        if resource.namespaced and not ref["namespace"]:
+                continue
+            item.action = "create"
+            unvalidated.append(ref)
+            resource = None
+        if resource and resource.namespaced and not ref["namespace"]:
             rejected.append(rejection(ref, item.source, "%s is namespaced but the object has no namespace" % ref["kind"]))
             continue
-        want(item, resource)
+        items.append(item)
+        if resource:
+            want(item, resource)
 
     bundle_keys = {item.key for item in items}
     candidates = []
@@ -338,6 +339,7 @@ def make_plan(cluster, bundle, record=None, field_manager="gitops.k8s", ignore=(
     for item in to_dry_run:
         if item.error:
             rejected.append(rejection(item.ref, item.source, item.error, (item.obj,)))
+            item.action = "rejected"
         elif item.live is not None:
             same = normalize(item.live, ignore) == normalize(item.merged, ignore)
             item.action = "unchanged" if same else "update"
@@ -353,6 +355,8 @@ def make_plan(cluster, bundle, record=None, field_manager="gitops.k8s", ignore=(
         else:
             item.action = "delete"
             deletes.append(item)
+    position = {key_of(ref_of(obj)): n for n, obj in enumerate(bundle.objects)}
+    rejected.sort(key=lambda r: position.get(key_of(r), 0))
     return Plan(items, deletes, kept, rejected, unvalidated, sorted(missing_namespaces))
 
 

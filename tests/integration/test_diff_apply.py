@@ -1,0 +1,404 @@
+"""diff and apply against the real control plane: the whole life of an application.
+
+The engine is called in-process (so requests can be counted with ``cluster.requests_made``); the
+Ansible-facing behaviour (check mode, --diff, app_info) goes through real playbooks.
+"""
+
+import base64
+import copy
+import os
+import threading
+import time
+import uuid
+
+import pytest
+
+from ansible_collections.gitops.k8s.plugins.module_utils.apply import Options, apply
+from ansible_collections.gitops.k8s.plugins.module_utils.bundle import Bundle, write_bundle
+from ansible_collections.gitops.k8s.plugins.module_utils.diff import diff
+from ansible_collections.gitops.k8s.plugins.module_utils.errors import GitOpsError
+from ansible_collections.gitops.k8s.plugins.module_utils.inventory import INVENTORY_NAMESPACE, read_record
+from ansible_collections.gitops.k8s.plugins.module_utils.lease import Lease
+from ansible_collections.gitops.k8s.plugins.module_utils.refs import ref_of
+
+CRASH_LABEL = "pod-container-running-failed.stage.kwok.x-k8s.io"
+
+
+# -- helpers -----------------------------------------------------------------------------------
+
+def make_bundle(workdir, objects, meta=None):
+    """A bundle of ``objects``; ``meta`` maps an object name to {wave, hook, hook_delete_policy}."""
+    meta = meta or {}
+    entries = []
+    for obj in objects:
+        name = obj["metadata"].get("name") or obj["metadata"].get("generateName")
+        extra = meta.get(name, {})
+        entries.append(dict(ref_of(obj), wave=extra.get("wave", 0), hook=extra.get("hook"),
+                            hook_delete_policy=extra.get("hook_delete_policy", []),
+                            source="manifests/%s.yaml" % name))
+    path = os.path.join(workdir, "bundle-%s" % uuid.uuid4().hex[:6])
+    write_bundle(path, copy.deepcopy(objects), entries, revision="r-%s" % uuid.uuid4().hex[:6])
+    return Bundle.load(path)
+
+
+def app_name():
+    return "t-%s" % uuid.uuid4().hex[:8]
+
+
+def configmap(ns, name, **data):
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": ns}, "data": data}
+
+
+def deployment(ns, name, image="nginx:1.27", replicas=2, labels=None):
+    pod_labels = dict({"app": name}, **(labels or {}))
+    return {
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "namespace": ns},
+        "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
+                 "template": {"metadata": {"labels": pod_labels},
+                              "spec": {"containers": [{"name": name, "image": image}]}}},
+    }
+
+
+def job(ns, name=None, generate_name=None, crash=False):
+    meta = {"namespace": ns}
+    if name:
+        meta["name"] = name
+    else:
+        meta["generateName"] = generate_name
+    labels = {CRASH_LABEL: "true"} if crash else {}
+    return {
+        "apiVersion": "batch/v1", "kind": "Job", "metadata": meta,
+        "spec": {"backoffLimit": 0, "template": {"metadata": {"labels": labels}, "spec": {
+            "restartPolicy": "Never", "containers": [{"name": "run", "image": "busybox"}]}}},
+    }
+
+
+def get(cluster, api, kind, ns, name):
+    return cluster.get({"apiVersion": api, "kind": kind, "namespace": ns, "name": name})
+
+
+def names(refs):
+    return sorted(r["name"] for r in refs)
+
+
+def diff_of(cluster, bundle, app, **kw):
+    """Run the diff engine; return (result, requests it made)."""
+    before = cluster.requests_made
+    result, _ = diff(cluster, bundle, read_record(cluster, app), **kw)
+    return result, cluster.requests_made - before
+
+
+@pytest.fixture
+def inventory_cleanup(cluster):
+    apps = []
+    yield apps
+    for app in apps:
+        for kind, api in (("ConfigMap", "v1"), ("Lease", "coordination.k8s.io/v1")):
+            cluster.delete({"apiVersion": api, "kind": kind, "namespace": INVENTORY_NAMESPACE, "name": "gitops-app-" + app})
+
+
+@pytest.fixture
+def new_app(inventory_cleanup):
+    def make():
+        app = app_name()
+        inventory_cleanup.append(app)
+        return app
+    return make
+
+
+# -- the life of an app ------------------------------------------------------------------------
+
+def test_create_noop_change_drift_and_prune(cluster, namespace, workdir, new_app):
+    app = new_app()
+    objects = [configmap(namespace, "settings", color="blue"), configmap(namespace, "extra", a="1"),
+               deployment(namespace, "web")]
+    bundle = make_bundle(workdir, objects)
+
+    first = apply(cluster, bundle, app, Options(revision=bundle.revision))
+    assert first["changed"] and names(first["created"]) == ["extra", "settings", "web"]
+    record = read_record(cluster, app)
+    assert record["revision"] == bundle.revision and record["result"] == "Succeeded"
+    assert record["digest"] == bundle.digest and len(record["history"]) == 1
+    assert all(o["digest"] and o["resourceVersion"] for o in record["objects"])
+
+    # no-op: the inventory read, then one LIST per kind and namespace (ConfigMaps, Deployments);
+    # no dry-run at all, though the deployment controller has rewritten the Deployment meanwhile
+    time.sleep(1)
+    result, requests = diff_of(cluster, bundle, app)
+    assert not result["changed"] and result["summary"]["unchanged"] == 3
+    assert result["fast_path"] == 3 and requests == 3, "a no-op diff must be one LIST per kind, got %d" % requests
+    again = apply(cluster, bundle, app, Options(revision=bundle.revision))
+    assert not again["changed"] and names(again["unchanged"]) == ["extra", "settings", "web"]
+    assert again["api_requests"] <= 5, again["api_requests"]
+
+    # change one field
+    objects[0]["data"]["color"] = "green"
+    changed = make_bundle(workdir, objects)
+    result, _ = diff_of(cluster, changed, app)
+    assert result["summary"] == {"create": 0, "update": 1, "unchanged": 2, "delete": 0}
+    assert "-  color: blue" in result["resources"][0]["diff"] and "+  color: green" in result["resources"][0]["diff"]
+    applied = apply(cluster, changed, app, Options(revision=changed.revision))
+    assert names(applied["configured"]) == ["settings"]
+    assert get(cluster, "v1", "ConfigMap", namespace, "settings")["data"]["color"] == "green"
+
+    # drift by a second field manager: found by diff, undone by apply (force)
+    drift = configmap(namespace, "settings", color="red")
+    cluster.apply(drift, "kubectl-edit", force=True)
+    result, _ = diff_of(cluster, changed, app)
+    assert result["changed"] and "-  color: red" in result["resources"][0]["diff"]
+    healed = apply(cluster, changed, app, Options(revision=changed.revision))
+    assert names(healed["configured"]) == ["settings"]
+    assert get(cluster, "v1", "ConfigMap", namespace, "settings")["data"]["color"] == "green"
+
+    # prune a removed object (and keep one whose prune is disabled)
+    protected = configmap(namespace, "protected", keep="me")
+    protected["metadata"]["annotations"] = {"argocd.argoproj.io/sync-options": "Prune=false"}
+    with_protected = make_bundle(workdir, objects + [protected])
+    apply(cluster, with_protected, app, Options())
+    smaller = make_bundle(workdir, [objects[0], objects[2]])
+    result, _ = diff_of(cluster, smaller, app)
+    assert [(r["name"], r["action"]) for r in result["resources"]] == [("extra", "delete")]
+    assert names(result["kept"]) == ["protected"]
+    no_prune = apply(cluster, smaller, app, Options())
+    assert no_prune["pruned"] == [] and get(cluster, "v1", "ConfigMap", namespace, "extra") is not None
+    pruned = apply(cluster, smaller, app, Options(prune=True))
+    assert names(pruned["pruned"]) == ["extra"] and names(pruned["prune_skipped"]) == ["protected"]
+    assert get(cluster, "v1", "ConfigMap", namespace, "extra") is None
+    assert get(cluster, "v1", "ConfigMap", namespace, "protected") is not None
+    assert "extra" not in names(read_record(cluster, app)["objects"])
+
+    # an empty bundle with prune is refused, nothing deleted
+    with pytest.raises(GitOpsError, match="refusing to prune every object of app") as err:
+        apply(cluster, make_bundle(workdir, []), app, Options(prune=True))
+    assert names(err.value.details["would_prune"]) == ["settings", "web"]
+    assert get(cluster, "apps/v1", "Deployment", namespace, "web") is not None
+    history = read_record(cluster, app)["history"]
+    assert [h["result"] for h in history][:2] == ["Succeeded", "Succeeded"] and len(history) >= 6
+
+
+def test_invalid_object_in_the_middle_changes_nothing(cluster, namespace, workdir, new_app):
+    app = new_app()
+    bad = deployment(namespace, "broken")
+    bad["spec"]["replicas"] = "three"
+    unknown = {"apiVersion": "example.com/v1", "kind": "Gizmo", "metadata": {"name": "g", "namespace": namespace}}
+    bundle = make_bundle(workdir, [configmap(namespace, "before"), bad, unknown, configmap(namespace, "after")])
+    with pytest.raises(GitOpsError) as err:
+        apply(cluster, bundle, app, Options())
+    message = str(err.value)
+    assert "rejected 2 object(s)" in message and "nothing was changed" in message
+    assert "Deployment %s/broken (manifests/broken.yaml)" % namespace in message
+    assert "Gizmo %s/g (manifests/g.yaml)" % namespace in message and "CRD" in message
+    assert {r["name"] for r in err.value.details["rejected"]} == {"broken", "g"}
+    assert get(cluster, "v1", "ConfigMap", namespace, "before") is None
+    assert get(cluster, "v1", "ConfigMap", namespace, "after") is None
+    assert read_record(cluster, app) is None
+
+
+def test_immutable_field_change_is_a_clear_error(cluster, namespace, workdir, new_app):
+    app = new_app()
+    frozen = configmap(namespace, "frozen", v="1")
+    frozen["immutable"] = True
+    apply(cluster, make_bundle(workdir, [frozen]), app, Options())
+    frozen["data"]["v"] = "2"
+    with pytest.raises(GitOpsError, match=r"ConfigMap %s/frozen \(manifests/frozen.yaml\): .*immutable" % namespace):
+        apply(cluster, make_bundle(workdir, [frozen, configmap(namespace, "other")]), app, Options())
+    assert get(cluster, "v1", "ConfigMap", namespace, "frozen")["data"]["v"] == "1"
+    assert get(cluster, "v1", "ConfigMap", namespace, "other") is None
+
+
+def test_crd_and_its_custom_resources_in_one_bundle(cluster, namespace, workdir, new_app):
+    app = new_app()
+    group = "%s.gitops.test" % uuid.uuid4().hex[:8]
+    crd = {
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "widgets.%s" % group},
+        "spec": {"group": group, "scope": "Namespaced",
+                 "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
+                 "versions": [{"name": "v1", "served": True, "storage": True, "schema": {"openAPIV3Schema": {
+                     "type": "object", "properties": {"spec": {"type": "object", "properties": {
+                         "size": {"type": "integer"}}}}}}}]},
+    }
+    widget = {"apiVersion": "%s/v1" % group, "kind": "Widget", "metadata": {"name": "w1", "namespace": namespace},
+              "spec": {"size": 3}}
+    try:
+        result = apply(cluster, make_bundle(workdir, [crd, widget]), app, Options())
+        assert names(result["created"]) == ["w1", "widgets.%s" % group]
+        assert names(result["unvalidated"]) == ["w1"]
+        assert get(cluster, "%s/v1" % group, "Widget", namespace, "w1")["spec"]["size"] == 3
+        again, requests = diff_of(cluster, make_bundle(workdir, [crd, widget]), app)
+        assert not again["changed"]
+    finally:
+        cluster.delete({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+                        "name": "widgets.%s" % group})
+
+
+def test_waves_and_hooks_run_in_order_with_delete_policies(cluster, namespace, workdir, new_app):
+    app = new_app()
+    objects = [
+        job(namespace, generate_name="migrate-"),
+        deployment(namespace, "db", replicas=1),
+        deployment(namespace, "web", replicas=2),
+        job(namespace, name="smoke-test"),
+    ]
+    meta = {
+        "migrate-": {"hook": ["PreSync"], "hook_delete_policy": ["HookSucceeded"]},
+        "db": {"wave": 0}, "web": {"wave": 1},
+        "smoke-test": {"hook": ["PostSync"], "hook_delete_policy": ["BeforeHookCreation"]},
+    }
+    bundle = make_bundle(workdir, objects, meta)
+    result = apply(cluster, bundle, app, Options(timeout=120))
+    assert [(h["phase"], h["status"]) for h in result["hooks"]] == [("PreSync", "Healthy"), ("PostSync", "Healthy")]
+    migrate, smoke = result["hooks"]
+    assert migrate["name"].startswith("migrate-") and migrate["deleted"] and not smoke["deleted"]
+    assert get(cluster, "batch/v1", "Job", namespace, migrate["name"]) is None, "HookSucceeded deletes it"
+    smoke_job = get(cluster, "batch/v1", "Job", namespace, "smoke-test")
+    db = get(cluster, "apps/v1", "Deployment", namespace, "db")
+    web = get(cluster, "apps/v1", "Deployment", namespace, "web")
+    available = {c["type"]: c for c in db["status"]["conditions"]}["Available"]
+    assert available["status"] == "True"
+    # wave 1 starts once wave 0 is healthy; PostSync once every wave is
+    assert web["metadata"]["creationTimestamp"] >= available["lastTransitionTime"]
+    assert smoke_job["metadata"]["creationTimestamp"] >= web["metadata"]["creationTimestamp"]
+    assert "smoke-test" not in names(read_record(cluster, app)["objects"]), "hooks are not inventoried"
+
+    # the next change re-runs the hooks; BeforeHookCreation replaces the fixed-name Job
+    objects[2]["spec"]["replicas"] = 1
+    second = apply(cluster, make_bundle(workdir, objects, meta), app, Options(timeout=120))
+    assert [h["status"] for h in second["hooks"]] == ["Healthy", "Healthy"]
+    new_smoke = get(cluster, "batch/v1", "Job", namespace, "smoke-test")
+    assert new_smoke["metadata"]["uid"] != smoke_job["metadata"]["uid"]
+
+
+def test_failed_presync_hook_stops_the_sync_and_runs_syncfail(cluster, namespace, workdir, new_app):
+    app = new_app()
+    objects = [job(namespace, generate_name="migrate-", crash=True), configmap(namespace, "app-config"),
+               configmap(namespace, "on-failure", notify="yes")]
+    meta = {"migrate-": {"hook": ["PreSync"], "hook_delete_policy": ["HookSucceeded"]},
+            "on-failure": {"hook": ["SyncFail"]}}
+    with pytest.raises(GitOpsError, match="PreSync hook\\(s\\) failed: Job %s/migrate-" % namespace) as err:
+        apply(cluster, make_bundle(workdir, objects, meta), app, Options(timeout=120))
+    assert [(h["phase"], h["status"]) for h in err.value.details["hooks"]] == [("PreSync", "Degraded"), ("SyncFail", "Healthy")]
+    assert get(cluster, "v1", "ConfigMap", namespace, "app-config") is None
+    assert get(cluster, "v1", "ConfigMap", namespace, "on-failure") is not None
+    record = read_record(cluster, app)
+    assert record["result"] == "Failed" and record["history"][0]["result"] == "Failed"
+    assert "app-config" in names(record["objects"]), "the union was recorded before the first write"
+
+
+def test_concurrent_applies_of_one_app_never_interleave(cluster, namespace, workdir, new_app):
+    app = new_app()
+    bundles = [make_bundle(workdir, [deployment(namespace, "web", image="nginx:%d" % n, replicas=1)]) for n in (1, 2)]
+    errors = []
+
+    def run(bundle):
+        try:
+            apply(cluster, bundle, app, Options(revision=bundle.revision, wait_waves=True, lock_timeout=120))
+        except GitOpsError as err:  # collected: an exception in a thread would be lost
+            errors.append(err)
+
+    threads = [threading.Thread(target=run, args=(b,)) for b in bundles]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    history = read_record(cluster, app)["history"]
+    assert len(history) == 2
+    spans = sorted((h["time"] - h["duration"], h["time"]) for h in history)
+    assert spans[0][1] <= spans[1][0] + 0.01, "the two applies overlapped: %s" % spans
+
+
+def test_lock_held_by_another_run_and_expiry_of_a_crashed_holder(cluster, namespace, workdir, new_app):
+    app = new_app()
+    bundle = make_bundle(workdir, [configmap(namespace, "c")])
+    holder = Lease(cluster, app, INVENTORY_NAMESPACE, identity="deploy-bot@ci-runner-7")
+    holder.acquire(5)
+    try:
+        started = time.monotonic()
+        with pytest.raises(GitOpsError, match="app %s is locked by deploy-bot@ci-runner-7" % app):
+            apply(cluster, bundle, app, Options(lock_timeout=2))
+        assert time.monotonic() - started >= 2
+        assert get(cluster, "v1", "ConfigMap", namespace, "c") is None
+    finally:
+        holder.release()
+
+    # a holder that crashed: its lease was last renewed long ago and has expired
+    path = "/apis/coordination.k8s.io/v1/namespaces/%s/leases/gitops-app-%s" % (INVENTORY_NAMESPACE, app)
+    lease = cluster.request("GET", path)
+    lease["spec"].update(holderIdentity="crashed-run", leaseDurationSeconds=30,
+                         renewTime="2020-01-01T00:00:00.000000Z", acquireTime="2020-01-01T00:00:00.000000Z")
+    cluster.request("PUT", path, body=lease)
+    result = apply(cluster, bundle, app, Options(lock_timeout=2))
+    assert names(result["created"]) == ["c"]
+
+
+def test_secret_change_is_diffed_without_revealing_values(cluster, namespace, workdir, new_app):
+    app = new_app()
+
+    def secret(password):
+        return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db", "namespace": namespace},
+                "type": "Opaque", "stringData": {"user": "admin", "password": password}}
+
+    apply(cluster, make_bundle(workdir, [secret("hunter2-old")]), app, Options())
+    changed = make_bundle(workdir, [secret("s3cr3t-new")])
+    result, ansible_diff = diff(cluster, changed, read_record(cluster, app))
+    text = repr(result) + repr(ansible_diff)
+    for value in ("hunter2-old", "s3cr3t-new"):
+        assert value not in text and base64.b64encode(value.encode()).decode() not in text
+    assert "-  password: '*** (old value)'" in result["resources"][0]["diff"]
+    assert "+  password: '*** (new value)'" in result["resources"][0]["diff"]
+    assert "user: '*** (unchanged)'" in result["resources"][0]["diff"]
+    shown, _ = diff(cluster, changed, read_record(cluster, app), show_secrets=True)
+    assert base64.b64encode(b"s3cr3t-new").decode() in shown["resources"][0]["diff"]
+
+
+def test_objects_of_another_app_are_not_adopted(cluster, namespace, workdir, new_app):
+    owner, intruder = new_app(), new_app()
+    apply(cluster, make_bundle(workdir, [configmap(namespace, "shared", by="owner")]), owner, Options())
+    takeover = make_bundle(workdir, [configmap(namespace, "shared", by="intruder"), configmap(namespace, "mine")])
+    with pytest.raises(GitOpsError, match="ConfigMap %s/shared is recorded in the inventory of app %s" % (namespace, owner)):
+        apply(cluster, takeover, intruder, Options())
+    assert get(cluster, "v1", "ConfigMap", namespace, "shared")["data"]["by"] == "owner"
+    assert get(cluster, "v1", "ConfigMap", namespace, "mine") is None
+    apply(cluster, takeover, intruder, Options(adopt=True))
+    assert get(cluster, "v1", "ConfigMap", namespace, "shared")["data"]["by"] == "intruder"
+    assert "shared" not in names(read_record(cluster, owner)["objects"]), "adopted objects leave the old inventory"
+
+
+# -- through Ansible ---------------------------------------------------------------------------
+
+def test_check_mode_writes_nothing_and_diff_mode_shows_before_after(cluster, kubeconfig, namespace, workdir, ansible,
+                                                                    new_app):
+    app = new_app()
+    objects = [configmap(namespace, "settings", color="blue")]
+    apply(cluster, make_bundle(workdir, objects), app, Options())
+    record = read_record(cluster, app)
+    objects[0]["data"]["color"] = "green"
+    objects.append(configmap(namespace, "added", x="1"))
+    bundle = make_bundle(workdir, objects)
+
+    proc, result = ansible.module("gitops.k8s.apply", {"bundle": bundle.path, "app": app, "prune": True},
+                                  check=True, diff=True)
+    assert proc.returncode == 0 and not result.get("failed"), proc.stdout
+    assert result["changed"] and names(result["created"]) == ["added"] and names(result["configured"]) == ["settings"]
+    assert get(cluster, "v1", "ConfigMap", namespace, "settings")["data"]["color"] == "blue"
+    assert get(cluster, "v1", "ConfigMap", namespace, "added") is None
+    assert read_record(cluster, app) == record, "check mode must not write the inventory"
+    assert "-  color: blue" in proc.stdout and "+  color: green" in proc.stdout, proc.stdout
+    assert [r["action"] for r in result["resources"]] == ["update", "create"]
+
+    proc, result = ansible.module("gitops.k8s.diff", {"bundle": bundle.path, "app": app}, diff=True)
+    assert result["changed"] and result["summary"]["update"] == 1 and result["summary"]["create"] == 1
+    assert "+  color: green" in proc.stdout
+
+    proc, result = ansible.module("gitops.k8s.apply", {"bundle": bundle.path, "app": app, "revision": "abc123",
+                                                       "trigger": "pull"})
+    assert result["changed"] and result["inventory"]["name"] == "gitops-app-" + app, proc.stdout
+    proc, result = ansible.module("gitops.k8s.apply", {"bundle": bundle.path, "app": app, "revision": "abc123"})
+    assert not result["changed"] and result["fast_path"] == 2
+
+    proc, info = ansible.module("gitops.k8s.app_info", {"app": app})
+    assert info["record"]["revision"] == "abc123" and info["record"]["history"][0]["trigger"] == "pull"
+    assert info["record"]["object_count"] == 2
+    proc, every = ansible.module("gitops.k8s.app_info", {"objects": False})
+    assert app in [r["app"] for r in every["apps"]] and all("objects" not in r for r in every["apps"])
