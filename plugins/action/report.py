@@ -31,5 +31,5 @@ class ActionModule(ActionBase):
             return result
         # The report is an artifact of the run, not managed state: writing it is not a change.
         result.update(changed=False, json=paths["json"], html=paths["html"], summary=built["summary"],
-                      failures=built["failures"], apps=built["apps"])
+                      failures=built["failures"], lines=built["lines"], apps=built["apps"])
         return result

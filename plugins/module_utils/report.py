@@ -83,7 +83,7 @@ def app_row(record):
     """Reduce one application's ``sync_result`` to a report row (plain JSON)."""
     fetch, diff, apply, health = (record.get(k) or {} for k in ("fetch", "diff", "apply", "health"))
     rollback = record.get("rollback") or {}
-    info = record.get("info") or {}
+    info = (record.get("info") or {}).get("record") or {}  # gitops.k8s.app_info's record of the app
     applied = _ran(apply)
     revision = apply.get("revision") if applied and apply.get("revision") else fetch.get("revision")
     error = record.get("error") or {}
@@ -115,7 +115,7 @@ def app_row(record):
         "short_revision": short(revision),
         "commit": _subject(fetch.get("commit")),
         "author": (fetch.get("commit") or {}).get("author"),
-        "previous_revision": info.get("previous_revision") or fetch.get("previous_revision"),
+        "previous_revision": fetch.get("previous_revision"),
         "sync": sync,
         "health": _health_word(health_result),
         "outcome": _outcome(record, applied),
@@ -170,6 +170,14 @@ def failure_lines(rows):
     return lines
 
 
+def status_lines(rows):
+    """One line per application for the end of the playbook output."""
+    return ["%s%s: %s, %s, %s%s%s" % (
+        row["app"], "@%s" % row["cluster"] if row.get("cluster") else "", row["sync"], row["health"], row["outcome"],
+        " at %s" % row["short_revision"] if row["short_revision"] else "", " (%s)" % row["commit"] if row["commit"] else "")
+        for row in rows]
+
+
 def build(records, mode, check_mode=False, now=None):
     """The whole report as a JSON-serialisable dict."""
     rows = [app_row(r) for r in records]
@@ -180,6 +188,7 @@ def build(records, mode, check_mode=False, now=None):
         "check_mode": bool(check_mode),
         "summary": summarize(rows),
         "failures": failure_lines(rows),
+        "lines": status_lines(rows),
         "apps": rows,
     }
 

@@ -86,6 +86,12 @@ failures:
   type: list
   elements: str
   sample: ["web (cluster prod): failed at health: Deployment shop/web: 0 of 3 available; rolled back to 3f2a9c1"]
+lines:
+  description: One line per application - sync and health status, outcome, short revision and commit subject.
+  returned: success
+  type: list
+  elements: str
+  sample: ["web@prod: SYNCED, HEALTHY, synced at 3f2a9c1 (Scale web to 3 replicas)"]
 apps:
   description:
     - One row per application - C(app), C(cluster), C(namespace), C(trigger), C(revision), C(short_revision), C(commit),

@@ -22,7 +22,7 @@ def test_a_successful_push_is_synced_and_healthy_with_what_changed():
     row = report.app_row(record(
         apply={"changed": True, "revision": SHA, "created": [DEPLOY], "configured": [], "pruned": []},
         health={"healthy": True, "status": "Healthy", "resources": [{"ref": DEPLOY, "status": "Healthy"}]},
-        info={"history": [{"revision": OLD, "result": "success", "trigger": "push", "time": 1700000000.0}]},
+        info={"record": {"history": [{"revision": OLD, "result": "Succeeded", "trigger": "push", "time": 1700000000.0}]}},
     ))
     assert (row["sync"], row["health"], row["outcome"], row["ok"]) == ("SYNCED", "HEALTHY", "synced", True)
     assert row["short_revision"] == "3f2a9c1"
@@ -124,7 +124,7 @@ def test_build_counts_and_sorts():
 def test_html_is_self_contained_escaped_and_shows_each_row(tmp_path):
     built = report.build([
         record(app="web", apply={"changed": True, "revision": SHA, "created": [DEPLOY]}, health={"status": "Healthy"},
-               info={"history": [{"revision": SHA, "result": "success", "trigger": "push", "time": 1700000000.0}]}),
+               info={"record": {"history": [{"revision": SHA, "result": "Succeeded", "trigger": "push", "time": 1700000000.0}]}}),
         record(app="api", fetch=dict(FETCH, commit={"message": "<script>alert(1)</script>"}),
                decision="drift", diff={"changed": True, "resources": [dict(DEPLOY, action="update", diff="+  replicas: 5")]}),
     ], mode="reconcile")
