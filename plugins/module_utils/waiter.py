@@ -1,0 +1,393 @@
+# Copyright: gitops.k8s contributors; Apache License 2.0 (see LICENSE)
+"""Wait until objects are healthy: watches, not sleep-polling.
+
+One thread per (resource, namespace) lists once (to learn every object and a resourceVersion),
+then watches from that version, resuming after the server closes the stream, reconnecting when
+the connection drops and re-listing when the version has expired (410 Gone). Threads hand
+objects to the caller's thread through a queue; it re-assesses only what changed, so a change
+is seen within the network round trip and waiting costs almost no CPU.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+
+from .bundle import Bundle
+from .cluster import CLUSTER_ARGSPEC, ApiError, Cluster
+from .errors import GitOpsError
+from .health import CustomHealth, Health, assess, worst
+from .inventory import INVENTORY_ARGSPEC, read_record
+from .refs import describe, group_of, key_of, ref_of
+
+# Server-side length of one watch request. Short enough that threads of a finished wait end
+# soon (a blocked read cannot be interrupted), long enough that reconnects cost nothing.
+WATCH_SECONDS = 20
+# How often a kind the cluster does not serve yet (CRD being established) is looked up again.
+REDISCOVER_SECONDS = 2.0
+# Progress lines: when the line changes (at most once per MIN), and at least every MAX seconds.
+PROGRESS_MIN_SECONDS, PROGRESS_MAX_SECONDS = 1.0, 10.0
+# Workloads whose unhealthy pods are listed in the summary, and how much of it.
+POD_OWNERS = {("apps", "Deployment"), ("apps", "StatefulSet"), ("apps", "DaemonSet"), ("apps", "ReplicaSet"),
+              ("batch", "Job")}
+MAX_DRILLDOWN, PODS_PER_OWNER, EVENTS_PER_OBJECT = 10, 3, 3
+
+
+def clean_ref(ref):
+    missing = [field for field in ("apiVersion", "kind", "name") if not (isinstance(ref, dict) and ref.get(field))]
+    if missing:
+        raise GitOpsError("object reference %r lacks %s" % (ref, ", ".join(missing)), ref=ref)
+    return {"apiVersion": ref["apiVersion"], "kind": ref["kind"], "namespace": ref.get("namespace") or "",
+            "name": ref["name"]}
+
+
+def is_ignored(ref, ignore):
+    """``ignore`` items are kind names ("Job") or partial refs ({kind: Job, name: migrate})."""
+    for item in ignore or ():
+        if isinstance(item, str):
+            if item == ref["kind"]:
+                return True
+        elif all(ref.get(field) == value for field, value in item.items()):
+            return True
+    return False
+
+
+class _Watcher(threading.Thread):
+    """Lists then watches one resource in one namespace (or cluster-wide); reports to ``events``."""
+
+    def __init__(self, cluster, resource, namespace, keys, events, stop, keep_watching):
+        super().__init__(daemon=True, name="watch %s %s" % (resource.plural, namespace or "*"))
+        self.cluster, self.resource, self.namespace = cluster, resource, namespace or None
+        # one resource in one namespace: a name identifies the object (and its ref key)
+        self.keys = {key[3]: key for key in keys}
+        self.events, self.stop, self.keep_watching = events, stop, keep_watching
+        # one object: let the server filter; several: one stream for the whole namespace
+        self.field_selector = "metadata.name=%s" % next(iter(self.keys)) if len(self.keys) == 1 else None
+
+    def run(self):
+        try:
+            self._loop()
+        except GitOpsError as err:
+            self.events.put(("fail", self, err))
+        except Exception as err:  # a thread must never die silently: the waiter would hang until timeout
+            self.events.put(("fail", self, GitOpsError("watching %s failed: %r" % (self.resource.plural, err))))
+
+    def _loop(self):
+        version, pause = None, 0.1
+        while not self.stop.is_set():
+            if version is None:
+                items, version = self.cluster.list(self.resource, self.namespace, field_selector=self.field_selector)
+                self.events.put(("list", self, items))
+                if not self.keep_watching:
+                    return
+            try:
+                for event in self.cluster.watch(self.resource, self.namespace, version, WATCH_SECONDS,
+                                                field_selector=self.field_selector):
+                    if self.stop.is_set():
+                        return
+                    obj = event.get("object") or {}
+                    if event.get("type") == "ERROR":
+                        version = None  # 410 Gone (expired resourceVersion) or similar: re-list
+                        break
+                    version = (obj.get("metadata") or {}).get("resourceVersion") or version
+                    if event.get("type") != "BOOKMARK":
+                        self.events.put((event.get("type"), self, obj))
+                pause = 0.1
+            except ApiError as err:
+                if err.status == 410:
+                    version = None
+                elif err.status in (401, 403, 404):
+                    raise
+                else:
+                    self.stop.wait(pause)
+                    pause = min(pause * 2, 5)
+            except (GitOpsError, OSError, ValueError, _urllib3_error()):
+                # connection dropped mid-stream: resume from the last version seen
+                self.stop.wait(pause)
+                pause = min(pause * 2, 5)
+
+
+def _urllib3_error():
+    import urllib3
+
+    return urllib3.exceptions.HTTPError
+
+
+class _Wait:
+    """State of one wait_healthy call."""
+
+    def __init__(self, cluster, refs, custom_health, wait):
+        self.cluster = cluster
+        self.rules = custom_health if isinstance(custom_health, CustomHealth) else CustomHealth(custom_health)
+        self.refs = refs  # key -> clean ref, in the caller's order
+        self.wait = wait
+        self.started = time.monotonic()
+        self.events = queue.Queue()
+        self.stop = threading.Event()
+        self.watchers = []
+        self.unlisted = set()  # watchers that have not reported their first list
+        self.unserved = {}  # key -> why the cluster cannot serve it (kind unknown so far)
+        self.objects = {}  # key -> live object, or None when it does not exist
+        self.verdicts = {key: (Health.UNKNOWN, "not read yet") for key in refs}
+        self.healthy_since = {}  # key -> seconds after start when it became settled
+
+    def elapsed(self):
+        return time.monotonic() - self.started
+
+    def start(self, keys):
+        """Start watchers for ``keys``, grouped by (resource, namespace)."""
+        groups = {}
+        for key in keys:
+            ref = self.refs[key]
+            try:
+                resource = self.cluster.resource(ref["apiVersion"], ref["kind"])
+            except ApiError:
+                raise
+            except GitOpsError as err:
+                self.unserved[key] = str(err)
+                self.verdicts[key] = (Health.MISSING, "the cluster does not serve %s %s yet" % (ref["apiVersion"], ref["kind"]))
+                continue
+            self.unserved.pop(key, None)
+            if resource.namespaced and not ref["namespace"]:
+                raise GitOpsError("%s needs a namespace (%s is namespaced)" % (describe(ref), ref["kind"]), ref=ref)
+            namespace = ref["namespace"] if resource.namespaced else ""
+            groups.setdefault((resource, namespace), []).append(key)
+        for (resource, namespace), group_keys in groups.items():
+            watcher = _Watcher(self.cluster, resource, namespace, frozenset(group_keys), self.events, self.stop, self.wait)
+            self.watchers.append(watcher)
+            self.unlisted.add(watcher)
+            watcher.start()
+
+    def take(self, item):
+        """Record one report from a watcher; return the keys whose object changed."""
+        kind, watcher, payload = item
+        if kind == "fail":
+            raise payload
+        if kind == "list":
+            self.unlisted.discard(watcher)
+            present = {obj["metadata"]["name"]: obj for obj in payload}
+            for name, key in watcher.keys.items():
+                self.objects[key] = present.get(name)
+            return watcher.keys.values()
+        key = watcher.keys.get((payload.get("metadata") or {}).get("name"))
+        if key is None:
+            return ()
+        self.objects[key] = None if kind == "DELETED" else payload
+        return (key,)
+
+    def reassess(self, keys):
+        for key in keys:
+            if key in self.unserved or key not in self.objects:
+                continue
+            self.verdicts[key] = assess(self.objects[key], self.rules)
+            if self.verdicts[key][0] in Health.SETTLED:
+                self.healthy_since.setdefault(key, self.elapsed())
+            else:
+                self.healthy_since.pop(key, None)
+
+    def statuses(self):
+        return [status for status, _ in self.verdicts.values()]
+
+    def progress_line(self):
+        waiting = [key for key in self.refs if self.verdicts[key][0] not in Health.SETTLED]
+        line = "%d/%d healthy" % (len(self.refs) - len(waiting), len(self.refs))
+        if waiting:
+            line += " \u2014 waiting for %s: %s" % (describe(self.refs[waiting[0]]), self.verdicts[waiting[0]][1])
+            if len(waiting) > 1:
+                line += " (+%d more)" % (len(waiting) - 1)
+        return line
+
+
+def wait_healthy(cluster, refs, timeout=300, fail_fast=True, custom_health=None, ignore=None, wait=True, progress=None):
+    """Watch ``refs`` until every one is Healthy (or Suspended), one is Degraded (with
+    ``fail_fast``), or ``timeout`` seconds pass. ``wait=False`` reports the current health.
+
+    Returns {healthy, status, resources: [{ref, status, message}], elapsed, timeline:
+    [{ref, healthy_after}], summary}; an unhealthy result is not an exception (callers decide).
+    GitOpsError only for bad input or when the cluster refuses to be read.
+    """
+    targets = {}
+    for ref in refs:
+        ref = clean_ref(ref)
+        if not is_ignored(ref, ignore):
+            targets.setdefault(key_of(ref), ref)
+    state = _Wait(cluster, targets, custom_health, wait)
+    deadline = state.started + timeout
+    outcome = "timed out"
+    last_line, last_progress, last_discovery = None, state.started, state.started
+    try:
+        state.start(list(targets))
+        while True:
+            now = time.monotonic()
+            wake = min(deadline, last_progress + PROGRESS_MIN_SECONDS if progress else deadline,
+                       last_discovery + REDISCOVER_SECONDS if state.unserved else deadline)
+            changed = set()
+            try:
+                changed.update(state.take(state.events.get(timeout=max(wake - now, 0))))
+                while True:  # take everything that arrived together, then assess once
+                    changed.update(state.take(state.events.get_nowait()))
+            except queue.Empty:
+                pass
+            state.reassess(changed)
+            now = time.monotonic()
+            if state.unserved and wait and now - last_discovery >= REDISCOVER_SECONDS:
+                last_discovery = now
+                cluster.forget_discovery()
+                state.start(list(state.unserved))
+            if not state.unlisted:
+                statuses = state.statuses()
+                if not wait:
+                    outcome = "current health"
+                    break
+                if all(status in Health.SETTLED for status in statuses):
+                    outcome = "healthy"
+                    break
+                if fail_fast and Health.DEGRADED in statuses:
+                    outcome = "degraded"
+                    break
+            if now >= deadline:
+                break
+            if progress and not state.unlisted:
+                line = state.progress_line()
+                if (line != last_line and now - last_progress >= PROGRESS_MIN_SECONDS) or \
+                        now - last_progress >= PROGRESS_MAX_SECONDS:
+                    progress(line)
+                    last_line, last_progress = line, now
+    finally:
+        state.stop.set()
+    return _result(state, outcome)
+
+
+def _result(state, outcome):
+    elapsed = state.elapsed()
+    resources = [{"ref": ref, "status": state.verdicts[key][0], "message": state.verdicts[key][1]}
+                 for key, ref in state.refs.items()]
+    overall = worst(r["status"] for r in resources)
+    timeline = sorted(({"ref": state.refs[key], "healthy_after": round(after, 3)}
+                       for key, after in state.healthy_since.items()), key=lambda t: t["healthy_after"])
+    healthy = overall in Health.SETTLED
+    return {
+        "healthy": healthy,
+        "status": overall,
+        "resources": resources,
+        "elapsed": round(elapsed, 3),
+        "timeline": timeline,
+        "summary": _summary(state, resources, outcome, elapsed) if not healthy else
+        "%d of %d objects healthy after %.1fs" % (len(resources), len(resources), elapsed),
+    }
+
+
+def _summary(state, resources, outcome, elapsed):
+    """Every unhealthy object with its reason, the unhealthy pods of workloads, Warning events."""
+    bad = [r for r in resources if r["status"] not in Health.SETTLED]
+    lines = ["%d of %d objects are not healthy (%s after %.1fs):" % (len(bad), len(resources), outcome, elapsed)]
+    events = _Events(state.cluster)
+    for number, entry in enumerate(bad):
+        ref = entry["ref"]
+        lines.append("%s: %s (%s)" % (describe(ref), entry["message"], entry["status"]))
+        if number >= MAX_DRILLDOWN:
+            continue
+        lines.extend("  " + text for text in events.warnings(ref))
+        obj = state.objects.get(key_of(ref))
+        if obj and (group_of(ref["apiVersion"]), ref["kind"]) in POD_OWNERS:
+            for pod, (status, message) in _unhealthy_pods(state.cluster, obj):
+                lines.append("  %s: %s (%s)" % (describe(pod), message, status))
+                lines.extend("    " + text for text in events.warnings(pod))
+    return "\n".join(lines)
+
+
+def label_selector(selector):
+    """A LabelSelector object as the query-string syntax the API accepts."""
+    parts = ["%s=%s" % item for item in sorted((selector.get("matchLabels") or {}).items())]
+    for expr in selector.get("matchExpressions") or []:
+        key, operator, values = expr["key"], expr["operator"], ",".join(expr.get("values") or [])
+        parts.append({"In": "%s in (%s)" % (key, values), "NotIn": "%s notin (%s)" % (key, values),
+                      "Exists": key, "DoesNotExist": "!" + key}[operator])
+    return ",".join(parts)
+
+
+def _unhealthy_pods(cluster, owner):
+    selector = (owner.get("spec") or {}).get("selector")
+    if not selector:
+        return []
+    try:
+        pods, _ = cluster.list(cluster.resource("v1", "Pod"), owner["metadata"].get("namespace"),
+                               label_selector=label_selector(selector))
+    except GitOpsError:
+        return []  # the summary is best effort; the object's own verdict is already listed
+    verdicts = [(ref_of(pod), assess(pod)) for pod in pods]
+    return [(ref, verdict) for ref, verdict in verdicts if verdict[0] not in Health.SETTLED][:PODS_PER_OWNER]
+
+
+class _Events:
+    """Latest Warning events per object: one list per namespace (core v1 events)."""
+
+    def __init__(self, cluster):
+        self.cluster = cluster
+        self.by_namespace = {}
+
+    def warnings(self, ref):
+        namespace = ref.get("namespace") or ""
+        if namespace not in self.by_namespace:
+            self.by_namespace[namespace] = self._load(namespace)
+        found = self.by_namespace[namespace].get((ref["kind"], ref["name"]), [])
+        found.sort(key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or
+                   (e.get("metadata") or {}).get("creationTimestamp") or "", reverse=True)
+        lines = []
+        for event in found:
+            line = "Warning %s: %s" % (event.get("reason"), (event.get("message") or "").strip())
+            if line not in lines:  # the same complaint repeated by several event objects
+                lines.append(line)
+        return lines[:EVENTS_PER_OBJECT]
+
+    def _load(self, namespace):
+        try:
+            # cluster-scoped objects' events: every namespace, involvedObject.namespace empty
+            selector = "type=Warning" + ("" if namespace else ",involvedObject.namespace=")
+            items, _ = self.cluster.list(self.cluster.resource("v1", "Event"), namespace or None, field_selector=selector)
+        except GitOpsError:
+            return {}  # no right to read events: the summary still lists every object's reason
+        index = {}
+        for event in items:
+            involved = event.get("involvedObject") or {}
+            index.setdefault((involved.get("kind"), involved.get("name")), []).append(event)
+        return index
+
+
+# -- the health_wait task (shared by the module and its action plugin) -------------------------
+
+TASK_ARGSPEC = dict(CLUSTER_ARGSPEC, **INVENTORY_ARGSPEC, **{
+    "app": {"type": "str"},
+    "bundle": {"type": "path"},
+    "resources": {"type": "list", "elements": "dict"},
+    "timeout": {"type": "float", "default": 300},
+    "fail_fast": {"type": "bool", "default": True},
+    "ignore": {"type": "list", "elements": "raw", "default": []},
+    "wait": {"type": "bool", "default": True},
+    "custom_health": {"type": "list", "elements": "dict", "default": []},
+})
+TASK_RULES = {"mutually_exclusive": [("app", "bundle", "resources")],
+              "required_one_of": [("app", "bundle", "resources")]}
+
+
+def task(params, check_mode=False, progress=None):
+    """Run health_wait from module options; return (result, failure message or None)."""
+    cluster = Cluster.from_params(params)
+    if params.get("app"):
+        record = read_record(cluster, params["app"], params["inventory_namespace"], params["inventory_kind"])
+        if record is None:
+            raise GitOpsError("app %s has no inventory record in namespace %s: apply it first"
+                              % (params["app"], params["inventory_namespace"]), app=params["app"])
+        refs = record.get("objects") or []
+    elif params.get("bundle"):
+        # hooks are waited for by apply while it runs them, and may be deleted afterwards
+        refs = [entry for entry in Bundle.load(params["bundle"]).entries if not entry.get("hook")]
+    else:
+        refs = params["resources"]
+    wait = params["wait"] and not check_mode
+    result = wait_healthy(cluster, refs, timeout=params["timeout"], fail_fast=params["fail_fast"],
+                          custom_health=params["custom_health"], ignore=params["ignore"], wait=wait,
+                          progress=progress)
+    result.update(changed=False, api_requests=cluster.requests_made)
+    return result, (None if result["healthy"] or not wait else result["summary"])

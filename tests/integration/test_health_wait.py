@@ -1,0 +1,265 @@
+"""health_wait on the real control plane (kwok nodes): rollouts, stuck rollouts, Jobs, CRs, load balancers."""
+
+import threading
+import time
+
+import pytest
+
+from ansible_collections.gitops.k8s.plugins.module_utils import waiter
+from ansible_collections.gitops.k8s.plugins.module_utils.waiter import wait_healthy
+
+NEVER_READY = {"gitops.k8s.test/never-ready": "true"}
+
+
+def deployment(namespace, name, replicas=3, pod_labels=None, deadline=600, node_selector=None):
+    labels = {"app": name}
+    pod_spec = {"containers": [{"name": "main", "image": "registry.example/%s:1" % name}]}
+    if node_selector:
+        pod_spec["nodeSelector"] = node_selector
+    return {
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "namespace": namespace},
+        "spec": {"replicas": replicas, "progressDeadlineSeconds": deadline, "selector": {"matchLabels": labels},
+                 "template": {"metadata": {"labels": dict(labels, **(pod_labels or {}))}, "spec": pod_spec}},
+    }
+
+
+def ref(obj):
+    return {"apiVersion": obj["apiVersion"], "kind": obj["kind"], "namespace": obj["metadata"].get("namespace", ""),
+            "name": obj["metadata"]["name"]}
+
+
+def apply_all(cluster, *objs):
+    for obj in objs:
+        cluster.apply(obj, "health-test")
+    return [ref(obj) for obj in objs]
+
+
+def later(seconds, action):
+    """Run ``action`` in ``seconds`` while the test waits; returns the thread."""
+    thread = threading.Thread(target=lambda: (time.sleep(seconds), action()))
+    thread.start()
+    return thread
+
+
+def patch_status(cluster, resource, namespace, name, status):
+    cluster.request("PATCH", resource.path(namespace, name, "status"), body={"status": status},
+                    content_type="application/merge-patch+json")
+
+
+def test_rollout_becomes_healthy_with_a_timeline(cluster, namespace):
+    refs = apply_all(cluster, deployment(namespace, "web"), deployment(namespace, "api", replicas=2),
+                     {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings", "namespace": namespace}})
+    lines = []
+    result = wait_healthy(cluster, refs, timeout=60, progress=lines.append)
+    assert result["healthy"], result["summary"]
+    assert result["status"] == "Healthy"
+    assert [r["status"] for r in result["resources"]] == ["Healthy"] * 3
+    assert result["resources"][0]["message"] == "3 of 3 replicas are available"
+    assert {t["ref"]["name"] for t in result["timeline"]} == {"web", "api", "settings"}
+    assert result["summary"] == "3 of 3 objects healthy after %.1fs" % result["elapsed"]
+
+
+def test_pods_that_never_become_ready_end_degraded_at_the_progress_deadline(cluster, namespace):
+    refs = apply_all(cluster, deployment(namespace, "stuck", replicas=2, pod_labels=NEVER_READY, deadline=5))
+    result = wait_healthy(cluster, refs, timeout=120)
+    assert not result["healthy"]
+    assert result["status"] == "Degraded"
+    assert "ProgressDeadlineExceeded" in result["resources"][0]["message"]
+    assert result["elapsed"] < 60, "fail_fast stops at the deadline, not at the timeout"
+    summary = result["summary"].splitlines()
+    assert summary[0].startswith("1 of 1 objects are not healthy (degraded after")
+    assert summary[1].startswith("Deployment %s/stuck: progress deadline exceeded" % namespace)
+    assert any(line.strip().startswith("Pod %s/stuck-" % namespace) for line in summary[2:]), result["summary"]
+
+
+def test_fail_fast_false_keeps_waiting_for_the_others(cluster, namespace):
+    refs = apply_all(cluster, deployment(namespace, "stuck", replicas=1, pod_labels=NEVER_READY, deadline=2),
+                     deployment(namespace, "fine", replicas=1))
+    result = wait_healthy(cluster, refs, timeout=8, fail_fast=False)
+    assert result["elapsed"] >= 8
+    assert [r["status"] for r in result["resources"]] == ["Degraded", "Healthy"]
+    assert "timed out after" in result["summary"]
+
+
+def test_job_completes(cluster, namespace):
+    job = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "migrate", "namespace": namespace},
+           "spec": {"template": {"spec": {"restartPolicy": "Never",
+                                          "containers": [{"name": "main", "image": "registry.example/migrate:1"}]}}}}
+    result = wait_healthy(cluster, apply_all(cluster, job), timeout=60)
+    assert result["healthy"], result["summary"]
+    assert result["resources"][0]["message"].startswith("completed")
+
+
+CRD = {
+    "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+    "metadata": {"name": "widgets.health.gitops.test"},
+    "spec": {"group": "health.gitops.test", "scope": "Namespaced",
+             "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
+             "versions": [{"name": "v1", "served": True, "storage": True, "subresources": {"status": {}},
+                           "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}}]},
+}
+
+
+@pytest.fixture(scope="module")
+def widget_crd(cluster):
+    cluster.apply(CRD, "health-test")
+    result = wait_healthy(cluster, [ref(CRD)], timeout=30)
+    assert result["healthy"], result["summary"]
+    return cluster.resource("health.gitops.test/v1", "Widget")
+
+
+def widget(namespace, name, **spec):
+    return {"apiVersion": "health.gitops.test/v1", "kind": "Widget",
+            "metadata": {"name": name, "namespace": namespace}, "spec": spec}
+
+
+def test_custom_resource_follows_its_ready_condition(cluster, namespace, widget_crd):
+    refs = apply_all(cluster, widget(namespace, "w1"))
+    patch_status(cluster, widget_crd, namespace, "w1", {"conditions": [
+        {"type": "Ready", "status": "False", "reason": "Provisioning", "message": "creating the volume"}]})
+    now = wait_healthy(cluster, refs, wait=False)
+    assert (now["status"], now["resources"][0]["message"]) == ("Progressing", "not ready: Provisioning: creating the volume")
+    patcher = later(1.5, lambda: patch_status(cluster, widget_crd, namespace, "w1", {"conditions": [
+        {"type": "Ready", "status": "True", "reason": "Done", "message": "volume attached"}]}))
+    result = wait_healthy(cluster, refs, timeout=30)
+    patcher.join()
+    assert result["healthy"], result["summary"]
+    assert result["resources"][0]["message"] == "ready: volume attached"
+    assert result["timeline"][0]["healthy_after"] >= 1.5
+
+
+def test_loadbalancer_service_waits_for_its_address(cluster, namespace):
+    service = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "front", "namespace": namespace},
+               "spec": {"type": "LoadBalancer", "selector": {"app": "front"}, "ports": [{"port": 80}],
+                        "allocateLoadBalancerNodePorts": False}}
+    refs = apply_all(cluster, service)
+    services = cluster.resource("v1", "Service")
+    patcher = later(2, lambda: patch_status(cluster, services, namespace, "front",
+                                            {"loadBalancer": {"ingress": [{"ip": "203.0.113.10"}]}}))
+    lines = []
+    result = wait_healthy(cluster, refs, timeout=30, progress=lines.append)
+    patcher.join()
+    assert result["healthy"], result["summary"]
+    assert result["resources"][0]["message"] == "load balancer at 203.0.113.10"
+    assert result["timeline"][0]["healthy_after"] >= 2
+    assert "0/1 healthy \u2014 waiting for Service %s/front: waiting for the load balancer to get an address" % namespace \
+        in lines
+
+
+def test_custom_health_rule(cluster, namespace, widget_crd):
+    rules = [{"group": "health.gitops.test", "kind": "Widget",
+              "healthy": "status.phase == 'Running'", "degraded": "status.phase == 'Failed'",
+              "message": "join(': ', [status.phase, status.detail])"}]
+    refs = apply_all(cluster, widget(namespace, "good"), widget(namespace, "bad"))
+    patch_status(cluster, widget_crd, namespace, "good", {"phase": "Running", "detail": "3 shards"})
+    patch_status(cluster, widget_crd, namespace, "bad", {"phase": "Failed", "detail": "disk full"})
+    result = wait_healthy(cluster, refs, timeout=30, custom_health=rules)
+    assert [(r["status"], r["message"]) for r in result["resources"]] == [
+        ("Healthy", "Running: 3 shards"), ("Degraded", "Failed: disk full")]
+    assert "Widget %s/bad: Failed: disk full (Degraded)" % namespace in result["summary"]
+
+
+def test_timeout_lists_the_stuck_objects_and_their_events(cluster, namespace):
+    refs = apply_all(cluster, deployment(namespace, "pinned", replicas=2, node_selector={"disk": "none-has-it"}),
+                     deployment(namespace, "fine", replicas=1))
+    refs.append({"apiVersion": "v1", "kind": "Secret", "namespace": namespace, "name": "never-created"})
+    result = wait_healthy(cluster, refs, timeout=4)
+    assert not result["healthy"]
+    assert result["status"] == "Missing"
+    summary = result["summary"]
+    assert summary.startswith("2 of 3 objects are not healthy (timed out after 4.")
+    assert "Deployment %s/pinned: 0 of 2 updated replicas are available (Progressing)" % namespace in summary
+    assert "not scheduled: Unschedulable" in summary
+    assert "Warning FailedScheduling:" in summary and "node affinity/selector" in summary
+    assert "Secret %s/never-created: not found (Missing)" % namespace in summary
+    assert "fine" not in summary
+
+
+def test_an_object_created_while_waiting_and_a_kind_served_later(cluster, namespace):
+    """Missing objects are waited for; a kind whose CRD is applied during the wait is picked up."""
+    crd = dict(CRD, metadata={"name": "gadgets.health.gitops.test"})
+    crd["spec"] = dict(CRD["spec"], names={"plural": "gadgets", "singular": "gadget", "kind": "Gadget"})
+    gadget = {"apiVersion": "health.gitops.test/v1", "kind": "Gadget", "metadata": {"name": "g", "namespace": namespace}}
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "late", "namespace": namespace}}
+
+    def create():
+        cluster.apply(cm, "health-test")
+        cluster.apply(crd, "health-test")
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            try:
+                cluster.forget_discovery()
+                cluster.apply(gadget, "health-test")
+                return
+            except Exception:  # the CRD is not served yet
+                time.sleep(0.2)
+
+    try:
+        creator = later(1, create)
+        result = wait_healthy(cluster, [ref(cm), ref(gadget)], timeout=40)
+        creator.join()
+        assert result["healthy"], result["summary"]
+    finally:
+        cluster.delete({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+                        "name": "gadgets.health.gitops.test"})
+
+
+def test_watch_reconnects_and_still_sees_changes(cluster, namespace, monkeypatch):
+    """Each watch request lasts 1 s here, so the fix arrives after several reconnects."""
+    monkeypatch.setattr(waiter, "WATCH_SECONDS", 1)
+    refs = apply_all(cluster, deployment(namespace, "web", replicas=1, pod_labels=NEVER_READY))
+    before = cluster.requests_made
+    fixer = later(3.5, lambda: cluster.apply(deployment(namespace, "web", replicas=1), "health-test"))
+    result = wait_healthy(cluster, refs, timeout=30)
+    fixer.join()
+    assert result["healthy"], result["summary"]
+    assert result["timeline"][0]["healthy_after"] >= 3.5
+    assert cluster.requests_made - before >= 4  # one list, then a watch request per second
+
+
+def test_watch_relists_when_its_resource_version_expired(cluster, namespace, monkeypatch):
+    """The first list hands out a long-compacted resourceVersion: the server answers 410 Gone."""
+    refs = apply_all(cluster, deployment(namespace, "web", replicas=1, pod_labels=NEVER_READY))
+    real_list, calls = cluster.list, []
+
+    def list_then_expire(*args, **kwargs):
+        items, version = real_list(*args, **kwargs)
+        calls.append(version)
+        return items, ("1" if len(calls) == 1 else version)
+
+    monkeypatch.setattr(cluster, "list", list_then_expire)
+    later(2, lambda: cluster.apply(deployment(namespace, "web", replicas=1), "health-test"))
+    result = wait_healthy(cluster, refs, timeout=30)
+    assert result["healthy"], result["summary"]
+    assert len(calls) >= 2, "the watcher listed again after 410 Gone"
+
+
+def test_module_reports_and_fails_with_the_summary(ansible, kubeconfig, cluster, namespace):
+    refs = apply_all(cluster, deployment(namespace, "web", replicas=1),
+                     deployment(namespace, "stuck", replicas=1, pod_labels=NEVER_READY, deadline=3))
+    proc, result = ansible.module("gitops.k8s.health_wait", {"resources": refs, "timeout": 60})
+    assert result["failed"]
+    assert "Deployment %s/stuck: progress deadline exceeded" % namespace in result["msg"]
+    assert result["status"] == "Degraded"
+    assert result["resources"][0]["status"] == "Healthy"
+    assert "healthy \u2014 waiting for Deployment %s/stuck" % namespace in proc.stdout, proc.stdout
+
+    proc, result = ansible.module("gitops.k8s.health_wait", {"resources": refs[:1]})
+    assert not result.get("failed") and result["healthy"] and not result["changed"]
+    assert result["api_requests"] >= 2
+
+
+def test_module_check_mode_reports_without_waiting(ansible, kubeconfig, cluster, namespace):
+    refs = apply_all(cluster, deployment(namespace, "stuck", replicas=1, pod_labels=NEVER_READY))
+    proc, result = ansible.module("gitops.k8s.health_wait", {"resources": refs, "timeout": 300}, check=True)
+    assert not result.get("failed"), result
+    assert result["status"] in ("Progressing",) and not result["healthy"]
+    assert result["elapsed"] < 10
+
+
+def test_module_refuses_a_bad_custom_health_rule(ansible, kubeconfig, namespace):
+    proc, result = ansible.module("gitops.k8s.health_wait", {
+        "resources": [{"apiVersion": "v1", "kind": "ConfigMap", "namespace": namespace, "name": "x"}],
+        "custom_health": [{"kind": "Widget", "healthy": "status.["}]})
+    assert result["failed"]
+    assert "custom_health rule 1 (Widget): healthy is not a valid JMESPath expression" in result["msg"]
