@@ -136,7 +136,7 @@ def newest_matching_tag(expression, tags):
 
     try:
         specifiers = [_semver_specifier(part) for part in expression.split("||")]
-    except Exception as err:  # packaging raises InvalidSpecifier / ValueError
+    except ValueError as err:  # packaging.specifiers.InvalidSpecifier is one
         raise GitOpsError("version %r is not a valid semver range: %s" % (expression, err), version=expression)
     prereleases = "-" in expression  # like npm: a prerelease tag only matches a range that names one
     best = None
@@ -145,7 +145,8 @@ def newest_matching_tag(expression, tags):
             version = Version(tag)
         except InvalidVersion:
             continue
-        if any(spec.contains(version, prereleases=prereleases) for spec in specifiers) and (best is None or version > best[0]):
+        matches = any(spec.contains(version, prereleases=prereleases) for spec in specifiers)
+        if matches and (best is None or version > best[0]):
             best = (version, tag)
     return best[1] if best else None
 
