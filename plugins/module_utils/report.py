@@ -62,11 +62,11 @@ def _changes(apply, diff):
     return {}
 
 
-def _outcome(record, applied):
+def _outcome(record, applied, error):
     """One word for what the run did with this application."""
     if record.get("skipped"):
         return "suspended" if record.get("suspended") else "skipped"
-    if record.get("error"):
+    if error:
         return "rolled back" if _ran((record.get("rollback") or {}).get("apply")) else "failed"
     check = record.get("check_mode")
     decision = record.get("decision")
@@ -87,6 +87,11 @@ def app_row(record):
     applied = _ran(apply)
     revision = apply.get("revision") if applied and apply.get("revision") else fetch.get("revision")
     error = record.get("error") or {}
+    if not error:  # a step that failed without the role noting it still fails the row
+        for step in ("fetch", "render", "diff", "apply", "health"):
+            if (record.get(step) or {}).get("failed"):
+                error = {"step": step, "msg": record[step].get("msg") or "failed"}
+                break
     if record.get("skipped"):
         sync = UNKNOWN
     elif _ran(rollback.get("apply")):
@@ -118,7 +123,7 @@ def app_row(record):
         "previous_revision": fetch.get("previous_revision"),
         "sync": sync,
         "health": _health_word(health_result),
-        "outcome": _outcome(record, applied),
+        "outcome": _outcome(record, applied, error),
         "ok": not error,
         "message": record.get("skipped") or error.get("msg") or "",
         "failed_step": error.get("step"),
@@ -154,6 +159,12 @@ def summarize(rows):
     }
 
 
+def _one_line(text, limit=600):
+    """A multi-line error (e.g. every object the server rejected) as one line of bounded length."""
+    text = " / ".join(line.strip() for line in (text or "").splitlines() if line.strip())
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 def failure_lines(rows):
     """One short line per failed application: the end-of-run summary of a push."""
     lines = []
@@ -166,7 +177,7 @@ def failure_lines(rows):
         if row.get("rollback"):
             extra = "; rolled back to %s%s" % (row["rollback"]["short_revision"],
                                                "" if row["rollback"]["ok"] else " (rollback failed too)")
-        lines.append("%s: failed%s: %s%s" % (where, step, row["message"].splitlines()[0] if row["message"] else "", extra))
+        lines.append("%s: failed%s: %s%s" % (where, step, _one_line(row["message"]), extra))
     return lines
 
 

@@ -136,3 +136,8 @@ def test_html_is_self_contained_escaped_and_shows_each_row(tmp_path):
     assert "OUT OF SYNC" in page and "3f2a9c1" in page and "2023-11-14 22:13:20Z" in page
     assert json.load(open(paths["json"]))["summary"]["apps"] == 2
     assert sorted(os.listdir(tmp_path / "out")) == ["report.html", "report.json"]
+
+
+def test_a_failed_step_the_role_did_not_note_still_fails_the_row():
+    row = report.app_row(record(fetch={"failed": True, "msg": "listing the refs failed"}))
+    assert (row["outcome"], row["ok"], row["failed_step"]) == ("failed", False, "fetch")
