@@ -279,7 +279,7 @@ def test_dependencies_are_synced_first_and_a_failed_dependency_stops_its_depende
     ordered = deploy.run(PUSH, apps)
     assert ordered.rc == 0, ordered.out
     out = ordered.out
-    assert out.index("Health: wait until %s is healthy" % db) < out.index("Apply: apply the bundle of %s" % api)
+    assert out.index("Health: wait until healthy: %s" % db) < out.index("Apply: apply the bundle of %s" % api)
     assert read_record(cluster, db)["time"] < read_record(cluster, api)["time"]
 
     apps[1]["path"] = "no-such-dir"
@@ -325,3 +325,17 @@ def test_invalid_applications_are_refused_before_anything_runs(ansible, kubeconf
     run = deploy.run(PUSH, [{"name": "a", "repo": "file:///x", "depends_on": ["b"]},
                             {"name": "b", "repo": "file:///x", "depends_on": ["a"]}])
     assert run.rc != 0 and "dependency cycle between applications: a -> b -> a" in run.out
+
+
+def test_roles_and_playbooks_pass_ansible_lint_production(ansible_env):
+    proc = subprocess.run([os.path.join(REPO_ROOT, ".venv", "bin", "ansible-lint"), "--profile", "production",
+                           "roles/", "playbooks/"], cwd=REPO_ROOT, env=ansible_env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_role_argument_specs_render_with_ansible_doc(ansible_env):
+    proc = subprocess.run([os.path.join(REPO_ROOT, ".venv", "bin", "ansible-doc"), "-t", "role", "gitops.k8s.sync"],
+                          env=ansible_env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    for text in ("ENTRY POINT: main", "ENTRY POINT: reconcile", "sync_app", "self_heal", "sync_fail_on_error"):
+        assert text in proc.stdout, text
