@@ -234,8 +234,8 @@ def _e(value):
     return html.escape("" if value is None else str(value))
 
 
-def _badge(word):
-    return '<span class="badge %s">%s</span>' % (_e(word.replace(" ", "-")), _e(word))
+def _badge(word, cls=None):
+    return '<span class="badge %s">%s</span>' % (_e(cls or word.replace(" ", "-")), _e(word))
 
 
 def _diff_html(text):
@@ -256,7 +256,7 @@ def _time(value):
 
 def _details(row):
     parts = []
-    if row["message"]:
+    if row["message"] and not row["ok"]:
         parts.append('<div class="msg">%s</div>' % _e(row["message"]))
     if row["rollback"]:
         rb = row["rollback"]
@@ -270,8 +270,9 @@ def _details(row):
     if row["drift"]:
         body = "".join("<p><b>%s</b> %s</p>%s" % (_e(d["action"]), _e(d["object"]), _diff_html(d["diff"]) if d["diff"] else "")
                        for d in row["drift"])
-        parts.append("<details%s><summary>Diff against the cluster (%d object%s)</summary>%s</details>"
-                     % (" open" if row["sync"] == OUT_OF_SYNC else "", len(row["drift"]),
+        title = "What changed" if row["outcome"] in ("synced", "healed") else "Diff against the cluster"
+        parts.append("<details%s><summary>%s (%d object%s)</summary>%s</details>"
+                     % (" open" if row["sync"] == OUT_OF_SYNC else "", title, len(row["drift"]),
                         "" if len(row["drift"]) == 1 else "s", body))
     if row["history"]:
         trs = "".join(
@@ -301,7 +302,7 @@ def render_html(report):
             % (_e(row["app"]), _e(row["app"]),
                _e(row["cluster"] or ""), (" / " + _e(row["namespace"])) if row["namespace"] else "",
                _e(row["short_revision"] or "-"), commit, _badge(row["sync"]), _badge(row["health"]),
-               _badge(row["outcome"]) if not row["ok"] else _e(row["outcome"]), _changes_html(row["changes"])))
+               _badge(row["outcome"], "failed") if not row["ok"] else _e(row["outcome"]), _changes_html(row["changes"])))
         details = _details(row)
         if details:
             rows.append('<tr class="details"><td></td><td colspan="5">%s</td></tr>' % details)
