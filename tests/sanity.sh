@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # ansible-test sanity needs the collection at .../ansible_collections/gitops/k8s: copy the working
-# tree (tracked and new files, not ignored ones) there and run it with the project's Python.
+# tree (tracked and new files, not ignored ones) there and run it in a virtualenv of its own
+# (.venv-sanity: ansible-test pins its own linters, which must not disturb .venv). Its --venv mode
+# would download get-pip from a host outside the package registries, so --requirements is used.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d)
@@ -9,5 +11,13 @@ dest="$work/ansible_collections/gitops/k8s"
 mkdir -p "$dest"
 cd "$repo"
 git ls-files -co --exclude-standard -z | tar -cf - --null -T - --ignore-failed-read 2>/dev/null | tar -xf - -C "$dest"
+sanity_venv="$repo/.venv-sanity"
+if [ ! -x "$sanity_venv/bin/ansible-test" ]; then
+  python3 -m venv "$sanity_venv"
+  "$sanity_venv/bin/pip" install -q "ansible-core>=2.19,<2.20"
+fi
+pip_version=$("$sanity_venv/bin/python" -c 'import re, ansible_test._internal.python_requirements as m, inspect; print(re.search(r"pip=.([0-9.]+)", inspect.getsource(m)).group(1))')
+mkdir -p ~/.ansible/test/cache
+cp "$repo/tests/sanity_get_pip.py" ~/.ansible/test/cache/get_pip_${pip_version//./_}.py
 cd "$dest"
-"$repo/.venv/bin/ansible-test" sanity --venv --python 3.11 --color no --exclude tests/cluster/ "$@"
+"$sanity_venv/bin/ansible-test" sanity --requirements --python 3.11 --color no --exclude tests/cluster/ "$@"
