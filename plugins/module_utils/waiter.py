@@ -14,7 +14,6 @@ import queue
 import threading
 import time
 
-from .bundle import Bundle
 from .cluster import CLUSTER_ARGSPEC, ApiError, Cluster
 from .errors import GitOpsError
 from .health import CustomHealth, Health, assess, worst
@@ -187,7 +186,7 @@ class _Wait:
                 self.healthy_since.pop(key, None)
 
     def statuses(self):
-        return [status for status, _ in self.verdicts.values()]
+        return [status for status, message in self.verdicts.values()]
 
     def progress_line(self):
         waiting = [key for key in self.refs if self.verdicts[key][0] not in Health.SETTLED]
@@ -312,8 +311,8 @@ def _unhealthy_pods(cluster, owner):
     if not selector:
         return []
     try:
-        pods, _ = cluster.list(cluster.resource("v1", "Pod"), owner["metadata"].get("namespace"),
-                               label_selector=label_selector(selector))
+        pods = cluster.list(cluster.resource("v1", "Pod"), owner["metadata"].get("namespace"),
+                            label_selector=label_selector(selector))[0]
     except GitOpsError:
         return []  # the summary is best effort; the object's own verdict is already listed
     verdicts = [(ref_of(pod), assess(pod)) for pod in pods]
@@ -345,7 +344,7 @@ class _Events:
         try:
             # cluster-scoped objects' events: every namespace, involvedObject.namespace empty
             selector = "type=Warning" + ("" if namespace else ",involvedObject.namespace=")
-            items, _ = self.cluster.list(self.cluster.resource("v1", "Event"), namespace or None, field_selector=selector)
+            items = self.cluster.list(self.cluster.resource("v1", "Event"), namespace or None, field_selector=selector)[0]
         except GitOpsError:
             return {}  # no right to read events: the summary still lists every object's reason
         index = {}
@@ -381,6 +380,8 @@ def task(params, check_mode=False, progress=None):
                               % (params["app"], params["inventory_namespace"]), app=params["app"])
         refs = record.get("objects") or []
     elif params.get("bundle"):
+        from .bundle import Bundle  # needs PyYAML, which waiting on refs does not
+
         # hooks are waited for by apply while it runs them, and may be deleted afterwards
         refs = [entry for entry in Bundle.load(params["bundle"]).entries if not entry.get("hook")]
     else:

@@ -20,7 +20,8 @@ STATUS_KEYS = (
     ("healthy", Health.HEALTHY),
     ("progressing", Health.PROGRESSING),
 )
-RULE_KEYS = {"kind", "group", "message"} | {key for key, _ in STATUS_KEYS}
+STATUS_EXPRESSIONS = tuple(key for key, status in STATUS_KEYS)
+RULE_KEYS = {"kind", "group", "message"} | set(STATUS_EXPRESSIONS)
 
 
 def _jmespath():
@@ -43,10 +44,10 @@ class CustomHealth:
                 raise GitOpsError("%s needs a kind" % where, rule=rule)
             unknown = set(rule) - RULE_KEYS
             if unknown:
-                raise GitOpsError("%s has unknown keys %s (allowed: %s)" % (where, ", ".join(sorted(unknown)),
-                                                                           ", ".join(sorted(RULE_KEYS))), rule=rule)
+                raise GitOpsError("%s has unknown keys %s (allowed: %s)"
+                                  % (where, ", ".join(sorted(unknown)), ", ".join(sorted(RULE_KEYS))), rule=rule)
             compiled = {}
-            for key in [k for k, _ in STATUS_KEYS] + ["message"]:
+            for key in STATUS_EXPRESSIONS + ("message",):
                 if rule.get(key) is None:
                     continue
                 try:
@@ -54,7 +55,7 @@ class CustomHealth:
                 except jmespath.exceptions.JMESPathError as err:
                     raise GitOpsError("%s (%s): %s is not a valid JMESPath expression: %s"
                                       % (where, rule["kind"], key, err), rule=rule)
-            if not any(key in compiled for key, _ in STATUS_KEYS):
+            if not any(key in compiled for key in STATUS_EXPRESSIONS):
                 raise GitOpsError("%s (%s) has no healthy/degraded/progressing/suspended expression"
                                   % (where, rule["kind"]), rule=rule)
             self._rules[(rule.get("group"), rule["kind"])] = compiled

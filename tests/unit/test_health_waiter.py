@@ -1,0 +1,38 @@
+"""Pure pieces of the waiter: refs, ignore, label selectors (the watching itself is tested on the cluster)."""
+
+import pytest
+
+from ansible_collections.gitops.k8s.plugins.module_utils.errors import GitOpsError
+from ansible_collections.gitops.k8s.plugins.module_utils.waiter import clean_ref, is_ignored, label_selector
+
+JOB = {"apiVersion": "batch/v1", "kind": "Job", "namespace": "shop", "name": "migrate"}
+
+
+def test_clean_ref_keeps_the_four_fields_and_names_what_is_missing():
+    assert clean_ref(dict(JOB, digest="abc", resourceVersion="7")) == JOB
+    assert clean_ref({"apiVersion": "v1", "kind": "Namespace", "name": "shop"})["namespace"] == ""
+    with pytest.raises(GitOpsError) as err:
+        clean_ref({"kind": "Job", "name": "x"})
+    assert "lacks apiVersion" in str(err.value)
+
+
+@pytest.mark.parametrize("ignore,expected", [
+    (["Job"], True),
+    (["Deployment"], False),
+    ([{"kind": "Job", "name": "migrate"}], True),
+    ([{"kind": "Job", "name": "other"}], False),
+    ([{"namespace": "shop"}], True),
+    ([], False),
+    (None, False),
+])
+def test_ignore_by_kind_or_partial_ref(ignore, expected):
+    assert is_ignored(JOB, ignore) is expected
+
+
+def test_label_selector_syntax():
+    selector = {"matchLabels": {"app": "web", "tier": "front"},
+                "matchExpressions": [{"key": "track", "operator": "In", "values": ["stable", "canary"]},
+                                     {"key": "env", "operator": "NotIn", "values": ["dev"]},
+                                     {"key": "owner", "operator": "Exists"},
+                                     {"key": "legacy", "operator": "DoesNotExist"}]}
+    assert label_selector(selector) == "app=web,tier=front,track in (stable,canary),env notin (dev),owner,!legacy"
