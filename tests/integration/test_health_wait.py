@@ -263,3 +263,41 @@ def test_module_refuses_a_bad_custom_health_rule(ansible, kubeconfig, namespace)
         "custom_health": [{"kind": "Widget", "healthy": "status.["}]})
     assert result["failed"]
     assert "custom_health rule 1 (Widget): healthy is not a valid JMESPath expression" in result["msg"]
+
+
+def bundle_entry(obj, hook=None):
+    return {"apiVersion": obj["apiVersion"], "kind": obj["kind"], "namespace": obj["metadata"].get("namespace"),
+            "name": obj["metadata"]["name"], "wave": 0, "hook": hook, "hook_delete_policy": [], "source": "app.yaml"}
+
+
+def test_module_waits_for_a_bundle_without_its_hooks(ansible, kubeconfig, cluster, namespace, workdir):
+    from ansible_collections.gitops.k8s.plugins.module_utils.bundle import write_bundle
+
+    web = deployment(namespace, "web", replicas=2)
+    hook = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "pre", "namespace": namespace},
+            "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "m", "image": "x"}]}}}}
+    write_bundle(workdir, [hook, web], [bundle_entry(hook, ["PreSync"]), bundle_entry(web)])
+    apply_all(cluster, web)  # the hook is never created: waiting for it would end Missing
+    proc, result = ansible.module("gitops.k8s.health_wait", {"bundle": workdir, "timeout": 60})
+    assert not result.get("failed"), result
+    assert [r["ref"]["name"] for r in result["resources"]] == ["web"]
+
+
+def test_module_waits_for_an_app_applied_by_apply(ansible, kubeconfig, cluster, namespace, workdir):
+    from ansible_collections.gitops.k8s.plugins.module_utils.bundle import write_bundle
+
+    app = "hw-" + namespace[-5:]
+    objs = [deployment(namespace, "web", replicas=2),
+            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings", "namespace": namespace}}]
+    write_bundle(workdir, objs, [bundle_entry(o) for o in objs])
+    proc, applied = ansible.module("gitops.k8s.apply", {"bundle": workdir, "app": app, "wait_waves": False})
+    assert not applied.get("failed"), applied
+    try:
+        proc, result = ansible.module("gitops.k8s.health_wait", {"app": app, "timeout": 60})
+        assert not result.get("failed"), result
+        assert sorted(r["ref"]["name"] for r in result["resources"]) == ["settings", "web"]
+        assert result["healthy"]
+        proc, result = ansible.module("gitops.k8s.health_wait", {"app": "never-applied-" + app})
+        assert result["failed"] and "has no inventory record" in result["msg"]
+    finally:
+        cluster.delete({"apiVersion": "v1", "kind": "ConfigMap", "namespace": "gitops-system", "name": "gitops-app-" + app})
