@@ -88,6 +88,9 @@ class _Watcher(threading.Thread):
                     obj = event.get("object") or {}
                     if event.get("type") == "ERROR":
                         version = None  # 410 Gone (expired resourceVersion) or similar: re-list
+                        if obj.get("code") != 410:
+                            self.stop.wait(pause)  # something else is wrong: do not hammer the server
+                            pause = min(pause * 2, 5)
                         break
                     version = (obj.get("metadata") or {}).get("resourceVersion") or version
                     if event.get("type") != "BOOKMARK":
@@ -124,9 +127,8 @@ class _Wait:
         self.started = time.monotonic()
         self.events = queue.Queue()
         self.stop = threading.Event()
-        self.watchers = []
         self.unlisted = set()  # watchers that have not reported their first list
-        self.unserved = {}  # key -> why the cluster cannot serve it (kind unknown so far)
+        self.unserved = set()  # keys whose kind the cluster does not serve (yet)
         self.objects = {}  # key -> live object, or None when it does not exist
         self.verdicts = {key: (Health.UNKNOWN, "not read yet") for key in refs}
         self.healthy_since = {}  # key -> seconds after start when it became settled
@@ -143,18 +145,17 @@ class _Wait:
                 resource = self.cluster.resource(ref["apiVersion"], ref["kind"])
             except ApiError:
                 raise
-            except GitOpsError as err:
-                self.unserved[key] = str(err)
+            except GitOpsError:
+                self.unserved.add(key)
                 self.verdicts[key] = (Health.MISSING, "the cluster does not serve %s %s yet" % (ref["apiVersion"], ref["kind"]))
                 continue
-            self.unserved.pop(key, None)
+            self.unserved.discard(key)
             if resource.namespaced and not ref["namespace"]:
                 raise GitOpsError("%s needs a namespace (%s is namespaced)" % (describe(ref), ref["kind"]), ref=ref)
             namespace = ref["namespace"] if resource.namespaced else ""
             groups.setdefault((resource, namespace), []).append(key)
         for (resource, namespace), group_keys in groups.items():
             watcher = _Watcher(self.cluster, resource, namespace, frozenset(group_keys), self.events, self.stop, self.wait)
-            self.watchers.append(watcher)
             self.unlisted.add(watcher)
             watcher.start()
 
@@ -214,13 +215,14 @@ def wait_healthy(cluster, refs, timeout=300, fail_fast=True, custom_health=None,
     state = _Wait(cluster, targets, custom_health, wait)
     deadline = state.started + timeout
     outcome = "timed out"
-    last_line, last_progress, last_discovery = None, state.started, state.started
+    last_line, last_progress = None, state.started
+    next_line, next_discovery = state.started + PROGRESS_MIN_SECONDS, state.started + REDISCOVER_SECONDS
     try:
         state.start(list(targets))
         while True:
             now = time.monotonic()
-            wake = min(deadline, last_progress + PROGRESS_MIN_SECONDS if progress else deadline,
-                       last_discovery + REDISCOVER_SECONDS if state.unserved else deadline)
+            wake = min(deadline, next_line if progress else deadline,
+                       next_discovery if state.unserved and wait else deadline)
             changed = set()
             try:
                 changed.update(state.take(state.events.get(timeout=max(wake - now, 0))))
@@ -230,8 +232,8 @@ def wait_healthy(cluster, refs, timeout=300, fail_fast=True, custom_health=None,
                 pass
             state.reassess(changed)
             now = time.monotonic()
-            if state.unserved and wait and now - last_discovery >= REDISCOVER_SECONDS:
-                last_discovery = now
+            if state.unserved and wait and now >= next_discovery:
+                next_discovery = now + REDISCOVER_SECONDS
                 cluster.forget_discovery()
                 state.start(list(state.unserved))
             if not state.unlisted:
@@ -247,10 +249,10 @@ def wait_healthy(cluster, refs, timeout=300, fail_fast=True, custom_health=None,
                     break
             if now >= deadline:
                 break
-            if progress and not state.unlisted:
+            if progress and not state.unlisted and now >= next_line:
+                next_line = now + PROGRESS_MIN_SECONDS
                 line = state.progress_line()
-                if (line != last_line and now - last_progress >= PROGRESS_MIN_SECONDS) or \
-                        now - last_progress >= PROGRESS_MAX_SECONDS:
+                if line != last_line or now - last_progress >= PROGRESS_MAX_SECONDS:
                     progress(line)
                     last_line, last_progress = line, now
     finally:

@@ -141,9 +141,10 @@ def waiting_cost(cluster, seconds):
         wait_healthy(cluster, refs[:-1], timeout=120)  # all but the stuck one are up: now measure pure waiting
         before_cpu, before_requests = cpu_seconds(), cluster.requests_made
         started = time.monotonic()
-        result = wait_healthy(cluster, refs, timeout=seconds)
+        lines = []
+        result = wait_healthy(cluster, refs, timeout=seconds, progress=lines.append)  # as the module waits
         ours = (cpu_seconds() - before_cpu, cluster.requests_made - before_requests, time.monotonic() - started)
-        assert not result["healthy"] and result["status"] == Health.PROGRESSING
+        assert not result["healthy"] and result["status"] == Health.PROGRESSING and lines
         before_children = cpu_seconds(resource.RUSAGE_CHILDREN)
         subprocess.run([KUBECTL, "-n", ns, "wait", "--for=condition=Available", "--timeout=%ds" % seconds]
                        + ["deployment/" + o["metadata"]["name"] for o in objs if o["kind"] == "Deployment"],
