@@ -1,3 +1,4 @@
+# Copyright: gitops.k8s contributors; Apache License 2.0 (see LICENSE)
 """The bundle: the hand-off between render and the cluster-facing steps.
 
 On disk a bundle is a directory with
@@ -9,20 +10,15 @@ where an entry describes one object (same order as the manifest):
 sha256 of the object's canonical JSON; the bundle digest is the sha256 of the entries' digests.
 """
 
+from __future__ import annotations
+
 import hashlib
 import json
 import os
 import tempfile
 
-import yaml
-
+from .deps import SafeDumper, SafeLoader, require_yaml, yaml
 from .errors import GitOpsError
-
-try:  # the C loader/dumper are several times faster; PyYAML wheels ship them
-    from yaml import CSafeDumper as SafeDumper
-    from yaml import CSafeLoader as SafeLoader
-except ImportError:  # pragma: no cover - depends on how PyYAML was built
-    from yaml import SafeDumper, SafeLoader
 
 MANIFEST = "manifest.yaml"
 INDEX = "index.json"
@@ -65,6 +61,7 @@ class Bundle:
 
     @classmethod
     def load(cls, path):
+        require_yaml("reading a bundle")
         index_path, manifest_path = os.path.join(path, INDEX), os.path.join(path, MANIFEST)
         try:
             with open(index_path, encoding="utf-8") as handle:
@@ -85,6 +82,7 @@ def write_bundle(dest, objects, entries, revision=None, renderer=None):
     Entries get their ``digest`` filled in here. Files are written to a temporary name and
     renamed so a reader never sees half a bundle.
     """
+    require_yaml("writing a bundle")
     kinds = {}
     for obj, entry in zip(objects, entries):
         entry["digest"] = object_digest(obj)

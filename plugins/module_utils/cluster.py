@@ -1,3 +1,4 @@
+# Copyright: gitops.k8s contributors; Apache License 2.0 (see LICENSE)
 """Cluster access shared by every cluster-facing module.
 
 The kubernetes client is used for what it does well (reading kubeconfig, exec/auth plugins, TLS
@@ -9,12 +10,15 @@ cluster. It is cached for the life of the Cluster object and refreshed once when
 found (a CRD applied earlier in the same run).
 """
 
+from __future__ import annotations
+
 import json
 import os
 import threading
 from collections import namedtuple
 from urllib.parse import quote, urlencode
 
+from .deps import import_library
 from .errors import GitOpsError
 from .refs import describe
 
@@ -99,9 +103,10 @@ def resolve_params(params):
 
 
 def _configuration(params):
-    from kubernetes import client, config  # imported late: only cluster-facing code needs it
+    # imported late: only cluster-facing code needs it, and it is slow to import
+    kubernetes = import_library("kubernetes", "kubernetes", "talking to a Kubernetes cluster")
 
-    cfg = client.Configuration()
+    cfg = kubernetes.client.Configuration()
     if params.get("host"):
         cfg.host = params["host"]
         if params.get("api_key"):
@@ -115,7 +120,7 @@ def _configuration(params):
             cfg.key_file = params["client_key"]
     else:
         try:
-            config.load_kube_config(
+            kubernetes.config.load_kube_config(
                 config_file=params.get("kubeconfig"), context=params.get("context"),
                 client_configuration=cfg, persist_config=False,
             )

@@ -27,10 +27,9 @@ import difflib
 import hashlib
 from concurrent.futures import ThreadPoolExecutor
 
-import yaml
-
 from .bundle import canonical_json
 from .cluster import ApiError
+from .deps import require_yaml, yaml
 from .errors import GitOpsError
 from .masking import mask_pair, redact
 from .refs import describe, group_of, key_of, ref_of
@@ -131,6 +130,7 @@ def normalize(obj, rules=()):
 def to_yaml(obj):
     if obj is None:
         return ""
+    require_yaml("showing a diff")
     return yaml.safe_dump(obj, default_flow_style=False, sort_keys=True)
 
 

@@ -24,6 +24,7 @@ import time
 from contextlib import contextmanager
 from urllib.parse import urlsplit, urlunsplit
 
+from .deps import import_library
 from .errors import GitOpsError
 
 # Passed as ``-c`` to every git call: repository content must never run code here.
@@ -52,8 +53,8 @@ def split_credentials(url, username=None, password=None):
     parts = urlsplit(url)
     if "@" not in parts.netloc:
         return url, username, password
-    userinfo, _, host = parts.netloc.rpartition("@")
-    user, _, secret = userinfo.partition(":")
+    userinfo, _at, host = parts.netloc.rpartition("@")
+    user, _colon, secret = userinfo.partition(":")
     clean = urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
     return clean, username or user or None, password or secret or None
 
@@ -92,7 +93,7 @@ def parse_ls_remote(text):
     """``git ls-remote --symref`` output -> ({ref: sha}, HEAD's branch ref or None). Tags are peeled."""
     refs, head_ref = {}, None
     for line in text.splitlines():
-        left, _, ref = line.partition("\t")
+        left, _tab, ref = line.partition("\t")
         if left.startswith("ref: "):
             if ref == "HEAD":
                 head_ref = left[5:]
@@ -184,11 +185,7 @@ class GitSession:
 
     def __init__(self, url, timeout=120, username=None, password=None, key_file=None, known_hosts=None,
                  accept_hostkey=False):
-        try:
-            import git
-        except ImportError:
-            raise GitOpsError("gitops.k8s.git_fetch needs GitPython: install it with 'pip install GitPython'")
-        self.git_module = git
+        self.git_module = import_library("git", "GitPython", "gitops.k8s.git_fetch")
         self.url = url
         self.timeout = timeout
         self.workdir = None

@@ -3,31 +3,34 @@
 
 from __future__ import annotations
 
-import yaml
+import functools
 
+from ..deps import SafeDumper, SafeLoader, require_yaml, yaml
 from ..errors import GitOpsError
 
-try:  # the C loader is several times faster; PyYAML wheels ship it
-    from yaml import CSafeDumper as SafeDumper
-    from yaml import CSafeLoader as _BaseLoader
-except ImportError:  # pragma: no cover - depends on how PyYAML was built
-    from yaml import SafeDumper
-    from yaml import SafeLoader as _BaseLoader
 
+@functools.lru_cache(maxsize=None)
+def loader():
+    """SafeLoader that keeps dates as strings, as the API server does (and JSON can carry them).
 
-class Loader(_BaseLoader):
-    """SafeLoader that keeps dates as strings, as the API server does (and JSON can carry them)."""
+    Built on first use, so that this module imports without PyYAML.
+    """
+    require_yaml("parsing manifests")
 
-    yaml_implicit_resolvers = {
-        first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-        for first, resolvers in _BaseLoader.yaml_implicit_resolvers.items()
-    }
+    class Loader(SafeLoader):
+        yaml_implicit_resolvers = {
+            first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+            for first, resolvers in SafeLoader.yaml_implicit_resolvers.items()
+        }
+
+    return Loader
 
 
 def load_documents(source, text):
     """All YAML/JSON documents of ``text`` (from file ``source``); a syntax error names file and line."""
+    yaml_loader = loader()
     try:
-        return list(yaml.load_all(text, Loader=Loader))
+        return list(yaml.load_all(text, Loader=yaml_loader))
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         line = mark.line + 1 if mark else None
@@ -77,4 +80,5 @@ def validate(source, obj):
 
 def dump(obj):
     """One object as YAML (no line folding, so ``${VAR}`` stays on one line)."""
+    require_yaml("writing YAML")
     return yaml.dump(obj, Dumper=SafeDumper, default_flow_style=False, sort_keys=False, width=2 ** 30)

@@ -11,16 +11,14 @@ from __future__ import annotations
 import os
 import sys
 
+from ..deps import import_library
 from ..errors import GitOpsError
 from .directory import EXTENSIONS
 
 
 def _environment(checkout):
-    try:
-        import jinja2
-        from jinja2.sandbox import ImmutableSandboxedEnvironment
-    except ImportError:
-        raise GitOpsError("type=jinja needs Jinja2: install it with 'pip install jinja2'")
+    jinja2 = import_library("jinja2", "Jinja2", "type=jinja")
+    sandbox = import_library("jinja2.sandbox", "Jinja2", "type=jinja")
 
     class CheckoutLoader(jinja2.FileSystemLoader):
         def get_source(self, environment, template):
@@ -29,8 +27,8 @@ def _environment(checkout):
                 raise jinja2.TemplateNotFound("%s (outside the checkout)" % template)
             return source, filename, uptodate
 
-    env = ImmutableSandboxedEnvironment(loader=CheckoutLoader(checkout.root), undefined=jinja2.StrictUndefined,
-                                        keep_trailing_newline=True, autoescape=False)
+    env = sandbox.ImmutableSandboxedEnvironment(loader=CheckoutLoader(checkout.root), undefined=jinja2.StrictUndefined,
+                                                keep_trailing_newline=True, autoescape=False)
     return env, jinja2
 
 
@@ -58,8 +56,9 @@ def render(checkout, target, options):
         try:
             documents.append((rel, env.get_template(rel.replace(os.sep, "/")).render(variables)))
         except jinja2.TemplateSyntaxError as err:
-            raise GitOpsError("%s:%s: template syntax error: %s" % (err.filename and checkout.relpath(err.filename) or rel,
-                                                                  err.lineno, err.message), file=rel, line=err.lineno)
+            where = err.filename and checkout.relpath(err.filename) or rel
+            raise GitOpsError("%s:%s: template syntax error: %s" % (where, err.lineno, err.message),
+                              file=rel, line=err.lineno)
         except Exception as err:  # undefined variables, sandbox refusals, errors raised by filters
             line = _template_line(path)
             raise GitOpsError("%s%s: template error: %s: %s" % (rel, ":%s" % line if line else "", type(err).__name__, err),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 
+from ..deps import import_library
 from ..errors import GitOpsError
 
 
@@ -21,10 +22,7 @@ def _split(values):
 
 
 def render(checkout, target, options):
-    try:
-        import _jsonnet
-    except ImportError:
-        raise GitOpsError("type=jsonnet needs the jsonnet Python binding: install it with 'pip install jsonnet'")
+    jsonnet = import_library("_jsonnet", "jsonnet", "type=jsonnet")
     libs = [checkout.resolve(lib, "jsonnet library path") for lib in options.get("jsonnet_libs") or []]
 
     def import_callback(folder, rel):
@@ -44,9 +42,9 @@ def render(checkout, target, options):
                                options.get("exclude")):
         rel = checkout.relpath(path)
         try:
-            text = _jsonnet.evaluate_file(path, ext_vars=ext_vars, ext_codes=ext_codes, tla_vars=tla_vars,
-                                          tla_codes=tla_codes, import_callback=import_callback)
+            text = jsonnet.evaluate_file(path, ext_vars=ext_vars, ext_codes=ext_codes, tla_vars=tla_vars,
+                                         tla_codes=tla_codes, import_callback=import_callback)
         except RuntimeError as err:
             raise GitOpsError("%s: jsonnet error: %s" % (rel, str(err).replace(checkout.root + os.sep, "")), file=rel)
         documents.append((rel, text))
-    return documents, "jsonnet %s" % getattr(_jsonnet, "version", "unknown")
+    return documents, "jsonnet %s" % getattr(jsonnet, "version", "unknown")

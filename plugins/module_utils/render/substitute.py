@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import re
 
-import yaml
-
+from ..deps import yaml
 from ..errors import GitOpsError
 from ..refs import describe, ref_of
-from .documents import Loader, dump
+from .documents import dump, loader
 
 VARIABLE = re.compile(r"\$(\$?)\{([A-Za-z_][A-Za-z0-9_]*)(?::[=-]([^}]*))?\}")
 DISABLED = "kustomize.toolkit.fluxcd.io/substitute"
@@ -47,8 +46,9 @@ def substitute(source, obj, variables, strict=True):
                           "${VAR:=default}, or set substitute_strict: false)"
                           % (source, describe(ref_of(obj)), ", ".join("${%s}" % n for n in sorted(set(unresolved)))),
                           file=source, object=ref_of(obj), variables=sorted(set(unresolved)))
+    yaml_loader = loader()
     try:
-        return yaml.load(text, Loader=Loader)
+        return yaml.load(text, Loader=yaml_loader)
     except yaml.YAMLError as err:
         raise GitOpsError("%s: %s is not valid YAML after substitution: %s" % (source, describe(ref_of(obj)), err),
                           file=source, object=ref_of(obj))
