@@ -32,7 +32,7 @@ ARTIFACTS = os.path.join(TESTS, "artifacts")
 
 @pytest.fixture(scope="session")
 def kubeconfig():
-    proc = subprocess.run([os.path.join(TESTS, "cluster", "up")], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.run([os.path.join(TESTS, "cluster", "up")], stdout=subprocess.PIPE, text=True, check=False)
     assert proc.returncode == 0, "tests/cluster/up failed (exit %d); see its output above" % proc.returncode
     path = proc.stdout.strip().splitlines()[-1]
     assert os.path.exists(path), "tests/cluster/up printed %r, which is not a kubeconfig" % path
@@ -105,7 +105,7 @@ class PlaybookRunner:
         if diff:
             argv.append("--diff")
         argv += list(args)
-        return subprocess.run(argv, env=self.env, capture_output=True, text=True, cwd=self.workdir, timeout=1800)
+        return subprocess.run(argv, env=self.env, capture_output=True, text=True, cwd=self.workdir, timeout=1800, check=False)
 
     def module(self, name, params, check=False, diff=False):
         """Run one module as a task; return (CompletedProcess, registered result dict)."""

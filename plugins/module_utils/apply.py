@@ -246,12 +246,12 @@ class Run:
 
     def _run_hooks(self, phase):
         pairs = [(e, o) for e, o in self.hook_pairs if phase in (e.get("hook") or ())]
-        for wave in sorted({e.get("wave", 0) for e, _ in pairs}):
+        for wave in sorted({e.get("wave", 0) for e, _obj in pairs}):
             batch = [(e, o) for e, o in pairs if e.get("wave", 0) == wave]
             started = _parallel(self.opts.concurrency, lambda pair: self._start_hook(phase, *pair), batch)
             outcome = self._hook_outcome([h for h in started if h.get("name")])
             failed = [h for h in started if h["status"] != "Healthy"]
-            for hook, (entry, _) in zip(started, batch):
+            for hook, (entry, _obj) in zip(started, batch):
                 policy = entry.get("hook_delete_policy") or DEFAULT_HOOK_POLICY
                 done = "HookSucceeded" if hook["status"] == "Healthy" else "HookFailed"
                 if done in policy and hook.get("name"):
@@ -289,8 +289,8 @@ class Run:
         if fixed_name:
             previous = [ref] if self.cluster.delete(ref, propagation="Background") else []
         else:
-            items, _ = self.cluster.list(resource, namespace=ref["namespace"] or None,
-                                         label_selector="%s=%s" % (HOOK_LABEL, hook_id))
+            items, _version = self.cluster.list(resource, namespace=ref["namespace"] or None,
+                                                label_selector="%s=%s" % (HOOK_LABEL, hook_id))
             previous = [ref_of(o) for o in items]
             for old in previous:
                 self.cluster.delete(old, propagation="Background")

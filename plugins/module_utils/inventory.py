@@ -125,8 +125,8 @@ def decode_record(obj):
         return json.loads(base64.b64decode(text) if secret else text)
     except (ValueError, OSError, KeyError) as err:
         meta = obj.get("metadata") or {}
-        raise GitOpsError("inventory %s %s/%s is unreadable: %s" % (obj.get("kind"), meta.get("namespace"),
-                                                                   meta.get("name"), err))
+        raise GitOpsError("inventory %s %s/%s is unreadable: %s"
+                          % (obj.get("kind"), meta.get("namespace"), meta.get("name"), err))
 
 
 # -- the store ---------------------------------------------------------------------------------
@@ -158,7 +158,7 @@ class Inventory:
     def read_all(self):
         """Every record of the namespace, sorted by app."""
         resource = self.cluster.resource("v1", self.kind)
-        items, _ = self.cluster.list(resource, namespace=self.namespace, label_selector=APP_LABEL)
+        items, _version = self.cluster.list(resource, namespace=self.namespace, label_selector=APP_LABEL)
         records = [decode_record(obj) for obj in items]
         return sorted(records, key=lambda r: r.get("app") or "")
 

@@ -14,7 +14,7 @@ description:
   - With O(app), that application's record; without, the record of every application in O(inventory_namespace).
   - Read-only; it runs the same in check mode.
 author:
-  - gitops.k8s developers
+  - gitops.k8s developers (@gitops-k8s)
 extends_documentation_fragment:
   - gitops.k8s.cluster
 attributes:

@@ -33,7 +33,7 @@ description:
   - A plan with nothing to create, update or prune changes nothing - no hook runs, no wave is waited for - and costs
     one LIST per kind (the fast path of M(gitops.k8s.diff)).
 author:
-  - gitops.k8s developers
+  - gitops.k8s developers (@gitops-k8s)
 extends_documentation_fragment:
   - gitops.k8s.cluster
 attributes:

@@ -24,7 +24,7 @@ description:
     C(*** (old value)) / C(*** (new value)), an unchanged one C(*** (unchanged)) - unless O(show_secrets=true).
   - Hook objects of the bundle (PreSync, PostSync...) are not compared; they are created anew by every sync.
 author:
-  - gitops.k8s developers
+  - gitops.k8s developers (@gitops-k8s)
 extends_documentation_fragment:
   - gitops.k8s.cluster
 attributes:

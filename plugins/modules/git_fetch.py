@@ -19,7 +19,7 @@ description:
     when the remote is unreachable the task fails naming the repository and the cache stays as it was.
   - Uses GitPython (C(pip install GitPython)) and the C(git) command.
 author:
-  - gitops.k8s developers
+  - gitops.k8s developers (@gitops-k8s)
 attributes:
   check_mode:
     support: full
@@ -172,7 +172,7 @@ commit:
   sample: {"author": "Ann <ann@example.com>", "committer": "Ann <ann@example.com>", "date": "2025-01-31T10:00:00+01:00",
            "message": "guestbook: 3 replicas", "signed": true}
 changed_paths:
-  description: Files that differ between O(previous_revision) and O(revision); null on the first fetch.
+  description: Files that differ between RV(previous_revision) and RV(revision); null on the first fetch.
   returned: always
   type: list
   elements: str

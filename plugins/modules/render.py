@@ -27,7 +27,7 @@ description:
     index, flagged by C(hook); objects that are never applied (C(Skip), Helm test hooks) are listed in RV(skipped).
   - Render applies nothing; it touches only the bundle directory.
 author:
-  - gitops.k8s developers
+  - gitops.k8s developers (@gitops-k8s)
 attributes:
   check_mode:
     support: full

@@ -47,7 +47,7 @@ def generate(folder, count, per_file=5):
 
 def timed(call, runs):
     times = []
-    for _ in range(runs):
+    for _run in range(runs):
         started = time.perf_counter()
         call()
         times.append(time.perf_counter() - started)

@@ -58,7 +58,7 @@ def test_deployment_becomes_available_and_rolls_out_a_new_image(cluster, namespa
                 and status.get("replicas") == 3 and obj)
 
     wait_for("the rollout of nginx:1.28", rolled_out)
-    pods, _ = cluster.list(cluster.resource("v1", "Pod"), namespace, label_selector="app=web")
+    pods, _version = cluster.list(cluster.resource("v1", "Pod"), namespace, label_selector="app=web")
     live = [p for p in pods if not p["metadata"].get("deletionTimestamp")]
     assert {p["spec"]["containers"][0]["image"] for p in live} == {"nginx:1.28"}
     assert all(p["spec"].get("nodeName", "").startswith("kwok-node-") for p in live)

@@ -84,7 +84,7 @@ def names(refs):
 def diff_of(cluster, bundle, app, **kw):
     """Run the diff engine; return (result, requests it made)."""
     before = cluster.requests_made
-    result, _ = diff(cluster, bundle, read_record(cluster, app), **kw)
+    result, _ansible_diff = diff(cluster, bundle, read_record(cluster, app), **kw)
     return result, cluster.requests_made - before
 
 
@@ -134,7 +134,7 @@ def test_create_noop_change_drift_and_prune(cluster, namespace, workdir, new_app
     # change one field
     objects[0]["data"]["color"] = "green"
     changed = make_bundle(workdir, objects)
-    result, _ = diff_of(cluster, changed, app)
+    result, _requests = diff_of(cluster, changed, app)
     assert result["summary"] == {"create": 0, "update": 1, "unchanged": 2, "delete": 0}
     assert "-  color: blue" in result["resources"][0]["diff"] and "+  color: green" in result["resources"][0]["diff"]
     applied = apply(cluster, changed, app, Options(revision=changed.revision))
@@ -144,7 +144,7 @@ def test_create_noop_change_drift_and_prune(cluster, namespace, workdir, new_app
     # drift by a second field manager: found by diff, undone by apply (force)
     drift = configmap(namespace, "settings", color="red")
     cluster.apply(drift, "kubectl-edit", force=True)
-    result, _ = diff_of(cluster, changed, app)
+    result, _requests = diff_of(cluster, changed, app)
     assert result["changed"] and "-  color: red" in result["resources"][0]["diff"]
     healed = apply(cluster, changed, app, Options(revision=changed.revision))
     assert names(healed["configured"]) == ["settings"]
@@ -156,7 +156,7 @@ def test_create_noop_change_drift_and_prune(cluster, namespace, workdir, new_app
     with_protected = make_bundle(workdir, objects + [protected])
     apply(cluster, with_protected, app, Options())
     smaller = make_bundle(workdir, [objects[0], objects[2]])
-    result, _ = diff_of(cluster, smaller, app)
+    result, _requests = diff_of(cluster, smaller, app)
     assert [(r["name"], r["action"]) for r in result["resources"]] == [("extra", "delete")]
     assert names(result["kept"]) == ["protected"]
     no_prune = apply(cluster, smaller, app, Options())
@@ -348,7 +348,7 @@ def test_secret_change_is_diffed_without_revealing_values(cluster, namespace, wo
     assert "-  password: '*** (old value)'" in result["resources"][0]["diff"]
     assert "+  password: '*** (new value)'" in result["resources"][0]["diff"]
     assert "user: '*** (unchanged)'" in result["resources"][0]["diff"]
-    shown, _ = diff(cluster, changed, read_record(cluster, app), show_secrets=True)
+    shown, _ansible_diff = diff(cluster, changed, read_record(cluster, app), show_secrets=True)
     assert base64.b64encode(b"s3cr3t-new").decode() in shown["resources"][0]["diff"]
 
 

@@ -164,7 +164,7 @@ def test_unreachable_remote_names_repo_without_credentials_and_keeps_cache(origi
     text = str(err.value) + json.dumps(err.value.details)
     assert "https://127.0.0.1:9/team/deploy.git" in text and "hunter2" not in text
     assert git(dest, "rev-parse", "HEAD") == before and os.path.isfile(os.path.join(dest, "apps", "web.yaml"))
-    for folder, _, files in os.walk(os.path.join(dest, ".git")):
+    for folder, _dirs, files in os.walk(os.path.join(dest, ".git")):
         for name in files:
             with open(os.path.join(folder, name), "rb") as handle:
                 assert b"hunter2" not in handle.read(), os.path.join(folder, name)
@@ -180,7 +180,7 @@ def test_concurrent_runs_on_one_cache(origin, workdir):
         except Exception as err:  # collected and asserted below
             errors.append(err)
 
-    threads = [threading.Thread(target=run) for _ in range(4)]
+    threads = [threading.Thread(target=run) for _thread in range(4)]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -226,8 +226,8 @@ def test_module_check_mode_idempotence_and_no_secret_in_results(ansible, origin,
     assert git(dest, "rev-parse", "HEAD") == first["revision"]  # check mode did not move the checkout
     assert "+revision: %s" % new in proc.stdout
 
-    _, moved = ansible.module("gitops.k8s.git_fetch", {"repo": origin.url, "dest": dest})
-    _, same = ansible.module("gitops.k8s.git_fetch", {"repo": origin.url, "dest": dest})
+    _proc, moved = ansible.module("gitops.k8s.git_fetch", {"repo": origin.url, "dest": dest})
+    _proc, same = ansible.module("gitops.k8s.git_fetch", {"repo": origin.url, "dest": dest})
     assert moved["changed"] and not same["changed"] and same["revision"] == new
 
     proc, failed = ansible.module("gitops.k8s.git_fetch", {

@@ -158,8 +158,8 @@ def test_directory_with_a_subfolder_of_non_kubernetes_yaml_through_ansible(ansib
     sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, check=True, capture_output=True, text=True).stdout.strip()
     ansible.env["XDG_CACHE_HOME"] = os.environ["XDG_CACHE_HOME"]
 
-    _, ok = ansible.module("gitops.k8s.render", {"source": repo, "path": "app", "namespace": "shop",
-                                                 "substitute": {"CLUSTER": "prod-eu"}})
+    _proc, ok = ansible.module("gitops.k8s.render", {"source": repo, "path": "app", "namespace": "shop",
+                                                     "substitute": {"CLUSTER": "prod-eu"}})
     assert not ok.get("failed"), ok
     assert ok["count"] == 1 and ok["revision"] == sha and ok["kinds"] == {"ConfigMap": 1}
     assert ok["objects"][0] == {"apiVersion": "v1", "kind": "ConfigMap", "namespace": "shop", "name": "web",
@@ -173,16 +173,16 @@ def test_directory_with_a_subfolder_of_non_kubernetes_yaml_through_ansible(ansib
     with open(os.path.join(ok["bundle"], "manifest.yaml")) as handle:
         assert yaml.safe_load(handle)["data"] == {"cluster": "prod-eu"}
 
-    _, again = ansible.module("gitops.k8s.render", {"source": repo, "path": "app", "namespace": "shop",
-                                                    "substitute": {"CLUSTER": "prod-eu"}})
+    _proc, again = ansible.module("gitops.k8s.render", {"source": repo, "path": "app", "namespace": "shop",
+                                                        "substitute": {"CLUSTER": "prod-eu"}})
     assert not again["changed"] and again["digest"] == ok["digest"]
 
-    _, failed = ansible.module("gitops.k8s.render", {"source": repo, "path": "app", "recurse": True})
+    _proc, failed = ansible.module("gitops.k8s.render", {"source": repo, "path": "app", "recurse": True})
     assert failed["failed"] and failed["file"] == "app/ci/pipeline.yaml"
     assert "app/ci/pipeline.yaml: an object has no apiVersion, kind, metadata" in failed["msg"]
 
-    _, excluded = ansible.module("gitops.k8s.render", {"source": repo, "path": "app", "recurse": True,
-                                                       "exclude": ["ci"], "substitute": {"CLUSTER": "x"}})
+    _proc, excluded = ansible.module("gitops.k8s.render", {"source": repo, "path": "app", "recurse": True,
+                                                           "exclude": ["ci"], "substitute": {"CLUSTER": "x"}})
     assert excluded["count"] == 1
 
 
@@ -194,7 +194,7 @@ def test_check_mode_leaves_an_explicit_dest_alone(ansible, on_path, workdir):
                                    check=True, diff=True)
     assert checked["changed"] and not os.path.exists(dest) and os.path.isfile(os.path.join(checked["bundle"], "index.json"))
     assert "+digest: %s" % checked["digest"] in proc.stdout
-    _, real = ansible.module("gitops.k8s.render", {"source": workdir, "path": "app", "dest": dest})
+    _proc, real = ansible.module("gitops.k8s.render", {"source": workdir, "path": "app", "dest": dest})
     assert real["changed"] and real["bundle"] == dest and Bundle.load(dest).digest == checked["digest"]
 
 
@@ -203,7 +203,7 @@ def test_jinja_lookup_pipe_is_refused_through_ansible(ansible, on_path, workdir)
     write_tree(workdir, {"t/cm.yaml.j2": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: '{{ name }}'}\n"
                                          "data: {who: \"{{ lookup('pipe', 'id; touch %s') }}\"}\n" % marker})
     ansible.env["XDG_CACHE_HOME"] = os.environ["XDG_CACHE_HOME"]
-    _, result = ansible.module("gitops.k8s.render", {"source": workdir, "path": "t", "type": "jinja", "vars": {"name": "x"}})
+    _proc, result = ansible.module("gitops.k8s.render", {"source": workdir, "path": "t", "type": "jinja", "vars": {"name": "x"}})
     assert result["failed"] and "t/cm.yaml.j2:4: template error: UndefinedError: 'lookup' is undefined" in result["msg"]
     assert not os.path.exists(marker)
     assert "uid=" not in json.dumps(result)

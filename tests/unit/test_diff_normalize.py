@@ -57,8 +57,10 @@ def managed(manager, fields, operation="Apply"):
 
 
 def test_fast_path_needs_same_digest_and_same_version_or_same_owned_fields():
-    live = deployment(resourceVersion="10", managedFields=[managed("gitops.k8s", {"f:spec": {"f:replicas": {}}}),
-                                                         managed("kube-controller-manager", {"f:status": {}}, "Update")])
+    live = deployment(resourceVersion="10", managedFields=[
+        managed("gitops.k8s", {"f:spec": {"f:replicas": {}}}),
+        managed("kube-controller-manager", {"f:status": {}}, "Update"),
+    ])
     fingerprint = managed_fingerprint(live, "gitops.k8s")
     record = {"digest": "d1", "resourceVersion": "10", "managed": fingerprint}
     assert in_sync_with_record(record, "d1", live, "gitops.k8s")

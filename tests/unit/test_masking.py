@@ -3,7 +3,7 @@
 import base64
 
 from ansible_collections.gitops.k8s.plugins.module_utils.masking import (NEW, OLD, UNCHANGED, mask_pair, mask_secret,
-                                                                          redact)
+                                                                         redact)
 
 
 def b64(text):

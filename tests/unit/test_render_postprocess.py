@@ -31,11 +31,11 @@ def test_yaml_error_names_file_and_line():
 def test_lists_arrays_and_empty_documents():
     text = "---\n---\napiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, kind: ConfigMap, metadata: {name: a}}\n" \
            "---\n[{apiVersion: v1, kind: ConfigMap, metadata: {name: b}}]\n---\n# only a comment\n"
-    assert [o["metadata"]["name"] for _, o in parse([("f.yaml", text)])] == ["a", "b"]
+    assert [o["metadata"]["name"] for _source, o in parse([("f.yaml", text)])] == ["a", "b"]
 
 
 def test_dates_stay_strings():
-    [(_, cm)] = parse([("f.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\ndata: {day: 2024-01-31}\n")])
+    [(_source, cm)] = parse([("f.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\ndata: {day: 2024-01-31}\n")])
     assert cm["data"]["day"] == "2024-01-31"
 
 
@@ -55,7 +55,7 @@ def test_invalid_objects_name_the_file(bad, message):
 def test_generate_name_is_allowed_for_hooks():
     job = obj("Job", None, "batch/v1", annotations={"argocd.argoproj.io/hook": "PreSync"})
     job["metadata"] = {"generateName": "migrate-", "annotations": job["metadata"]["annotations"]}
-    _, entries, _ = run([job, dict(job)])  # two of them do not collide
+    _objects, entries, _skipped = run([job, dict(job)])  # two of them do not collide
     assert [e["name"] for e in entries] == ["migrate-", "migrate-"]
 
 
@@ -70,9 +70,9 @@ def test_duplicates_are_refused_naming_both_files():
 def test_namespace_defaults_skip_cluster_scoped_kinds_and_crd_scopes():
     crd = obj("CustomResourceDefinition", "widgets.example.com", "apiextensions.k8s.io/v1",
               spec={"group": "example.com", "scope": "Cluster", "names": {"kind": "Widget"}})
-    objects, entries, _ = run([
-        crd, obj("Widget", "w", "example.com/v1"), obj("Gadget", "g", "example.com/v1"), obj("ClusterRole", "r",
-        "rbac.authorization.k8s.io/v1", ns="oops"), obj("ConfigMap", "c"), obj("ConfigMap", "d", ns="other"),
+    objects, entries, _skipped = run([
+        crd, obj("Widget", "w", "example.com/v1"), obj("Gadget", "g", "example.com/v1"),
+        obj("ClusterRole", "r", "rbac.authorization.k8s.io/v1", ns="oops"), obj("ConfigMap", "c"), obj("ConfigMap", "d", ns="other"),
     ], namespace="prod")
     scope = {(e["kind"], e["name"]): e["namespace"] for e in entries}
     assert scope == {("CustomResourceDefinition", "widgets.example.com"): "", ("Widget", "w"): "",
@@ -82,14 +82,14 @@ def test_namespace_defaults_skip_cluster_scoped_kinds_and_crd_scopes():
 
 
 def test_labels_and_annotations_are_added_to_every_object():
-    objects, _, _ = run([obj("ConfigMap", "a", annotations={"keep": "me"})], labels={"team": "a"},
-                        annotations={"owner": "ops"})
+    objects, _entries, _skipped = run([obj("ConfigMap", "a", annotations={"keep": "me"})], labels={"team": "a"},
+                                      annotations={"owner": "ops"})
     assert objects[0]["metadata"]["labels"] == {"team": "a"}
     assert objects[0]["metadata"]["annotations"] == {"keep": "me", "owner": "ops"}
 
 
 def test_canonical_order():
-    _, entries, _ = run([
+    _objects, entries, _skipped = run([
         obj("Deployment", "web", "apps/v1"), obj("Widget", "w", "example.com/v1"), obj("Service", "web"),
         obj("ConfigMap", "late", annotations={"gitops.k8s/sync-wave": "2"}),
         obj("CustomResourceDefinition", "widgets.example.com", "apiextensions.k8s.io/v1"),
@@ -143,7 +143,7 @@ def test_skipped_objects_are_reported_not_bundled():
 def test_substitution_like_flux():
     deploy = obj("Deployment", "web", "apps/v1", spec={"replicas": "${REPLICAS}", "template": {"metadata": {
         "labels": {"env": "${ENV:=dev}", "zone": "${ZONE:-a}", "literal": "$${KEEP}"}}}})
-    objects, _, _ = run([deploy], substitute={"REPLICAS": 3})
+    objects, _entries, _skipped = run([deploy], substitute={"REPLICAS": 3})
     assert objects[0]["spec"]["replicas"] == 3  # typed after substitution, like Flux
     assert objects[0]["spec"]["template"]["metadata"]["labels"] == {"env": "dev", "zone": "a", "literal": "${KEEP}"}
 
@@ -152,7 +152,7 @@ def test_unresolved_variables():
     cm = obj("ConfigMap", "c", data={"a": "${MISSING}", "b": "x"})
     with pytest.raises(GitOpsError, match=r"f.yaml: ConfigMap c uses undefined variable\(s\) \$\{MISSING\}"):
         run([dict(cm)], substitute={})
-    objects, _, _ = run([cm], substitute={}, substitute_strict=False)
+    objects, _entries, _skipped = run([cm], substitute={}, substitute_strict=False)
     assert objects[0]["data"] == {"a": None, "b": "x"}  # replaced by nothing, as Flux does
 
 

@@ -50,7 +50,10 @@ def test_directory_recurse_include_exclude(checkout):
     write(checkout, "app/notes.txt", "not a manifest")
     write(checkout, "app/config/settings.yaml", "log_level: debug\n")
     write(checkout, "app/more/c.yml", CM.format(name="c"))
-    names = lambda r: sorted(e["name"] for e in r["objects"])  # noqa: E731
+
+    def names(result):
+        return sorted(e["name"] for e in result["objects"])
+
     assert names(render(str(checkout), "app")) == ["a", "b"]
     with pytest.raises(GitOpsError, match="app/config/settings.yaml: an object has no apiVersion, kind, metadata"):
         render(str(checkout), "app", recurse=True)

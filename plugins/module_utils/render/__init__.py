@@ -85,7 +85,7 @@ def postprocess(parsed, namespace=None, labels=None, annotations=None, substitut
         else:
             kept.append((src, obj, wave, hook, policies))
 
-    scoped = cluster_scoped_kinds(obj for _, obj, *_ in kept)
+    scoped = cluster_scoped_kinds(row[1] for row in kept)
     rows, seen = [], {}
     for src, obj, wave, hook, policies in kept:
         meta = obj["metadata"]
@@ -106,7 +106,7 @@ def postprocess(parsed, namespace=None, labels=None, annotations=None, substitut
             seen[key] = src
         rows.append((entry, obj))
     rows.sort(key=lambda row: sort_key(row[0]))
-    return [obj for _, obj in rows], [entry for entry, _ in rows], skipped
+    return [obj for _entry, obj in rows], [entry for entry, _obj in rows], skipped
 
 
 def read_index(folder):
