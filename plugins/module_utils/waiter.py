@@ -14,6 +14,7 @@ import queue
 import threading
 import time
 
+from .bundle import Bundle
 from .cluster import CLUSTER_ARGSPEC, ApiError, Cluster
 from .errors import GitOpsError
 from .health import CustomHealth, Health, assess, worst
@@ -382,8 +383,6 @@ def task(params, check_mode=False, progress=None):
                               % (params["app"], params["inventory_namespace"]), app=params["app"])
         refs = record.get("objects") or []
     elif params.get("bundle"):
-        from .bundle import Bundle  # needs PyYAML, which waiting on refs does not
-
         # hooks are waited for by apply while it runs them, and may be deleted afterwards
         refs = [entry for entry in Bundle.load(params["bundle"]).entries if not entry.get("hook")]
     else:

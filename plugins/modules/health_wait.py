@@ -24,7 +24,7 @@ description:
   - "When the task runs with a local connection (the usual case for a cluster host), a progress line is printed while
     waiting, for example C(7/10 healthy - waiting for Deployment shop/web: 1 of 3 updated replicas are available)."
 author:
-  - gitops.k8s developers
+  - gitops.k8s developers (@gitops-k8s)
 extends_documentation_fragment:
   - gitops.k8s.cluster
 attributes:

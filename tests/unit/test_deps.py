@@ -37,6 +37,7 @@ for info in pkgutil.walk_packages(module_utils.__path__, module_utils.__name__ +
 from ansible_collections.gitops.k8s.plugins.module_utils.bundle import Bundle
 from ansible_collections.gitops.k8s.plugins.module_utils.cluster import Cluster
 from ansible_collections.gitops.k8s.plugins.module_utils.deps import MissingLibrary
+from ansible_collections.gitops.k8s.plugins.module_utils.health import CustomHealth
 from ansible_collections.gitops.k8s.plugins.module_utils.render import render
 from ansible_collections.gitops.k8s.plugins.module_utils.source import GitSession
 
@@ -48,6 +49,7 @@ calls = {
     "directory": lambda: render(checkout, type="directory", check_mode=True),
     "jinja": lambda: render(checkout, type="jinja", check_mode=True),
     "jsonnet": lambda: render(checkout, type="jsonnet", check_mode=True),
+    "custom_health": lambda: CustomHealth([{"kind": "Widget", "healthy": "status.ok"}]),
 }
 errors = {}
 for what, call in calls.items():
@@ -79,7 +81,7 @@ def test_without_third_party_libraries_everything_imports_and_each_use_names_its
                           env=env, check=False)
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
-    assert {"bundle", "cluster", "diff", "apply", "inventory", "source", "documents", "substitute"} <= set(result["imported"])
+    assert {"bundle", "cluster", "diff", "apply", "inventory", "source", "documents", "substitute", "waiter", "custom"} <= set(result["imported"])
     messages = {what: error["msg"] for what, error in result["errors"].items()}
     assert messages == {
         "bundle": "reading a bundle requires the PyYAML Python library: pip install PyYAML",
@@ -88,6 +90,7 @@ def test_without_third_party_libraries_everything_imports_and_each_use_names_its
         "directory": "type=directory requires the PyYAML Python library: pip install PyYAML",
         "jinja": "type=jinja requires the Jinja2 Python library: pip install Jinja2",
         "jsonnet": "type=jsonnet requires the jsonnet Python library: pip install jsonnet",
+        "custom_health": "custom_health requires the jmespath Python library: pip install jmespath",
     }
     assert all("ImportError" in error["traceback"] or "ModuleNotFoundError" in error["traceback"]
                for error in result["errors"].values())

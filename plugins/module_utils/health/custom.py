@@ -11,6 +11,7 @@ like, so anything else is unexpected). ``message`` is an expression for the mess
 
 from __future__ import annotations
 
+from ..deps import import_library
 from ..errors import GitOpsError
 from .status import Health
 
@@ -25,11 +26,7 @@ RULE_KEYS = {"kind", "group", "message"} | set(STATUS_EXPRESSIONS)
 
 
 def _jmespath():
-    try:
-        import jmespath
-    except ImportError:
-        raise GitOpsError("custom_health needs the jmespath Python library: pip install jmespath")
-    return jmespath
+    return import_library("jmespath", "jmespath", "custom_health")
 
 
 class CustomHealth:
