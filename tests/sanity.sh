@@ -18,6 +18,6 @@ if [ ! -x "$sanity_venv/bin/ansible-test" ]; then
 fi
 pip_version=$("$sanity_venv/bin/python" -c 'import re, ansible_test._internal.python_requirements as m, inspect; print(re.search(r"pip=.([0-9.]+)", inspect.getsource(m)).group(1))')
 mkdir -p ~/.ansible/test/cache
-cp "$repo/tests/sanity_get_pip.py" ~/.ansible/test/cache/get_pip_${pip_version//./_}.py
+cp "$repo/tests/sanity_get_pip.py" ~/.ansible/test/cache/"get_pip_${pip_version//./_}.py"
 cd "$dest"
 "$sanity_venv/bin/ansible-test" sanity --requirements --python 3.11 --color no --exclude tests/cluster/ "$@"
