@@ -1,9 +1,12 @@
+# Copyright: gitops.k8s contributors; Apache License 2.0 (see LICENSE)
 """Applications as data: validate a ``gitops_apps`` list and order it by dependencies.
 
 An application says where its manifests live (repo, version, path, render options) and how
 to deliver them (namespace, prune, self_heal, wait, rollback...). Everything here is pure:
 no Ansible, no cluster, so the playbooks, the action plugin and the tests share one truth.
 """
+
+from __future__ import annotations
 
 import re
 

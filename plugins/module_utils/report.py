@@ -1,3 +1,4 @@
+# Copyright: gitops.k8s contributors; Apache License 2.0 (see LICENSE)
 """The run report: one row per application, as JSON and as a self-contained HTML page.
 
 Input is what the sync role records for each application (``sync_result``): the raw results of
@@ -9,6 +10,8 @@ Ansible and without the cluster, so it is unit-tested on plain dicts.
 Secret values never reach the report: diffs come from gitops.k8s.diff, which masks them, and
 raw results are reduced to a known set of fields (no module invocation, no credentials).
 """
+
+from __future__ import annotations
 
 import datetime
 import html
@@ -145,7 +148,9 @@ def app_row(record):
 
 
 def summarize(rows):
-    count = lambda pred: sum(1 for r in rows if pred(r))  # noqa: E731
+    def count(pred):
+        return sum(1 for r in rows if pred(r))
+
     return {
         "apps": len(rows),
         "synced": count(lambda r: r["sync"] == SYNCED),
