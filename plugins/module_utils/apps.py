@@ -126,7 +126,7 @@ def dependency_levels(apps):
 
     for app in apps:
         visit(app["name"])
-    levels = [[] for _ in range(max(level_of.values(), default=-1) + 1)]
+    levels = [[] for dummy in range(max(level_of.values(), default=-1) + 1)]
     for app in apps:
         levels[level_of[app["name"]]].append(app["name"])
     return levels

@@ -17,7 +17,7 @@ description:
   - Runs on the controller (action plugin); it contacts no cluster and no Git server.
   - The application keys are described in the collection's C(docs/applications.md).
 author:
-  - gitops.k8s developers
+  - gitops.k8s developers (@gitops-k8s)
 attributes:
   check_mode:
     support: full

@@ -19,7 +19,7 @@ description:
   - Writing the report is not a change to any managed system, so the task always returns C(changed=false); it is
     also written in check mode (then it reports what would happen).
 author:
-  - gitops.k8s developers
+  - gitops.k8s developers (@gitops-k8s)
 attributes:
   check_mode:
     support: full
