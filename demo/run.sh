@@ -58,7 +58,7 @@ all:
           namespace: demo-guestbook
           render:
             release_name: guestbook
-            values_files: [guestbook/values-production.yaml]
+            values_files: [values-production.yaml]
           depends_on: [demo-shop]
 YAML
 playbook() {

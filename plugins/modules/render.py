@@ -81,7 +81,9 @@ options:
     type: str
   values_files:
     description:
-      - For C(helm) - values files, relative to the checkout root (they must be inside it), applied in order.
+      - For C(helm) - values files applied in order, each relative to the chart directory O(path), like Argo CD's
+        C(valueFiles); for example C(values-production.yaml) beside C(Chart.yaml), or C(../common/values.yaml).
+      - A file that resolves outside the checkout (through C(..), an absolute path or a symlink) is refused.
     type: list
     elements: str
   values:
@@ -178,7 +180,7 @@ EXAMPLES = r"""
     path: charts/guestbook
     release_name: guestbook
     namespace: guestbook
-    values_files: [charts/guestbook/values-production.yaml]
+    values_files: [values-production.yaml]  # beside charts/guestbook/Chart.yaml
     values:
       image: {tag: "{{ image_tag }}"}
   register: rendered

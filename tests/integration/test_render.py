@@ -61,7 +61,7 @@ CHART = {
 def test_helm_chart_with_production_values(on_path, workdir):
     write_tree(workdir, CHART)
     result = render(workdir, "chart", release_name="guestbook", namespace="shop",
-                    values_files=["chart/values-production.yaml"], values={"image": "nginx:1.28"})
+                    values_files=["values-production.yaml"], values={"image": "nginx:1.28"})
     assert result["renderer"]["type"] == "helm" and result["renderer"]["version"].startswith("helm v3")
     entries = {(e["kind"], e["name"]): e for e in result["objects"]}
     assert set(entries) == {("CustomResourceDefinition", "widgets.example.com"), ("Deployment", "guestbook-web"),
@@ -90,11 +90,32 @@ def test_helm_values_file_and_chart_outside_checkout_are_refused(on_path, workdi
     with pytest.raises(GitOpsError, match="'chart' resolves outside the checkout"):
         render(checkout, "chart")
     write_tree(checkout, {"own/" + k: v for k, v in CHART.items()})
-    with pytest.raises(GitOpsError, match="values file '../elsewhere/chart/values.yaml' resolves outside"):
-        render(checkout, "own/chart", values_files=["../elsewhere/chart/values.yaml"])
+    with pytest.raises(GitOpsError, match="values file '../../../elsewhere/chart/values.yaml' resolves outside"):
+        render(checkout, "own/chart", values_files=["../../../elsewhere/chart/values.yaml"])
+    with pytest.raises(GitOpsError, match="values file '/etc/hostname' is absolute; it must be relative to own/chart"):
+        render(checkout, "own/chart", values_files=["/etc/hostname"])
+    # a values file inside the checkout that is a symlink to one outside it
+    os.symlink(os.path.join(workdir, "elsewhere", "chart", "values.yaml"), os.path.join(checkout, "own", "linked.yaml"))
+    with pytest.raises(GitOpsError, match="values file '../linked.yaml' resolves outside the checkout"):
+        render(checkout, "own/chart", values_files=["../linked.yaml"])
     os.symlink("/etc/passwd", os.path.join(checkout, "own", "chart", "templates", "passwd.yaml"))
     with pytest.raises(GitOpsError, match="passwd.yaml is a symlink to /etc/passwd, outside the checkout"):
         render(checkout, "own/chart")
+
+
+def test_helm_values_files_are_relative_to_the_chart_like_argo_cd(on_path, workdir):
+    """A repo written for Argo CD: values beside Chart.yaml, shared values in a sibling folder, applied in order."""
+    write_tree(workdir, {"charts/" + k: v for k, v in CHART.items()})
+    write_tree(workdir, {"charts/shared/values.yaml": "env: shared\nimage: nginx:1.29\n"})
+    result = render(workdir, "charts/chart", release_name="guestbook",
+                    values_files=["../shared/values.yaml", "values-production.yaml"])
+    deploy = next(o for o in Bundle.load(result["bundle"]).objects if o["kind"] == "Deployment")
+    assert deploy["metadata"]["labels"]["env"] == "production" and deploy["spec"]["replicas"] == 3
+    assert deploy["spec"]["template"]["spec"]["containers"][0]["image"] == "nginx:1.29"
+    # a path from the repository root (the old reading) names the file and where it was looked for
+    with pytest.raises(GitOpsError, match="values file 'charts/chart/values-production.yaml' does not exist "
+                                          "\\(relative to charts/chart in the checkout"):
+        render(workdir, "charts/chart", values_files=["charts/chart/values-production.yaml"])
 
 
 KUSTOMIZE = {

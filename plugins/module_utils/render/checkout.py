@@ -21,16 +21,22 @@ class Checkout:
         real = os.path.realpath(path)
         return real == self.root or real.startswith(self.root + os.sep)
 
-    def resolve(self, rel, what="path"):
-        """``rel`` (relative to the root) as an absolute real path; anything outside the checkout is refused."""
+    def resolve(self, rel, what="path", base=None):
+        """``rel`` (relative to ``base``, a directory of the checkout; default its root) as an absolute real path;
+        anything outside the checkout is refused."""
+        base = base or self.root
+        # errors say where a relative path starts when that is not the root
+        start = "the checkout %s" % self.root
+        if base != self.root:
+            start = "%s in %s" % (self.relpath(base), start)
         if os.path.isabs(rel):
-            raise GitOpsError("%s %r is absolute; it must be relative to the checkout %s" % (what, rel, self.root), path=rel)
-        full = os.path.join(self.root, rel)
+            raise GitOpsError("%s %r is absolute; it must be relative to %s" % (what, rel, start), path=rel)
+        full = os.path.join(base, rel)
         if not self.contains(full):
             raise GitOpsError("%s %r resolves outside the checkout %s (through '..' or a symlink); refused"
                               % (what, rel, self.root), path=rel)
         if not os.path.exists(full):
-            raise GitOpsError("%s %r does not exist in the checkout %s" % (what, rel, self.root), path=rel)
+            raise GitOpsError("%s %r does not exist (relative to %s)" % (what, rel, start), path=rel)
         return os.path.realpath(full)
 
     def relpath(self, path):

@@ -1,8 +1,9 @@
 # Copyright: gitops.k8s contributors; Apache License 2.0 (see LICENSE)
 """Helm charts through ``helm template``: no cluster, no network, no plugins, no post-renderer.
 
-Dependencies must be vendored in ``charts/``. Values come from files inside the checkout and
-from the ``values`` dict, which is passed on stdin (never written to disk).
+Dependencies must be vendored in ``charts/``. Values come from files inside the checkout, named
+relative to the chart directory as in Argo CD, and from the ``values`` dict, which is passed on
+stdin (never written to disk).
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ SEPARATOR = re.compile(r"^---\s*$", re.M)
 def render(checkout, target, options):
     helm = find(["helm"], options.get("helm_binary"), "helm_binary")
     checkout.refuse_escaping_symlinks(target)
-    values_files = [checkout.resolve(f, "values file") for f in options.get("values_files") or []]
+    # relative to the chart directory, like Argo CD's valueFiles, so repos migrate unchanged
+    values_files = [checkout.resolve(f, "values file", base=target) for f in options.get("values_files") or []]
     chart_rel = checkout.relpath(target)
     argv = [helm, "template", options.get("release_name") or os.path.basename(target), target,
             "--namespace", options.get("namespace") or "default"]
