@@ -330,13 +330,14 @@ def test_invalid_applications_are_refused_before_anything_runs(ansible, kubeconf
 
 def test_roles_and_playbooks_pass_ansible_lint_production(ansible_env):
     proc = subprocess.run([os.path.join(REPO_ROOT, ".venv", "bin", "ansible-lint"), "--profile", "production",
-                           "roles/", "playbooks/"], cwd=REPO_ROOT, env=ansible_env, capture_output=True, text=True)
+                           "roles/", "playbooks/"], cwd=REPO_ROOT, env=ansible_env, capture_output=True, text=True,
+                          check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 def test_role_argument_specs_render_with_ansible_doc(ansible_env):
     proc = subprocess.run([os.path.join(REPO_ROOT, ".venv", "bin", "ansible-doc"), "-t", "role", "gitops.k8s.sync"],
-                          env=ansible_env, capture_output=True, text=True)
+                          env=ansible_env, capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stderr
     plain = re.sub(r"\x1b\[[0-9;]*m|\*", "", proc.stdout)  # ansible-doc emphasis, colour or not
     for text in ("ENTRY POINT: main", "ENTRY POINT: reconcile", "sync_app", "self_heal", "sync_fail_on_error"):

@@ -18,7 +18,7 @@ SECRET = {"apiVersion": "v1", "kind": "Secret", "namespace": "shop", "name": "we
 
 
 def chromium():
-    proc = subprocess.run(["sh", os.path.join(TESTS, "install-chromium.sh")], capture_output=True, text=True)
+    proc = subprocess.run(["sh", os.path.join(TESTS, "install-chromium.sh")], capture_output=True, text=True, check=False)
     assert proc.returncode == 0, "tests/install-chromium.sh failed:\n%s%s" % (proc.stdout, proc.stderr)
     path = shutil.which("chromium")
     assert path, "chromium is not on PATH after tests/install-chromium.sh"
@@ -28,7 +28,7 @@ def chromium():
 def browse(binary, profile, *args):
     argv = [binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
             "--disable-component-update", "--disable-sync", "--no-first-run", "--user-data-dir=%s" % profile, *args]
-    return subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    return subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
 
 
 def sample_report():
@@ -60,7 +60,7 @@ def test_the_report_renders_in_chromium_with_one_row_per_app(tmp_path, artifacts
     dom = browse(binary, str(tmp_path / "profile-dom"), "--dump-dom", url)
     assert dom.returncode == 0, dom.stderr
     rows = re.findall(r'<tr class="app" data-app="([^"]+)">(.*?)</tr>', dom.stdout, re.S)
-    assert [name for name, _ in rows] == ["docs", "guestbook", "shop"]
+    assert [name for name, _cells in rows] == ["docs", "guestbook", "shop"]
     cells = dict(rows)
     assert "OUT OF SYNC" in cells["shop"] and "HEALTHY" in cells["shop"] and "3f2a9c1" in cells["shop"]
     assert "Scale web to 3 replicas" in cells["shop"]
