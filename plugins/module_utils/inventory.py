@@ -11,7 +11,10 @@ One ConfigMap (or Secret, for clusters where ConfigMaps are too widely readable)
             digest = what we applied, resourceVersion / managed = the live object right after
             (``managed`` fingerprints our field manager's field set, see diff.py)
   history:  newest first, at most ``history_limit`` of
-            {revision, digest, time, result, trigger, rollback, rollback_of?, message?, duration?}
+            {revision, digest, time, result, trigger, rollback, rollback_of?, message?, duration?,
+             health?, health_time?}
+            health / health_time = the verdict of the health wait that followed that sync (written
+            by health_wait); rollbacks go to the newest entry recorded Healthy.
 
 The record is gzip-compressed into ``binaryData`` when its JSON would not comfortably fit the
 1 MiB object limit (several thousand objects).
@@ -31,6 +34,7 @@ import time
 
 from .cluster import ApiError
 from .errors import GitOpsError
+from .health.status import Health
 from .refs import key_of
 
 INVENTORY_NAMESPACE = "gitops-system"
@@ -100,6 +104,46 @@ def history_entry(revision, digest, result, trigger, rollback_of=None, message=N
     if duration is not None:
         entry["duration"] = round(duration, 3)
     return entry
+
+
+def current_entry(record):
+    """The newest history entry when it is what the cluster runs -- a successful sync of the
+    record's revision and digest -- else None (the last sync failed, or there is no history)."""
+    history = (record or {}).get("history") or ()
+    if not history:
+        return None
+    newest = history[0]
+    if newest.get("result") != "Succeeded" or \
+            (newest.get("revision"), newest.get("digest")) != (record.get("revision"), record.get("digest")):
+        return None
+    return newest
+
+
+def mark_health(record, status, expected, when=None):
+    """Put the health verdict ``status`` on the record's current entry; return that entry.
+
+    ``expected`` is the current entry as read before waiting: when a newer sync replaced it
+    meanwhile, the verdict is about objects that are gone, so nothing is marked (None).
+    """
+    entry = current_entry(record)
+    if entry is None or expected is None or \
+            any(entry.get(k) != expected.get(k) for k in ("revision", "digest", "time")):
+        return None
+    entry.update(health=status, health_time=when if when is not None else time.time())
+    return entry
+
+
+def rollback_target(history, failed_revision):
+    """The newest history entry recorded healthy whose revision is not ``failed_revision``, or None.
+
+    Healthy as health_wait means it: Healthy, or Suspended (an app with a suspended CronJob is
+    as good as it gets). Only a verdict of health_wait counts: a revision that applied but never
+    became healthy (or whose health was never waited for) is no place to roll back to.
+    """
+    for entry in history or ():
+        if entry.get("health") in Health.SETTLED and entry.get("revision") and entry["revision"] != failed_revision:
+            return entry
+    return None
 
 
 def encode_record(record, kind):
@@ -197,11 +241,17 @@ class Inventory:
         return out["metadata"]["resourceVersion"]
 
     def update(self, app, change, attempts=5):
-        """Read-modify-write ``change(record) -> record`` with retries on concurrent writes."""
+        """Read-modify-write ``change(record) -> record`` with retries on concurrent writes.
+
+        ``change`` returns None when there is nothing to write (then neither is anything written).
+        """
         for attempt in range(attempts):
             record, version = self.read(app)
+            changed = change(record or new_record(app))
+            if changed is None:
+                return None
             try:
-                return self.write(app, change(record or new_record(app)), version)
+                return self.write(app, changed, version)
             except ApiError as err:
                 if err.status != 409 or attempt == attempts - 1:
                     raise
@@ -253,3 +303,23 @@ def append_history(cluster, app, revision, result, trigger, digest=None, rollbac
     store.ensure_namespace()
     store.update(app, change)
     return entry
+
+
+def record_health(cluster, app, status, expected, namespace=INVENTORY_NAMESPACE, kind="ConfigMap", when=None):
+    """Write the health verdict ``status`` into the app's current history entry (see ``mark_health``).
+
+    ``expected`` is ``current_entry`` of the record read before waiting. Returns the marked entry,
+    or None when the entry is no longer current (nothing is written then).
+    """
+    marked = []
+
+    def change(record):
+        del marked[:]  # a retry after a concurrent write starts over
+        entry = mark_health(record, status, expected, when)
+        if entry is None:
+            return None
+        marked.append(dict(entry))
+        return record
+
+    Inventory(cluster, namespace, kind).update(app, change)
+    return marked[-1] if marked else None

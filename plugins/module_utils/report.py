@@ -178,10 +178,11 @@ def failure_lines(rows):
             continue
         where = "%s (cluster %s)" % (row["app"], row["cluster"]) if row.get("cluster") else row["app"]
         step = " at %s" % row["failed_step"] if row.get("failed_step") else ""
-        extra = ""
-        if row.get("rollback"):
-            extra = "; rolled back to %s%s" % (row["rollback"]["short_revision"],
-                                               "" if row["rollback"]["ok"] else " (rollback failed too)")
+        extra, rollback = "", row.get("rollback")
+        if rollback and not rollback["revision"]:
+            extra = "; not rolled back: %s" % rollback["message"]
+        elif rollback:
+            extra = "; rolled back to %s%s" % (rollback["short_revision"], "" if rollback["ok"] else " (rollback failed too)")
         lines.append("%s: failed%s: %s%s" % (where, step, _one_line(row["message"]), extra))
     return lines
 
@@ -259,13 +260,23 @@ def _time(value):
     return value or ""
 
 
+def _history_health(entry):
+    """The health_wait verdict recorded for one sync of the history; nobody waited: a dash."""
+    if not entry.get("health"):
+        return '<span class="muted">-</span>'
+    word = str(entry["health"]).upper()
+    return _badge(word if word in HEALTH_WORDS else UNKNOWN)
+
+
 def _details(row):
     parts = []
     if row["message"] and not row["ok"]:
         parts.append('<div class="msg">%s</div>' % _e(row["message"]))
-    if row["rollback"]:
-        rb = row["rollback"]
-        parts.append("<p>Rolled back to <code>%s</code>: %s</p>"
+    rb = row["rollback"]
+    if rb and not rb["revision"]:
+        parts.append('<p class="rollback">Not rolled back: %s</p>' % _e(rb["message"]))
+    elif rb:
+        parts.append('<p class="rollback">Rolled back to <code>%s</code>: %s</p>'
                      % (_e(rb["short_revision"]), "healthy again" if rb["ok"] else _e(rb["message"] or "rollback failed")))
     if row["unhealthy"]:
         items = "".join("<li>%s %s: %s</li>" % (_badge(u["status"].upper() if u["status"] else UNKNOWN),
@@ -281,12 +292,15 @@ def _details(row):
                         "" if len(row["drift"]) == 1 else "s", body))
     if row["history"]:
         trs = "".join(
-            "<tr><td>%s</td><td><code>%s</code></td><td>%s</td><td>%s</td><td>%s</td></tr>"
-            % (_e(_time(h.get("time"))), _e(short(h.get("revision"))), _e(h.get("result")),
-               _e(h.get("trigger")), "rollback" if h.get("rollback") else "")
+            '<tr class="sync"><td>%s</td><td><code>%s</code></td><td>%s</td><td class="health">%s</td><td>%s</td>'
+            "<td>%s</td></tr>"
+            % (_e(_time(h.get("time"))), _e(short(h.get("revision"))), _e(h.get("result")), _history_health(h),
+               _e(h.get("trigger")), ("rollback of <code>%s</code>" % _e(short(h.get("rollback_of"))))
+               if h.get("rollback") else "")
             for h in reversed(row["history"]))
         parts.append("<details><summary>History (%d)</summary><table><tr><th>time</th><th>revision</th>"
-                     "<th>result</th><th>trigger</th><th></th></tr>%s</table></details>" % (len(row["history"]), trs))
+                     "<th>result</th><th>health</th><th>trigger</th><th></th></tr>%s</table></details>"
+                     % (len(row["history"]), trs))
     return "".join(parts)
 
 

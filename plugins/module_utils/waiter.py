@@ -18,7 +18,7 @@ from .bundle import Bundle
 from .cluster import CLUSTER_ARGSPEC, ApiError, Cluster
 from .errors import GitOpsError
 from .health import CustomHealth, Health, assess, worst
-from .inventory import INVENTORY_ARGSPEC, read_record
+from .inventory import INVENTORY_ARGSPEC, current_entry, read_record, record_health
 from .refs import describe, group_of, key_of, ref_of
 
 # Server-side length of one watch request. Short enough that threads of a finished wait end
@@ -368,6 +368,7 @@ TASK_ARGSPEC = dict(CLUSTER_ARGSPEC, **INVENTORY_ARGSPEC, **{
     "ignore": {"type": "list", "elements": "raw", "default": []},
     "wait": {"type": "bool", "default": True},
     "custom_health": {"type": "list", "elements": "dict", "default": []},
+    "record": {"type": "bool", "default": True},
 })
 TASK_RULES = {"mutually_exclusive": [("app", "bundle", "resources")],
               "required_one_of": [("app", "bundle", "resources")]}
@@ -376,12 +377,14 @@ TASK_RULES = {"mutually_exclusive": [("app", "bundle", "resources")],
 def task(params, check_mode=False, progress=None):
     """Run health_wait from module options; return (result, failure message or None)."""
     cluster = Cluster.from_params(params)
+    synced = None  # the history entry of the sync being waited for, which gets the verdict
     if params.get("app"):
         record = read_record(cluster, params["app"], params["inventory_namespace"], params["inventory_kind"])
         if record is None:
             raise GitOpsError("app %s has no inventory record in namespace %s: apply it first"
                               % (params["app"], params["inventory_namespace"]), app=params["app"])
         refs = record.get("objects") or []
+        synced = current_entry(record)
     elif params.get("bundle"):
         # hooks are waited for by apply while it runs them, and may be deleted afterwards
         refs = [entry for entry in Bundle.load(params["bundle"]).entries if not entry.get("hook")]
@@ -391,5 +394,10 @@ def task(params, check_mode=False, progress=None):
     result = wait_healthy(cluster, refs, timeout=params["timeout"], fail_fast=params["fail_fast"],
                           custom_health=params["custom_health"], ignore=params["ignore"], wait=wait,
                           progress=progress)
+    # Only a real wait is a verdict on the sync; a glance (wait=false, check mode) is not.
+    result["recorded"] = None
+    if synced and params["record"] and wait:
+        result["recorded"] = record_health(cluster, params["app"], result["status"], synced,
+                                           params["inventory_namespace"], params["inventory_kind"])
     result.update(changed=False, api_requests=cluster.requests_made)
     return result, (None if result["healthy"] or not wait else result["summary"])

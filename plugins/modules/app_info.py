@@ -32,6 +32,13 @@ options:
     description: Include the list of objects of each record (leave off for a compact dashboard of many apps).
     type: bool
     default: true
+  rollback_from:
+    description:
+      - The revision that just failed to sync. With O(app), the result then says where a rollback would go
+        (RV(rollback_target)) - the newest history entry recorded C(Healthy) (or C(Suspended), which counts as healthy)
+        by M(gitops.k8s.health_wait) whose revision is another one - or why there is nowhere to go
+        (RV(rollback_message)).
+    type: str
   inventory_namespace:
     description: Namespace holding the inventory records.
     type: str
@@ -55,6 +62,17 @@ EXAMPLES = r"""
   ansible.builtin.debug:
     msg: "{{ info.record.revision }} ({{ info.record.result }})"
   when: info.record is not none
+
+- name: Where would a rollback of guestbook from a failed commit go?
+  gitops.k8s.app_info:
+    app: guestbook
+    objects: false
+    rollback_from: "{{ fetch.revision }}"
+  register: last_healthy
+
+- name: Show it
+  ansible.builtin.debug:
+    msg: "{{ last_healthy.rollback_target.revision if last_healthy.rollback_target else last_healthy.rollback_message }}"
 
 - name: Every app whose last sync failed
   gitops.k8s.app_info:
@@ -102,9 +120,33 @@ record:
       description: How many objects the app has.
       type: int
     history:
-      description: Newest first, each {revision, digest, time, result, trigger, rollback, rollback_of, message, duration}.
+      description:
+        - Newest first, each {revision, digest, time, result, trigger, rollback, rollback_of, message, duration, health,
+          health_time}.
+        - C(health) is the overall status (C(Healthy), C(Degraded), C(Progressing)...) M(gitops.k8s.health_wait) found
+          when it waited after that sync, and C(health_time) when; both are absent when nobody waited.
       type: list
       elements: dict
+rollback_target:
+  description:
+    - The history entry a rollback from O(rollback_from) should go to - the newest recorded C(Healthy) or C(Suspended)
+      whose revision is not O(rollback_from) - or null when there is none.
+  returned: when O(app) and O(rollback_from) are set
+  type: dict
+  sample:
+    revision: 4f1c2a9d0e8b7c6a5f4e3d2c1b0a99887766554433
+    digest: 9b1e0c4d
+    time: 1767225600.5
+    result: Succeeded
+    trigger: push
+    rollback: false
+    health: Healthy
+    health_time: 1767225642.1
+rollback_message:
+  description: Where the rollback goes, or why there is no revision to roll back to.
+  returned: when O(app) and O(rollback_from) are set
+  type: str
+  sample: no revision of guestbook other than 0a1b2c3 was recorded healthy in its history - not rolled back
 apps:
   description: Every record of the namespace (just O(app)'s when set, empty when it has none), sorted by app.
   returned: always
@@ -118,12 +160,13 @@ inventory:
 
 from ansible_collections.gitops.k8s.plugins.module_utils.ansible_module import run_module
 from ansible_collections.gitops.k8s.plugins.module_utils.cluster import CLUSTER_ARGSPEC, Cluster
-from ansible_collections.gitops.k8s.plugins.module_utils.inventory import INVENTORY_ARGSPEC, Inventory
+from ansible_collections.gitops.k8s.plugins.module_utils.inventory import INVENTORY_ARGSPEC, Inventory, rollback_target
 
 ARGSPEC = dict(
     CLUSTER_ARGSPEC,
     app={"type": "str"},
     objects={"type": "bool", "default": True},
+    rollback_from={"type": "str"},
     **INVENTORY_ARGSPEC,
 )
 
@@ -135,6 +178,16 @@ def shape(record, with_objects):
     return out
 
 
+def rollback(app, record, failed_revision):
+    target = rollback_target((record or {}).get("history"), failed_revision)
+    if target:
+        message = "rolling back %s to %s, recorded %s" % (app, target["revision"][:7], target["health"])
+    else:
+        message = ("no revision of %s other than %s was recorded healthy in its history - not rolled back"
+                   % (app, failed_revision[:7]))
+    return {"rollback_target": target, "rollback_message": message}
+
+
 def engine(module):
     params = module.params
     store = Inventory(Cluster.from_params(params), params["inventory_namespace"], params["inventory_kind"])
@@ -143,6 +196,8 @@ def engine(module):
         record = store.read(params["app"])[0]
         result["record"] = shape(record, params["objects"]) if record else None
         result["apps"] = [result["record"]] if record else []
+        if params["rollback_from"]:
+            result.update(rollback(params["app"], record, params["rollback_from"]))
     else:
         result["apps"] = [shape(r, params["objects"]) for r in store.read_all()]
     return result

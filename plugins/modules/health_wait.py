@@ -83,6 +83,16 @@ options:
     type: list
     elements: dict
     default: []
+  record:
+    description:
+      - With O(app), write the verdict (the overall RV(status) and the time) into the application's newest history
+        entry, as C(health) and C(health_time) - what a rollback looks for to find the last C(Healthy) revision (see
+        M(gitops.k8s.app_info)).
+      - Only a real wait is recorded - never with O(wait=false) nor in check mode - and only when the newest history
+        entry is the sync the cluster runs (the last apply succeeded) and is still the newest when the wait ends.
+      - The write uses the inventory's optimistic concurrency, like M(gitops.k8s.apply); it does not count as a change.
+    type: bool
+    default: true
   inventory_namespace:
     description: Namespace holding the inventory records (see M(gitops.k8s.apply)); used with O(app).
     type: str
@@ -118,6 +128,11 @@ EXAMPLES = r"""
         degraded: "contains(status.phase || '', 'failed')"
         message: status.phase
 
+- name: Wait without recording the verdict in the history (for example a check run by a monitoring job)
+  gitops.k8s.health_wait:
+    app: guestbook
+    record: false
+
 - name: What is the health right now?
   gitops.k8s.health_wait:
     resources:
@@ -132,7 +147,7 @@ EXAMPLES = r"""
 
 RETURN = r"""
 changed:
-  description: Always false; waiting changes nothing.
+  description: Always false; waiting changes nothing (recording the verdict in the history is bookkeeping, not a change).
   returned: always
   type: bool
 healthy:
@@ -186,6 +201,23 @@ summary:
       message."
   returned: always
   type: str
+recorded:
+  description:
+    - The history entry of O(app) that received the verdict (see O(record)), with its new C(health) and
+      C(health_time) fields.
+    - Null when nothing was recorded (no O(app), O(record=false), O(wait=false), check mode, the last apply of the
+      application failed, or a newer sync replaced the entry while waiting).
+  returned: always
+  type: dict
+  sample:
+    revision: 4f1c2a9d0e8b7c6a5f4e3d2c1b0a99887766554433
+    digest: 9b1e0c4d
+    time: 1767225600.5
+    result: Succeeded
+    trigger: push
+    rollback: false
+    health: Healthy
+    health_time: 1767225642.1
 api_requests:
   description: Requests sent to the API server (lists, watches, discovery, events).
   returned: always

@@ -141,3 +141,38 @@ def test_html_is_self_contained_escaped_and_shows_each_row(tmp_path):
 def test_a_failed_step_the_role_did_not_note_still_fails_the_row():
     row = report.app_row(record(fetch={"failed": True, "msg": "listing the refs failed"}))
     assert (row["outcome"], row["ok"], row["failed_step"]) == ("failed", False, "fetch")
+
+
+def test_no_healthy_revision_to_go_back_to_is_said_not_hidden():
+    why = "no revision of web other than 3f2a9c1 was recorded healthy in its history - not rolled back"
+    row = report.app_row(record(
+        apply={"changed": True, "revision": SHA, "configured": [DEPLOY]},
+        health={"failed": True, "status": "Degraded", "resources": [{"ref": DEPLOY, "status": "Degraded"}]},
+        error={"step": "health", "msg": "Deployment shop/web: ProgressDeadlineExceeded"},
+        rollback={"revision": "", "apply": {}, "health": {}, "msg": why},
+    ))
+    assert (row["outcome"], row["health"], row["ok"]) == ("failed", "DEGRADED", False)
+    assert row["rollback"] == {"revision": "", "short_revision": "", "ok": False, "message": why}
+    assert report.failure_lines([row]) == [
+        "web (cluster prod): failed at health: Deployment shop/web: ProgressDeadlineExceeded; not rolled back: " + why]
+    page = report.render_html(report.build([record(error={"step": "health", "msg": "x"},
+                                                   rollback={"revision": "", "msg": why})], mode="push"))
+    assert "Not rolled back: " + why in page and "Rolled back to" not in page
+
+
+def test_the_history_shows_the_health_of_each_sync():
+    history = [
+        {"revision": OLD, "result": "Succeeded", "trigger": "push", "time": 1700000300.0, "rollback": True,
+         "rollback_of": SHA, "health": "Healthy", "health_time": 1700000320.0},
+        {"revision": SHA, "result": "Succeeded", "trigger": "push", "time": 1700000200.0, "rollback": False,
+         "health": "Degraded", "health_time": 1700000260.0},
+        {"revision": OLD, "result": "Succeeded", "trigger": "push", "time": 1700000000.0, "rollback": False},
+    ]
+    row = report.app_row(record(info={"record": {"history": history}}))
+    assert [h.get("health") for h in row["history"]] == ["Healthy", "Degraded", None]
+    page = report.render_html(report.build([record(info={"record": {"history": history}})], mode="push"))
+    cells = [cell.split("</td>")[0] for cell in page.split('<td class="health">')[1:]]
+    # oldest first: nobody waited, then the degraded commit, then the healthy rollback to the old one
+    assert ["DEGRADED" in c for c in cells] == [False, True, False]
+    assert "-" in cells[0] and "HEALTHY" in cells[2]
+    assert "rollback of <code>3f2a9c1</code>" in page
