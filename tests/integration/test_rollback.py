@@ -71,7 +71,7 @@ def test_health_wait_records_its_verdict_on_the_sync_it_waited_for(ansible, kube
 
 
 def test_rollback_goes_to_the_last_healthy_revision_not_the_last_applied(ansible, kubeconfig, cluster, namespace,
-                                                                          workdir):
+                                                                         workdir):
     repo = GitRepo(workdir)
     [app] = names(namespace, "web")
     deploy = new_deployer(ansible, kubeconfig, workdir)
