@@ -146,7 +146,7 @@ rollback_message:
   description: Where the rollback goes, or why there is no revision to roll back to.
   returned: when O(app) and O(rollback_from) are set
   type: str
-  sample: no revision of guestbook other than 0a1b2c3 was recorded healthy in its history - not rolled back
+  sample: no revision of guestbook other than 0a1b2c3 was recorded healthy in its history
 apps:
   description: Every record of the namespace (just O(app)'s when set, empty when it has none), sorted by app.
   returned: always
@@ -181,9 +181,10 @@ def shape(record, with_objects):
 def rollback(app, record, failed_revision):
     target = rollback_target((record or {}).get("history"), failed_revision)
     if target:
-        message = "rolling back %s to %s, recorded %s" % (app, target["revision"][:7], target["health"])
+        message = "the newest revision of %s recorded healthy other than %s is %s (%s)" % (
+            app, failed_revision[:7], target["revision"][:7], target["health"])
     else:
-        message = ("no revision of %s other than %s was recorded healthy in its history - not rolled back"
+        message = ("no revision of %s other than %s was recorded healthy in its history"
                    % (app, failed_revision[:7]))
     return {"rollback_target": target, "rollback_message": message}
 

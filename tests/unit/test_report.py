@@ -144,7 +144,7 @@ def test_a_failed_step_the_role_did_not_note_still_fails_the_row():
 
 
 def test_no_healthy_revision_to_go_back_to_is_said_not_hidden():
-    why = "no revision of web other than 3f2a9c1 was recorded healthy in its history - not rolled back"
+    why = "no revision of web other than 3f2a9c1 was recorded healthy in its history"
     row = report.app_row(record(
         apply={"changed": True, "revision": SHA, "configured": [DEPLOY]},
         health={"failed": True, "status": "Degraded", "resources": [{"ref": DEPLOY, "status": "Degraded"}]},
