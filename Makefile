@@ -13,7 +13,7 @@ PYTEST_ARGS ?= -n 2 --dist loadfile
 
 setup:
 	@tests/cluster/env >/dev/null
-	@bash tests/install-chromium.sh
+	@bash tests/install-system-packages.sh
 
 ## make demo: bring up the local cluster, push an example app, change it, reconcile, heal drift.
 demo: setup

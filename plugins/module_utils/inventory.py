@@ -281,30 +281,6 @@ def list_records(cluster, namespace=INVENTORY_NAMESPACE, kind="ConfigMap"):
     return Inventory(cluster, namespace, kind).read_all()
 
 
-def append_history(cluster, app, revision, result, trigger, digest=None, rollback_of=None, message=None,
-                   duration=None, history_limit=10, namespace=INVENTORY_NAMESPACE, kind="ConfigMap"):
-    """Record one sync outcome (e.g. a health_wait verdict after apply) in the app's history.
-
-    ``trigger`` is push | pull; ``rollback_of`` is the revision being rolled back from (it sets
-    ``rollback: true``). The record's own revision/result are updated too, so ``read_record``
-    tells the latest outcome. Returns the history entry.
-    """
-    entry = history_entry(revision, digest, result, trigger, rollback_of=rollback_of, message=message,
-                          duration=duration)
-
-    def change(record):
-        record.update({"revision": revision, "result": result, "time": entry["time"], "trigger": trigger,
-                       "message": message})
-        if digest:
-            record["digest"] = digest
-        return push_history(record, entry, history_limit)
-
-    store = Inventory(cluster, namespace, kind)
-    store.ensure_namespace()
-    store.update(app, change)
-    return entry
-
-
 def record_health(cluster, app, status, expected, namespace=INVENTORY_NAMESPACE, kind="ConfigMap", when=None):
     """Write the health verdict ``status`` into the app's current history entry (see ``mark_health``).
 

@@ -17,6 +17,7 @@ author:
   - gitops.k8s developers (@gitops-k8s)
 extends_documentation_fragment:
   - gitops.k8s.cluster
+  - gitops.k8s.inventory
 attributes:
   check_mode:
     support: full
@@ -39,15 +40,6 @@ options:
         by M(gitops.k8s.health_wait) whose revision is another one - or why there is nowhere to go
         (RV(rollback_message)).
     type: str
-  inventory_namespace:
-    description: Namespace holding the inventory records.
-    type: str
-    default: gitops-system
-  inventory_kind:
-    description: Kind of object holding the inventory records.
-    type: str
-    choices: [ConfigMap, Secret]
-    default: ConfigMap
 seealso:
   - module: gitops.k8s.apply
 """

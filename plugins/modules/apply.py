@@ -36,6 +36,8 @@ author:
   - gitops.k8s developers (@gitops-k8s)
 extends_documentation_fragment:
   - gitops.k8s.cluster
+  - gitops.k8s.inventory
+  - gitops.k8s.ignore_differences
 attributes:
   check_mode:
     support: full
@@ -121,44 +123,10 @@ options:
     description: Take over objects recorded in another app's inventory (they are removed from that app's inventory).
     type: bool
     default: false
-  ignore_differences:
-    description: Paths never considered different (see M(gitops.k8s.diff)); an object differing only there is not applied.
-    type: list
-    elements: dict
-    default: []
-    suboptions:
-      group:
-        description: API group of the objects (empty for the core group).
-        type: str
-        default: ""
-      kind:
-        description: Kind of the objects.
-        type: str
-        required: true
-      name:
-        description: Only the object with this name.
-        type: str
-      namespace:
-        description: Only objects in this namespace.
-        type: str
-      json_pointers:
-        description: RFC 6901 JSON pointers of the fields to ignore.
-        type: list
-        elements: str
-        required: true
   show_secrets:
     description: Show Secret values in clear in the diff mode output.
     type: bool
     default: false
-  inventory_namespace:
-    description: Namespace holding the inventory records and the leases; created when absent.
-    type: str
-    default: gitops-system
-  inventory_kind:
-    description: Kind of object holding the inventory record (a Secret where ConfigMaps are readable by too many).
-    type: str
-    choices: [ConfigMap, Secret]
-    default: ConfigMap
 notes:
   - Objects of a namespace that does not exist yet are validated by a dry-run create in the C(default) namespace.
   - Objects whose kind a CustomResourceDefinition of the same bundle defines cannot be validated before that CRD is

@@ -27,6 +27,8 @@ author:
   - gitops.k8s developers (@gitops-k8s)
 extends_documentation_fragment:
   - gitops.k8s.cluster
+  - gitops.k8s.inventory
+  - gitops.k8s.ignore_differences
 attributes:
   check_mode:
     support: full
@@ -48,31 +50,6 @@ options:
     description: Field manager of the dry-run apply; use the one M(gitops.k8s.apply) uses.
     type: str
     default: gitops.k8s
-  ignore_differences:
-    description: Paths never reported as differences, for objects matching C(group), C(kind) and optionally C(name) and C(namespace).
-    type: list
-    elements: dict
-    default: []
-    suboptions:
-      group:
-        description: API group of the objects (empty for the core group).
-        type: str
-        default: ""
-      kind:
-        description: Kind of the objects.
-        type: str
-        required: true
-      name:
-        description: Only the object with this name.
-        type: str
-      namespace:
-        description: Only objects in this namespace.
-        type: str
-      json_pointers:
-        description: RFC 6901 JSON pointers of the fields to ignore, for example C(/spec/replicas) or C(/metadata/annotations/example.com~1build).
-        type: list
-        elements: str
-        required: true
   show_secrets:
     description: Show Secret values in clear in the diffs. Leave off anywhere the output is logged.
     type: bool
@@ -81,15 +58,6 @@ options:
     description: How many dry-runs and LISTs run at the same time.
     type: int
     default: 8
-  inventory_namespace:
-    description: Namespace holding the inventory records (see M(gitops.k8s.apply)).
-    type: str
-    default: gitops-system
-  inventory_kind:
-    description: Kind of object holding the inventory records.
-    type: str
-    choices: [ConfigMap, Secret]
-    default: ConfigMap
 notes:
   - Objects whose kind a CustomResourceDefinition of the same bundle defines cannot be dry-run before that CRD exists;
     they are reported as C(create) and listed in RV(unvalidated).

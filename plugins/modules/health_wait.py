@@ -27,6 +27,7 @@ author:
   - gitops.k8s developers (@gitops-k8s)
 extends_documentation_fragment:
   - gitops.k8s.cluster
+  - gitops.k8s.inventory
 attributes:
   check_mode:
     support: full
@@ -93,15 +94,6 @@ options:
       - The write uses the inventory's optimistic concurrency, like M(gitops.k8s.apply); it does not count as a change.
     type: bool
     default: true
-  inventory_namespace:
-    description: Namespace holding the inventory records (see M(gitops.k8s.apply)); used with O(app).
-    type: str
-    default: gitops-system
-  inventory_kind:
-    description: Kind of object holding the inventory records; used with O(app).
-    type: str
-    choices: [ConfigMap, Secret]
-    default: ConfigMap
 notes:
   - C(Suspended) objects (paused Deployment, suspended Job or CronJob, autoscaler with scaling disabled) count as
     healthy - waiting would not change them.

@@ -1,6 +1,6 @@
 """The HTML report as a person sees it: rendered by headless Chromium (Debian's chromium package).
 
-tests/install-chromium.sh installs it when missing; if that fails the test fails with the reason.
+tests/install-system-packages.sh installs it when missing; if that fails the test fails with the reason.
 The screenshot is kept in the artifacts directory.
 """
 
@@ -18,10 +18,10 @@ SECRET = {"apiVersion": "v1", "kind": "Secret", "namespace": "shop", "name": "we
 
 
 def chromium():
-    proc = subprocess.run(["sh", os.path.join(TESTS, "install-chromium.sh")], capture_output=True, text=True, check=False)
-    assert proc.returncode == 0, "tests/install-chromium.sh failed:\n%s%s" % (proc.stdout, proc.stderr)
+    proc = subprocess.run(["sh", os.path.join(TESTS, "install-system-packages.sh")], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, "tests/install-system-packages.sh failed:\n%s%s" % (proc.stdout, proc.stderr)
     path = shutil.which("chromium")
-    assert path, "chromium is not on PATH after tests/install-chromium.sh"
+    assert path, "chromium is not on PATH after tests/install-system-packages.sh"
     return path
 
 
