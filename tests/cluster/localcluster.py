@@ -355,6 +355,24 @@ def kubectl(info, *args, check=True, **kw):
     return proc
 
 
+def _age_etcd(port, info, revisions=200):
+    """Move etcd's revision past its first values before the apiserver starts.
+
+    Every real cluster is far past revision 1, so a client holding an ancient resourceVersion gets
+    410 Gone from the watch cache. A fresh etcd would let the caches start at revision ~1 and
+    accept such versions, hiding the client's 410 handling from the tests.
+    """
+    def put(value):
+        body = json.dumps({"key": "L2dpdG9wcy1rOHMtbG9jYWwvYWdl", "value": value}).encode()  # /gitops-k8s-local/age
+        request = urllib.request.Request("http://127.0.0.1:%d/v3/kv/put" % port, data=body, method="POST")
+        with urllib.request.urlopen(request, timeout=5) as resp:
+            return resp.status == 200
+
+    _wait("etcd", lambda: put("MA=="), 60, info)
+    for _ in range(revisions):
+        put("MA==")
+
+
 def _ensure_nodes(info):
     """Register the simulated nodes (kwok manages them) and wait until they are Ready."""
     nodes = [{
@@ -411,6 +429,7 @@ def up():
         "--listen-metrics-urls=", "--unsafe-no-fsync", "--quota-backend-bytes=4294967296",
     ])
     _write_state(info)
+    _age_etcd(ports["etcd"], info)
     info["pids"]["kube-apiserver"] = _start(STATE, "kube-apiserver", [
         k8s, "kube-apiserver",
         "--etcd-servers=http://127.0.0.1:%d" % ports["etcd"],
