@@ -1,20 +1,28 @@
-"""Benchmark: apply and diff of 1,000 objects, gitops.k8s vs kubectl --server-side.
+"""Benchmark: apply and diff of 1,000 objects, gitops.k8s vs kubectl --server-side and kubernetes.core.
 
-Run with `make bench` (or `.venv/bin/python tests/bench/bench_apply.py [COUNT]`) against the local
-control plane. Prints wall time and API requests for:
+Run with `make bench` (or `.venv/bin/python tests/bench/bench_apply.py [COUNT] [--core-objects N]`)
+against the local control plane. Prints wall time and API requests for:
 
   initial apply   gitops.k8s.apply engine (validated: dry-run of everything, then apply)
                   vs  kubectl apply --server-side -f
   no-op diff      gitops.k8s.diff engine (fast path) vs kubectl diff --server-side -f
   no-op apply     gitops.k8s.apply engine vs kubectl apply --server-side -f (again)
 
-and the same no-op diff through ansible-playbook (the module, process start-up included). Half
-the objects are ConfigMaps, half Deployments with 0 replicas (the controllers still write their
-status: the fast path must see through that). kubectl's requests are counted from its -v=6 log.
-kubernetes.core is not measured: it is not installable here without Galaxy access.
+and the same no-op diff and no-op apply through ansible-playbook (the modules, process start-up
+included). Half the objects are ConfigMaps, half Deployments with 0 replicas (the controllers still
+write their status: the fast path must see through that). kubectl's requests are counted from its -v=6 log.
+
+kubernetes.core (from the `ansible` package, in its own cached venv: see peers.py) runs
+`kubernetes.core.k8s` the two ways its users feed it manifests: one multi-document `src:` file
+(one process, still a GET and an apply per object) over the same COUNT objects, and a `loop` over
+the documents (one module process per object). A loop over 1,000 objects takes many minutes, so it
+gets fewer objects (--core-objects) and that comparison is per object. Each runs an initial apply,
+a no-op apply and `--check --diff`. Its requests are not counted: the local control plane keeps no
+audit log and the module's client logs nothing we could read.
 Figures, not assertions.
 """
 
+import argparse
 import json
 import os
 import re
@@ -36,6 +44,7 @@ from ansible_collections.gitops.k8s.plugins.module_utils.cluster import Cluster 
 from ansible_collections.gitops.k8s.plugins.module_utils.diff import diff  # noqa: E402
 from ansible_collections.gitops.k8s.plugins.module_utils.inventory import read_record  # noqa: E402
 from ansible_collections.gitops.k8s.plugins.module_utils.refs import ref_of  # noqa: E402
+import peers  # noqa: E402
 
 # kubectl -v=6 logs one line per response: ... "Response" verb="GET" url="https://..." status="200 OK"
 RESPONSE_LINE = re.compile(r'"Response" verb="[A-Z]+" url=')
@@ -82,9 +91,10 @@ def kubectl(tools, what, args, manifest):
     return {"what": what, "seconds": seconds, "requests": requests}
 
 
-def module_noop_diff(bundle_path, app):
+def module_noop(module, bundle_path, app):
+    """Seconds of a gitops.k8s.<module> run through ansible-playbook that must change nothing."""
     play = [{"hosts": "localhost", "gather_facts": False, "tasks": [
-        {"gitops.k8s.diff": {"bundle": bundle_path, "app": app}, "register": "d"},
+        {"gitops.k8s." + module: {"bundle": bundle_path, "app": app}, "register": "d"},
         {"ansible.builtin.assert": {"that": ["not d.changed"]}},
     ]}]
     with tempfile.NamedTemporaryFile("w", suffix=".yml", delete=False) as handle:
@@ -100,19 +110,70 @@ def module_noop_diff(bundle_path, app):
     return seconds
 
 
+def core_playbook(manifest, loop):
+    """kubernetes.core.k8s as its users write it: `apply: true` with `server_side_apply` (the same
+    server-side apply as the other columns), fed by a loop over the documents or by `src:`."""
+    task = {"kubernetes.core.k8s": {"apply": True, "server_side_apply": {"field_manager": "bench-core"}}}
+    if loop:
+        task["kubernetes.core.k8s"]["definition"] = "{{ item }}"
+        task["loop"] = "{{ lookup('ansible.builtin.file', %r) | ansible.builtin.from_yaml_all | list }}" % manifest
+        task["loop_control"] = {"label": "{{ item.kind }} {{ item.metadata.name }}"}
+    else:
+        task["kubernetes.core.k8s"]["src"] = manifest
+    return [{"hosts": "localhost", "gather_facts": False, "tasks": [task]}]
+
+
+def changed_items(task_result):
+    """"changed/all" objects as kubernetes.core reported them, from the json callback's task result."""
+    items = task_result.get("results") or task_result.get("result", {}).get("results") or [task_result]
+    return "%d/%d" % (sum(1 for item in items if item.get("changed")), len(items))
+
+
+def core_run(peer, what, play, check=False):
+    with tempfile.NamedTemporaryFile("w", suffix=".yml", delete=False) as handle:
+        json.dump(play, handle)
+    env = dict(peer.env(localcluster.KUBECONFIG), ANSIBLE_STDOUT_CALLBACK="ansible.posix.json")
+    argv = [peer.ansible_playbook, handle.name, "-i", "localhost,", "-c", "local"] + (["--check", "--diff"] if check else [])
+    seconds, proc = timed(lambda: subprocess.run(argv, capture_output=True, text=True, env=env, check=False))
+    os.unlink(handle.name)
+    if proc.returncode:
+        raise SystemExit("kubernetes.core %s failed:\n%s\n%s" % (what, proc.stdout[-3000:], proc.stderr[-2000:]))
+    tasks = json.loads(proc.stdout)["plays"][0]["tasks"]
+    changed = changed_items(tasks[0]["hosts"]["localhost"]) if tasks else ""
+    return {"what": what, "seconds": seconds, "changed": changed}
+
+
+def kubernetes_core(peer, manifest, loop):
+    play = core_playbook(manifest, loop)
+    return [core_run(peer, "initial apply", play), core_run(peer, "no-op apply", play),
+            core_run(peer, "no-op diff", play, check=True)]
+
+
 def main():
-    count = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
+    parser = argparse.ArgumentParser()
+    parser.add_argument("count", nargs="?", type=int, default=1000, help="objects for gitops.k8s and kubectl")
+    # 50: the loop costs ~0.6 s per object and runs three times; make bench stays near 5 minutes.
+    parser.add_argument("--core-objects", type=int, default=50,
+                        help="objects for kubernetes.core (a loop forks one process per object)")
+    args = parser.parse_args()
+    count, core_count = args.count, args.core_objects
+    peer = peers.kubernetes_core()
     kubeconfig = subprocess.run([os.path.join(REPO, "tests", "cluster", "up")], stdout=subprocess.PIPE, text=True,
                                 check=True).stdout.strip().splitlines()[-1]
     tools = localcluster.tools_dir()
     cluster = Cluster.from_params({"kubeconfig": kubeconfig}, pool_size=16)
     tag = uuid.uuid4().hex[:6]
     ns_ours, ns_kubectl, app = "bench-ours-%s" % tag, "bench-kubectl-%s" % tag, "bench-%s" % tag
+    ns_core = {"loop": "bench-core-loop-%s" % tag, "src": "bench-core-src-%s" % tag}
     work = tempfile.mkdtemp(prefix="bench-apply-")
     bundle = make_bundle(os.path.join(work, "bundle"), objects(ns_ours, count))
     manifest = os.path.join(work, "kubectl.yaml")
     make_bundle(os.path.join(work, "k"), objects(ns_kubectl, count))
     os.replace(os.path.join(work, "k", "manifest.yaml"), manifest)
+    core_manifests = {}
+    for way, ns in ns_core.items():
+        make_bundle(os.path.join(work, way), objects(ns, core_count if way == "loop" else count))
+        core_manifests[way] = os.path.join(work, way, "manifest.yaml")
     options = Options(revision="bench", concurrency=16, wait_waves=False)
     rows = []
     try:
@@ -125,9 +186,11 @@ def main():
         noop_apply = ours(cluster, "no-op apply", lambda: apply(cluster, bundle, app, options))
         assert not noop_apply["out"]["changed"]
         rows.append((noop_apply, kubectl(tools, "no-op apply", ["apply", "--server-side", "--field-manager", "bench"], manifest)))
-        module_seconds = module_noop_diff(bundle.path, app)
+        module_seconds = {name: module_noop(name, bundle.path, app) for name in ("diff", "apply")}
+        core_startup = core_run(peer, "start-up", [{"hosts": "localhost", "gather_facts": False, "tasks": []}])
+        core = {way: kubernetes_core(peer, core_manifests[way], way == "loop") for way in ("loop", "src")}
     finally:
-        for ns in (ns_ours, ns_kubectl):
+        for ns in (ns_ours, ns_kubectl) + tuple(ns_core.values()):
             cluster.delete({"apiVersion": "v1", "kind": "Namespace", "name": ns})
         for api, kind in (("v1", "ConfigMap"), ("coordination.k8s.io/v1", "Lease")):
             cluster.delete({"apiVersion": api, "kind": kind, "namespace": "gitops-system", "name": "gitops-app-" + app})
@@ -140,9 +203,32 @@ def main():
             mine["what"], mine["seconds"], mine["requests"], theirs["seconds"], theirs["requests"],
             theirs["seconds"] / mine["seconds"], theirs["requests"] / max(1, mine["requests"])))
     print("ratios are kubectl / gitops.k8s: above 1 means gitops.k8s is faster or makes fewer requests")
-    print("no-op diff through ansible-playbook (module, process start-up included): %.2fs" % module_seconds)
+    print("through ansible-playbook (module, process start-up included): no-op diff %.2fs, no-op apply %.2fs" % (
+        module_seconds["diff"], module_seconds["apply"]))
     print("initial apply detail: %s" % json.dumps(rows[0][0]["out"]["summary"]))
 
+    # Like the peer, gitops.k8s's no-op rows run the module through ansible-playbook; its initial
+    # apply is the engine's (no process start-up, which the peer's figure includes).
+    steps = ("initial apply", "no-op apply", "no-op diff")
+    mine = dict(zip(steps, (rows[0][0]["seconds"], module_seconds["apply"], module_seconds["diff"])))
+    print()
+    print("kubernetes.core %s: kubernetes.core.k8s with apply: true + server_side_apply; requests not counted"
+          % peer.version)
+    print("src: one multi-document file, %d objects" % count)
+    print("%-14s %12s %12s %9s %10s" % ("step", "gitops.k8s s", "core src s", "changed", "time ratio"))
+    for what, src in zip(steps, core["src"]):
+        print("%-14s %12.2f %12.2f %9s %9.1fx" % (what, mine[what], src["seconds"], src["changed"],
+                                                  src["seconds"] / mine[what]))
+    print("loop: one task item per object, %d objects; PER OBJECT (seconds / objects of each side, in ms)" % core_count)
+    print("%-14s %12s %12s %9s %10s" % ("step", "gitops.k8s", "core loop", "changed", "time ratio"))
+    for what, loop in zip(steps, core["loop"]):
+        ours_ms, theirs_ms = 1000 * mine[what] / count, 1000 * loop["seconds"] / core_count
+        print("%-14s %10.2fms %10.1fms %9s %9.0fx" % (what, ours_ms, theirs_ms, loop["changed"], theirs_ms / ours_ms))
+    print("ratios are kubernetes.core / gitops.k8s: above 1 means gitops.k8s is faster")
+    print("changed: objects kubernetes.core reported changed / objects it was given (the Namespace included)")
+    print("no-op rows run both through ansible-playbook (kubernetes.core's diff is --check --diff); gitops.k8s's"
+          " initial apply is the engine alone. Loop wall times: %s; ansible-playbook start-up with no task: %.2fs" % (
+              ", ".join("%.1fs" % r["seconds"] for r in core["loop"]), core_startup["seconds"]))
 
 if __name__ == "__main__":
     main()
