@@ -230,5 +230,6 @@ def main():
           " initial apply is the engine alone. Loop wall times: %s; ansible-playbook start-up with no task: %.2fs" % (
               ", ".join("%.1fs" % r["seconds"] for r in core["loop"]), core_startup["seconds"]))
 
+
 if __name__ == "__main__":
     main()

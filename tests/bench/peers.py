@@ -56,5 +56,5 @@ def kubernetes_core():
 
 if __name__ == "__main__":
     peer = kubernetes_core()
-    print("kubernetes.core %s: %s (ANSIBLE_COLLECTIONS_PATH=%s)" % (peer.version, peer.ansible_playbook,
-                                                                     peer.collections_path))
+    print("kubernetes.core %s: %s (ANSIBLE_COLLECTIONS_PATH=%s)" % (
+        peer.version, peer.ansible_playbook, peer.collections_path))
