@@ -535,11 +535,8 @@ def main(argv):
     elif cmd == "env":
         with locked():
             print(env())
-    elif cmd == "tools":
-        with locked():
-            print(tools_dir())
     else:
-        raise SystemExit("usage: localcluster.py {up|down|env|tools}")
+        raise SystemExit("usage: localcluster.py {up|down|env}")
 
 
 if __name__ == "__main__":
