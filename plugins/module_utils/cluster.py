@@ -6,8 +6,9 @@ setup); requests themselves go through its urllib3 pool directly so that we cont
 types (server-side apply), streaming (watches), timeouts and can count requests.
 
 Discovery uses the aggregated discovery endpoints: two requests describe every resource of the
-cluster. It is cached for the life of the Cluster object and refreshed once when a kind is not
-found (a CRD applied earlier in the same run).
+cluster. It is cached for the life of the Cluster object and refreshed when a kind is not
+found (a CRD applied earlier in the same run), with a bounded wait when an Established CRD
+defines the kind (discovery lags Establishment).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 from collections import namedtuple
 from urllib.parse import quote, urlencode
 
@@ -46,6 +48,9 @@ CLUSTER_ARGSPEC = {
     "validate_certs": {"type": "bool"},
     "request_timeout": {"type": "float", "default": 60},
 }
+
+# Longest wait for discovery to publish the kind of a CRD that is already Established.
+DISCOVERY_LAG = 15.0
 
 DISCOVERY_ACCEPT = ",".join(
     [
@@ -212,8 +217,7 @@ class Cluster:
             if doc.get("kind") == "APIGroupDiscoveryList":
                 for group in doc.get("items", []):
                     name = group.get("metadata", {}).get("name", "")
-                    # versions are listed in preference order: the first is the preferred one
-                    for rank, version in enumerate(group.get("versions", [])):
+                    for version in group.get("versions", []):
                         for res in version.get("resources", []):
                             kind = (res.get("responseKind") or {}).get("kind")
                             if not kind:
@@ -223,8 +227,6 @@ class Cluster:
                                 res.get("scope") == "Namespaced", tuple(res.get("verbs", [])),
                             )
                             resources[(name, version["version"], kind)] = entry
-                            if rank == 0:
-                                resources.setdefault((name, None, kind), entry)
             else:
                 self._discover_legacy(root, doc, resources)
         return resources
@@ -232,35 +234,40 @@ class Cluster:
     def _discover_legacy(self, root, doc, resources):
         """Servers older than 1.26 lack aggregated discovery: walk each group version."""
         if root == "/api":
-            versions = [("", v, rank) for rank, v in enumerate(doc.get("versions", []))]
+            versions = [("", v) for v in doc.get("versions", [])]
         else:
             versions = []
             for group in doc.get("groups", []):
-                preferred = group.get("preferredVersion", {}).get("version")
-                for v in group.get("versions", []):
-                    versions.append((group["name"], v["version"], 0 if v["version"] == preferred else 1))
-        for group, version, rank in versions:
+                versions += [(group["name"], v["version"]) for v in group.get("versions", [])]
+        for group, version in versions:
             path = "/apis/%s/%s" % (group, version) if group else "/api/%s" % version
             for res in self.request("GET", path, what="discovery").get("resources", []):
                 if "/" in res["name"]:
                     continue  # subresource
                 entry = Resource(group, version, res["kind"], res["name"], res["namespaced"], tuple(res.get("verbs", [])))
                 resources[(group, version, res["kind"])] = entry
-                if rank == 0:
-                    resources.setdefault((group, None, res["kind"]), entry)
 
-    def resource(self, api_version, kind, refresh=True):
-        """The Resource serving ``kind`` at ``api_version``; GitOpsError when the cluster has none."""
-        if "/" in api_version:
-            group, version = api_version.split("/", 1)
-        else:
-            group, version = "", api_version
+    def resource(self, api_version, kind):
+        """The Resource serving ``kind`` at ``api_version``; GitOpsError when the cluster has none.
+
+        A miss refreshes discovery. The API server publishes a CRD's kind in discovery a moment
+        after the CRD reports Established, so when an Established CRD defines the kind, discovery
+        is read again with back-off (at most DISCOVERY_LAG seconds) instead of failing at once.
+        """
+        group, _slash, version = api_version.rpartition("/")
         if self._resources is None:
             self._resources = self._discover()
         found = self._resources.get((group, version, kind))
-        if found is None and refresh:
-            self._resources = None
-            return self.resource(api_version, kind, refresh=False)
+        if found is None:
+            self._resources = self._discover()
+            found = self._resources.get((group, version, kind))
+        if found is None and group and self._established_crd_serves(group, version, kind):
+            deadline, pause = time.monotonic() + DISCOVERY_LAG, 0.1
+            while found is None and time.monotonic() < deadline:
+                time.sleep(pause)
+                pause = min(pause * 2, 1.0)
+                self._resources = self._discover()
+                found = self._resources.get((group, version, kind))
         if found is None:
             raise GitOpsError(
                 "the cluster does not serve %s %s (no such kind; is its CRD installed?)" % (api_version, kind),
@@ -268,11 +275,22 @@ class Cluster:
             )
         return found
 
-    def preferred(self, group, kind):
-        """The Resource for ``kind`` in its group's preferred version, or None."""
-        if self._resources is None:
-            self._resources = self._discover()
-        return self._resources.get((group, None, kind))
+    def _established_crd_serves(self, group, version, kind):
+        """True when an Established CustomResourceDefinition serves ``kind`` at group/version."""
+        try:
+            crds = self.request("GET", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+                                what="list customresourcedefinitions").get("items", [])
+        except ApiError:
+            return False  # not allowed to read CRDs: nothing to wait for
+        for crd in crds:
+            spec = crd.get("spec") or {}
+            if spec.get("group") != group or (spec.get("names") or {}).get("kind") != kind:
+                continue
+            served = any(v.get("name") == version and v.get("served") for v in spec.get("versions") or ())
+            established = any(c.get("type") == "Established" and c.get("status") == "True"
+                              for c in (crd.get("status") or {}).get("conditions") or ())
+            return served and established
+        return False
 
     def forget_discovery(self):
         self._resources = None

@@ -277,10 +277,6 @@ def read_record(cluster, app, namespace=INVENTORY_NAMESPACE, kind="ConfigMap"):
     return Inventory(cluster, namespace, kind).read(app)[0]
 
 
-def list_records(cluster, namespace=INVENTORY_NAMESPACE, kind="ConfigMap"):
-    return Inventory(cluster, namespace, kind).read_all()
-
-
 def record_health(cluster, app, status, expected, namespace=INVENTORY_NAMESPACE, kind="ConfigMap", when=None):
     """Write the health verdict ``status`` into the app's current history entry (see ``mark_health``).
 

@@ -66,7 +66,7 @@ def expired(spec, now=None):
 
 
 class Lease:
-    """``lease.acquire(lock_timeout)`` then ``with lease:`` runs the block as the only writer."""
+    """``lease.acquire(lock_timeout)`` makes this run the app's only writer until ``release()``."""
 
     def __init__(self, cluster, app, namespace, duration=DEFAULT_DURATION, identity=None):
         self.cluster, self.app, self.namespace = cluster, app, namespace
@@ -170,10 +170,3 @@ class Lease:
         except ApiError:
             pass  # taken over meanwhile, or gone: either way it is no longer ours to free
         self._obj = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.release()
-        return False
