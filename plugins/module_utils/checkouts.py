@@ -46,6 +46,7 @@ class Sources:
         self.timeout = timeout
         self._remotes = {}   # url -> (refs, head ref): one ls-remote per repository per run
         self._fetched = {}   # url -> set of shas known to be in the mirror
+        self._checkouts = {}  # sha -> (path, commit info): one export per commit per run
         self._locks = {}     # url -> threading.Lock: one fetch of a repository at a time
         self._guard = threading.Lock()
 
@@ -84,8 +85,10 @@ class Sources:
         """The read-only directory holding the tree of ``resolved`` (a result of ``resolve``), and
         the commit's author, date and message: (path, commit info)."""
         url, sha = resolved["repo"], resolved["revision"]
+        with self._lock(url):
+            if sha in self._checkouts:
+                return self._checkouts[sha]
         final = os.path.join(self.cache, "checkouts", sha)
-        credentials = dict(credentials or {})
 
         def export(session):
             info = _commit_info(session, sha)
@@ -93,8 +96,9 @@ class Sources:
                 _export(session, sha, final)
             return info
 
-        info = self._with_mirror(url, credentials, [(sha, resolved.get("ref"))], export)
+        info = self._with_mirror(url, dict(credentials or {}), [(sha, resolved.get("ref"))], export)
         os.utime(final)  # recently used: kept by eviction
+        self._checkouts[sha] = (final, info)
         return final, info
 
     def _with_mirror(self, url, credentials, wanted, then):

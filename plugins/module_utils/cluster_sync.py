@@ -132,6 +132,8 @@ def sync_cluster(cluster, apps, settings, sources=None):
         for run in runs.values():
             run.guard("read", _raise, err)
     phase("decide", decide_all, list(runs.values()), SnapshotCluster(cluster, snapshot), snapshot, settings)
+    if not settings.check and any(run.needs_apply and not run.failed for run in runs.values()):
+        store.ensure_namespace()  # once, for every Lease and record of the run
     phase("converge", converge_levels, planned["levels"], runs, cluster, store, sources, snapshot, settings)
     results = [runs[name].result() for level in planned["levels"] for name in level]
     results += [{"app": name, "cluster": settings.cluster_name, "namespace": by_name[name]["namespace"],
@@ -321,7 +323,6 @@ def converge_one(run, cluster, store, sources, snapshot, settings):
 def converge_under_lease(run, cluster, store, sources, settings):
     """Lease, decision checked again, apply, health wait and verdict, rollback on failure."""
     lease = Lease(cluster, run.name, settings.inventory_namespace)
-    store.ensure_namespace()
     lease.acquire(settings.lock_timeout)
     try:
         if superseded(run, store.read(run.name)[0] or {}, settings):
