@@ -36,6 +36,7 @@ from .health import Health, assess, worst
 from .inventory import INVENTORY_NAMESPACE, Inventory, current_entry, record_health, rollback_target
 from .lease import Lease
 from .live_snapshot import LiveSnapshot, SnapshotCluster
+from .refs import describe
 
 DEFAULT_CONCURRENCY = 4
 DEFAULT_LOCK_TIMEOUT = 300
@@ -48,7 +49,7 @@ class Settings:
 
     def __init__(self, mode="reconcile", select=None, revision=None, cluster_name="cluster", check=False,
                  want_diff=False, concurrency=DEFAULT_CONCURRENCY, lock_timeout=DEFAULT_LOCK_TIMEOUT,
-                 inventory_namespace=INVENTORY_NAMESPACE, inventory_kind="ConfigMap", progress=None):
+                 inventory_namespace=INVENTORY_NAMESPACE, inventory_kind="ConfigMap", progress=None, complete=False):
         if mode not in ("push", "reconcile"):
             raise GitOpsError("mode must be push or reconcile, not %r" % (mode,))
         self.mode, self.select, self.revision = mode, select, revision or None
@@ -56,6 +57,8 @@ class Settings:
         self.concurrency, self.lock_timeout = max(1, int(concurrency)), lock_timeout
         self.inventory_namespace, self.inventory_kind = inventory_namespace, inventory_kind
         self.progress = progress or (lambda line: None)
+        # ``apps`` is every application of the cluster: the recorded ones missing from it departed
+        self.complete = complete
 
     @property
     def trigger(self):
@@ -112,6 +115,7 @@ def sync_cluster(cluster, apps, settings, sources=None):
     """Converge the applications ``apps`` (gitops_apps) on ``cluster``; returns the task result."""
     started, requests_before = time.monotonic(), cluster.requests_made
     planned = plan_apps(apps, settings.select)
+    planned["filtered"] = planned["selected"] != [a.get("name") for a in apps]
     by_name = {app["name"]: app for app in (normalize_app(a, i) for i, a in enumerate(apps))}
     runs = {name: AppSync(by_name[name], settings) for level in planned["levels"] for name in level}
     sources = sources or Sources()
@@ -126,8 +130,9 @@ def sync_cluster(cluster, apps, settings, sources=None):
     phase("sources", fetch_sources, list(runs.values()), sources, settings)
     phase("render", render_bundles, list(runs.values()), settings)
     snapshot = LiveSnapshot(cluster)
+    records = {}
     try:
-        phase("read", read_cluster, list(runs.values()), cluster, store, snapshot, settings)
+        phase("read", read_cluster, list(runs.values()), cluster, store, snapshot, settings, records)
     except GitOpsError as err:  # the cluster cannot be read: no app can be compared or synced
         for run in runs.values():
             run.guard("read", _raise, err)
@@ -135,9 +140,17 @@ def sync_cluster(cluster, apps, settings, sources=None):
     if not settings.check and any(run.needs_apply and not run.failed for run in runs.values()):
         store.ensure_namespace()  # once, for every Lease and record of the run
     phase("converge", converge_levels, planned["levels"], runs, cluster, store, sources, snapshot, settings)
+    if not settings.check:
+        stamp_records(list(runs.values()), store, settings)
     results = [runs[name].result() for level in planned["levels"] for name in level]
     results += [{"app": name, "cluster": settings.cluster_name, "namespace": by_name[name]["namespace"],
                  "skipped": "suspended", "suspended": True} for name in planned["suspended"]]
+    departed = [(name, by_name.get(name)) for name in planned["absent"]]
+    if settings.complete and settings.mode == "reconcile" and not planned["filtered"]:
+        departed += [(name, None) for name, record in sorted(records.items())
+                     if name not in by_name and record.get("cluster") == settings.cluster_name]
+    if departed:
+        phase("remove", remove_departed, departed, records, cluster, store, settings, results)
     diffs = [d for level in planned["levels"] for name in level for d in runs[name].ansible_diff]
     return {
         "changed": any(r.get("apply", {}).get("changed") for r in results),
@@ -212,9 +225,11 @@ def render_bundles(runs, settings):
 
 # -- 4. read -----------------------------------------------------------------------------------
 
-def read_cluster(runs, cluster, store, snapshot, settings):
-    """Every record (one LIST) and one LIST per kind that any app's bundle or record names."""
-    records = {r.get("app"): r for r in store.read_all()} if _inventory_exists(cluster, store) else {}
+def read_cluster(runs, cluster, store, snapshot, settings, records):
+    """Every record (one LIST, into ``records``) and one LIST per kind that any app's bundle or
+    record names."""
+    if _inventory_exists(cluster, store):
+        records.update((r.get("app"), r) for r in store.read_all())
     for run in runs:
         run.record = records.get(run.name)
         if run.record:
@@ -417,6 +432,85 @@ def roll_back(run, cluster, store, sources, lease, settings):
         run.rollback["msg"] = str(err)
     except TypeError as err:
         run.rollback["msg"] = "bad render option: %s" % err
+
+
+def stamp_records(runs, store, settings):
+    """Record which cluster host owns each app and whether it prunes: what reconcile needs to
+    remove the app once it leaves ``gitops_apps``. Written only when it changed."""
+    def stamp(run):
+        wanted = {"cluster": settings.cluster_name, "prune": run.app["prune"]}
+        record = run.record_after or run.record
+        if record is None or all(record.get(k) == v for k, v in wanted.items()):
+            return
+
+        def change(current):
+            if current.get("revision") is None and not current.get("objects"):
+                return None  # never applied: nothing to own
+            return None if all(current.get(k) == v for k, v in wanted.items()) else dict(current, **wanted)
+
+        run.guard("record", store.update, run.name, change)
+
+    _each(settings.concurrency, stamp, [r for r in runs if not r.skipped])
+
+
+# -- 6b. removed applications ------------------------------------------------------------------
+
+def remove_departed(departed, records, cluster, store, settings, results):
+    """Apps that left ``gitops_apps`` (recorded by this cluster host) or have ``state: absent``:
+    with prune, their objects are pruned (apply of an empty bundle: the same guards as any prune),
+    then their record and Lease are deleted; without, they are reported as orphaned."""
+    def one(pair):
+        name, app = pair
+        record = records.get(name)
+        prune = app["prune"] if app else bool((record or {}).get("prune"))
+        result = {"app": name, "cluster": settings.cluster_name, "namespace": (app or {}).get("namespace"),
+                  "trigger": settings.trigger, "ok": True, "check_mode": settings.check, "fetch": {}, "diff": {},
+                  "apply": {}, "health": {}, "rollback": {}, "error": {},
+                  "info": {"record": {k: v for k, v in (record or {}).items() if k != "objects"} or None}}
+        if record is None:
+            result["decision"] = "absent"
+        elif not prune:
+            result["decision"] = "orphaned"
+            result["orphaned"] = [{k: o.get(k) for k in ("apiVersion", "kind", "namespace", "name")}
+                                  for o in record.get("objects") or ()]
+        else:
+            result["decision"] = "removed"
+            try:
+                remove_app(name, cluster, store, settings, result)
+            except GitOpsError as err:
+                result.update(ok=False, error={"step": "remove", "msg": str(err)})
+        results.append(result)
+        settings.progress(report.status_lines([report.app_row(result)])[0])
+
+    _each(settings.concurrency, one, departed)
+
+
+def remove_app(name, cluster, store, settings, result):
+    import tempfile
+
+    from .bundle import write_bundle
+
+    options = Options(prune=True, prune_allow_empty=True, trigger=settings.trigger,
+                      inventory_namespace=settings.inventory_namespace, inventory_kind=settings.inventory_kind,
+                      lock_timeout=settings.lock_timeout)
+    with tempfile.TemporaryDirectory(prefix="gitops-k8s-remove-") as folder:
+        write_bundle(folder, [], [], revision=None)
+        empty = Bundle.load(folder)
+        if settings.check:
+            result["apply"] = apply(cluster, empty, name, options, check=True)
+            return
+        lease = Lease(cluster, name, settings.inventory_namespace)
+        lease.acquire(settings.lock_timeout)
+        try:
+            result["apply"] = apply(cluster, empty, name, options, lease=lease)
+            left = (store.read(name)[0] or {}).get("objects") or []
+            if left:
+                raise GitOpsError("app %s left gitops_apps but %d of its object(s) could not be pruned: %s" % (
+                    name, len(left), ", ".join(describe(o) for o in left[:10])), remaining=left)
+            store.delete(name)
+        finally:
+            lease.release()
+        cluster.delete(dict(lease.where(), apiVersion="coordination.k8s.io/v1"))
 
 
 # -- helpers -----------------------------------------------------------------------------------

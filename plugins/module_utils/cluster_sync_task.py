@@ -24,6 +24,7 @@ ARGSPEC = dict(
     cluster_name={"type": "str", "default": "cluster"},
     concurrency={"type": "int", "default": DEFAULT_CONCURRENCY},
     lock_timeout={"type": "float", "default": DEFAULT_LOCK_TIMEOUT},
+    complete={"type": "bool", "default": False},
     **INVENTORY_ARGSPEC,
 )
 
@@ -43,7 +44,7 @@ def run_task(params, check=False, want_diff=False, progress=None):
         mode=params["mode"], select=params.get("select"), revision=params.get("revision"),
         cluster_name=params["cluster_name"], check=check, want_diff=want_diff, concurrency=concurrency,
         lock_timeout=params["lock_timeout"], inventory_namespace=params["inventory_namespace"],
-        inventory_kind=params["inventory_kind"], progress=progress,
+        inventory_kind=params["inventory_kind"], progress=progress, complete=params["complete"],
     )
     # every app of a level may apply with apply's own 8 workers at once
     cluster = Cluster.from_params(params, pool_size=max(16, concurrency * 8))

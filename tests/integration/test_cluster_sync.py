@@ -236,3 +236,47 @@ def test_job_slices_reconcile_disjoint_clusters_that_together_make_the_whole_run
         for n in range(4):
             cluster.delete({"apiVersion": "v1", "kind": "Namespace", "name": "%s-inv%d" % (namespace, n)})
 
+
+
+def test_an_app_removed_from_the_list_is_pruned_with_its_record_or_reported_orphaned_without_prune(
+        ansible, kubeconfig, cluster, namespace, workdir):
+    repo = GitRepo(workdir)
+    repo.commit(dict(app_files("gone"), **dict(app_files("kept"), **app_files("stays"))), "Three apps")
+    gone, kept, stays = names(namespace, "gone", "kept", "stays")
+    apps = [{"name": gone, "repo": repo.url, "path": "gone", "namespace": namespace, "prune": True},
+            {"name": kept, "repo": repo.url, "path": "kept", "namespace": namespace},
+            {"name": stays, "repo": repo.url, "path": "stays", "namespace": namespace}]
+    deploy = new_deployer(ansible, kubeconfig, workdir)
+    assert deploy.run(PUSH, apps).rc == 0
+    assert live(cluster, "Deployment", namespace, "gone") is not None
+
+    # a push of a subset never removes anything; nor does a reconcile of a selection
+    assert deploy.run(PUSH, apps[2:]).rc == 0
+    assert deploy.run(RECONCILE, apps, extra_vars={"gitops_app": stays}).rc == 0
+    assert read_record(cluster, gone) is not None and read_record(cluster, kept) is not None
+
+    checked = deploy.run(RECONCILE, apps[2:], check=True)
+    assert checked.rc == 0, checked.out
+    assert checked.row(gone)["outcome"] == "would remove", checked.row(gone)
+    assert live(cluster, "Deployment", namespace, "gone") is not None and read_record(cluster, gone) is not None
+
+    removed = deploy.run(RECONCILE, apps[2:])
+    assert removed.rc == 0, removed.out
+    assert removed.row(gone)["outcome"] == "removed", removed.row(gone)
+    assert removed.row(kept)["outcome"] == "orphaned", removed.row(kept)
+    assert removed.row(stays)["outcome"] == "unchanged"
+    for kind, name in (("Deployment", "gone"), ("ConfigMap", "gone-config"), ("Service", "gone")):
+        obj = live(cluster, kind, namespace, name)
+        assert obj is None or obj["metadata"].get("deletionTimestamp"), (kind, name)
+    assert read_record(cluster, gone) is None
+    assert cluster.get({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "namespace": "gitops-system",
+                        "name": "gitops-app-" + gone}) is None
+    assert live(cluster, "Deployment", namespace, "kept") is not None and read_record(cluster, kept) is not None
+
+    # a new app may now declare what the removed one had: nothing is left to "take over"
+    again = deploy.run(PUSH, [{"name": stays + "-new", "repo": repo.url, "path": "gone", "namespace": namespace}])
+    assert again.rc == 0, again.out
+
+    absent = deploy.run(PUSH, [dict(apps[1], state="absent", prune=True)])
+    assert absent.rc == 0, absent.out
+    assert absent.row(kept)["outcome"] == "removed" and read_record(cluster, kept) is None
