@@ -36,7 +36,7 @@ from .health import Health, assess, worst
 from .inventory import INVENTORY_NAMESPACE, Inventory, current_entry, record_health, rollback_target
 from .lease import Lease
 from .live_snapshot import LiveSnapshot, SnapshotCluster
-from .refs import describe
+from .refs import describe, key_of
 
 DEFAULT_CONCURRENCY = 4
 DEFAULT_LOCK_TIMEOUT = 300
@@ -129,6 +129,7 @@ def sync_cluster(cluster, apps, settings, sources=None):
     store = Inventory(cluster, settings.inventory_namespace, settings.inventory_kind)
     phase("sources", fetch_sources, list(runs.values()), sources, settings)
     phase("render", render_bundles, list(runs.values()), settings)
+    refuse_shared_objects(list(runs.values()))
     snapshot = LiveSnapshot(cluster)
     records = {}
     try:
@@ -221,6 +222,23 @@ def render_bundles(runs, settings):
             run.bundle = bundle
 
     _each(settings.concurrency, one, list(groups.values()))
+
+
+def refuse_shared_objects(runs):
+    """An object declared by two apps of the run would be owned by whichever applied last: both fail."""
+    declared = {}
+    for run in runs:
+        for entry in (run.bundle.entries if run.bundle and not run.failed else ()):
+            if not entry.get("hook") and entry.get("name"):
+                declared.setdefault(key_of(entry), []).append((run, entry))
+    for pairs in declared.values():
+        if len({run.name for run, _entry in pairs}) < 2:
+            continue
+        where = ", ".join("app %s (%s)" % (run.name, entry.get("source")) for run, entry in pairs)
+        for run, entry in pairs:
+            if not run.failed:
+                run.fail("render", GitOpsError("%s is declared by more than one application: %s"
+                                               % (describe(entry), where), object=entry))
 
 
 # -- 4. read -----------------------------------------------------------------------------------

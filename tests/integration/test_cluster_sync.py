@@ -280,3 +280,23 @@ def test_an_app_removed_from_the_list_is_pruned_with_its_record_or_reported_orph
     absent = deploy.run(PUSH, [dict(apps[1], state="absent", prune=True)])
     assert absent.rc == 0, absent.out
     assert absent.row(kept)["outcome"] == "removed" and read_record(cluster, kept) is None
+
+
+def test_two_apps_declaring_the_same_object_in_one_run_both_fail_naming_each_other(
+        ansible, kubeconfig, cluster, namespace, workdir):
+    repo = GitRepo(workdir)
+    shared = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "shared"}, "data": {"k": "v"}}
+    repo.commit({"one/cm.yaml": [shared], "two/cm.yaml": [shared], "three/cm.yaml": [dict(shared, metadata={
+        "name": "own"})]}, "Two apps, one object")
+    one, two, three = names(namespace, "one", "two", "three")
+    apps = [{"name": name, "repo": repo.url, "path": path, "namespace": namespace}
+            for name, path in ((one, "one"), (two, "two"), (three, "three"))]
+    run = new_deployer(ansible, kubeconfig, workdir).run(PUSH, apps)
+    assert run.rc != 0
+    for name in (one, two):
+        row = run.row(name)
+        assert row["outcome"] == "failed" and "ConfigMap %s/shared is declared by more than one application" % namespace \
+            in row["message"] and one in row["message"] and two in row["message"], row
+        assert read_record(cluster, name) is None
+    assert live(cluster, "ConfigMap", namespace, "shared") is None
+    assert run.row(three)["outcome"] == "synced"
