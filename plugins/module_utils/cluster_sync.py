@@ -76,6 +76,7 @@ class AppSync:
         self.fetch, self.diff, self.apply, self.health, self.rollback = {}, {}, {}, {}, {}
         self.ansible_diff = []
         self.needs_apply = False
+        self.note = ""  # why an app with a new commit was left alone
 
     @property
     def failed(self):
@@ -104,7 +105,7 @@ class AppSync:
             "trigger": self.settings.trigger, "decision": self.decision, "ok": not self.error,
             "check_mode": self.settings.check, "duration": round(time.monotonic() - self.started, 3),
             "fetch": self.fetch, "info": {"record": info or None}, "diff": self.diff, "apply": self.apply,
-            "health": self.health, "rollback": self.rollback, "error": self.error,
+            "health": self.health, "rollback": self.rollback, "error": self.error, "note": self.note,
         } if not self.skipped else {
             "app": self.name, "cluster": self.settings.cluster_name, "namespace": self.app.get("namespace"),
             "ok": False, "skipped": self.skipped, "error": {"step": "dependencies", "msg": self.skipped},
@@ -137,7 +138,7 @@ def sync_cluster(cluster, apps, settings, sources=None):
     except GitOpsError as err:  # the cluster cannot be read: no app can be compared or synced
         for run in runs.values():
             run.guard("read", _raise, err)
-    phase("decide", decide_all, list(runs.values()), SnapshotCluster(cluster, snapshot), snapshot, settings)
+    phase("decide", decide_all, list(runs.values()), SnapshotCluster(cluster, snapshot), snapshot, sources, settings)
     if not settings.check and any(run.needs_apply and not run.failed for run in runs.values()):
         store.ensure_namespace()  # once, for every Lease and record of the run
     phase("converge", converge_levels, planned["levels"], runs, cluster, store, sources, snapshot, settings)
@@ -274,14 +275,17 @@ def _inventory_exists(cluster, store):
 
 # -- 5. decide ---------------------------------------------------------------------------------
 
-def decide_all(runs, snapshot_cluster, snapshot, settings):
-    _each(settings.concurrency, lambda run: run.guard("diff", decide, run, snapshot_cluster, snapshot, settings),
-          [r for r in runs if not r.failed])
+def decide_all(runs, snapshot_cluster, snapshot, sources, settings):
+    _each(settings.concurrency, lambda run: run.guard("diff", decide, run, snapshot_cluster, snapshot, sources,
+                                                      settings), [r for r in runs if not r.failed])
 
 
-def decide(run, snapshot_cluster, snapshot, settings):
+def decide(run, snapshot_cluster, snapshot, sources, settings):
     """Set ``run.decision`` and ``run.needs_apply`` from the one read of the cluster."""
     record, bundle, sha = run.record or {}, run.bundle, run.resolved["revision"]
+    if moves_back(run, record.get("revision"), sources, settings):
+        run.health = snapshot_health(run, snapshot)
+        return
     same = (record.get("revision"), record.get("digest"), record.get("result")) == (sha, bundle.digest, "Succeeded")
     if settings.mode == "push":
         run.decision = "sync"
@@ -358,7 +362,7 @@ def converge_under_lease(run, cluster, store, sources, settings):
     lease = Lease(cluster, run.name, settings.inventory_namespace)
     lease.acquire(settings.lock_timeout)
     try:
-        if superseded(run, store.read(run.name)[0] or {}, settings):
+        if superseded(run, store.read(run.name)[0] or {}, sources, settings):
             return
         run.guard("apply", apply_app, run, cluster, run.bundle, run.resolved["revision"], None, lease, settings)
         run.guard("health", wait_and_record, run, cluster, store, run.bundle, run.health, settings)
@@ -370,21 +374,37 @@ def converge_under_lease(run, cluster, store, sources, settings):
         lease.release()
 
 
-def superseded(run, record, settings):
-    """True (and the app left alone) when another run moved the app since this run decided."""
-    decided = (run.record or {}).get("revision")
-    if record.get("revision") == decided or record.get("revision") == run.resolved["revision"]:
+def moves_back(run, recorded, sources, settings):
+    """True (and the app left alone, said ``superseded``) when its commit is older than the one the
+    cluster runs (an ancestor of it): a reconcile that listed the branch before a push landed must
+    not revert the push. An explicit ``gitops_revision`` or a rollback goes back on purpose."""
+    sha = run.resolved["revision"]
+    if not recorded or recorded == sha or (settings.mode == "push" and settings.revision):
         return False
-    if settings.mode == "push" and settings.revision:
-        return False  # an explicit revision is asked for: deliver it
-    run.decision = "superseded"
-    run.needs_apply = False
+    if not sources.is_ancestor(run.resolved, recorded, run.app["credentials"]):
+        return False
+    run.decision, run.needs_apply = "superseded", False
+    run.note = ("the cluster runs %s, newer than %s: not moved back (push with gitops_revision to go back)"
+                % (recorded[:7], sha[:7]))
+    run.diff = {"changed": True, "resources": [], "summary": {}}  # Git's target is not what runs
+    return True
+
+
+def superseded(run, record, sources, settings):
+    """True (and the app left alone) when another run moved the app since this run decided, to a
+    revision this one would revert (see ``moves_back``) or that is the same."""
+    decided = (run.record or {}).get("revision")
+    if record.get("revision") == decided:
+        return False
     run.record_after = record
     run.fetch["previous_revision"] = record.get("revision")
-    run.diff = {"changed": False, "resources": [], "superseded_by": record.get("revision"),
-                "message": "another run synced %s while this one decided; left as it is"
-                           % (record.get("revision") or "")[:7]}
-    return True
+    if record.get("revision") == run.resolved["revision"] and \
+            (record.get("digest"), record.get("result")) == (run.bundle.digest, "Succeeded"):
+        run.decision, run.needs_apply = "superseded", False
+        run.note = "another run synced %s while this one decided" % record["revision"][:7]
+        run.diff = {"changed": False, "resources": [], "summary": {}}
+        return True
+    return moves_back(run, record.get("revision"), sources, settings)
 
 
 def apply_app(run, cluster, bundle, revision, rollback_of, lease, settings):

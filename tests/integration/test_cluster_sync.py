@@ -300,3 +300,29 @@ def test_two_apps_declaring_the_same_object_in_one_run_both_fail_naming_each_oth
         assert read_record(cluster, name) is None
     assert live(cluster, "ConfigMap", namespace, "shared") is None
     assert run.row(three)["outcome"] == "synced"
+
+
+def test_reconcile_never_moves_an_app_back_to_an_older_commit_than_the_cluster_runs(
+        ansible, kubeconfig, cluster, namespace, workdir):
+    """A push of a newer commit (here on another branch) is not reverted by a reconcile of main."""
+    repo = GitRepo(workdir)
+    old = repo.commit(app_files("web", greeting="old"), "Old greeting")
+    git(repo.work, "checkout", "-q", "-b", "hotfix")
+    new = repo.commit(app_files("web", greeting="new"), "New greeting")
+    git(repo.work, "push", "-q", repo.bare, "hotfix")
+    app = names(namespace, "web")[0]
+    apps = [{"name": app, "repo": repo.url, "version": "main", "path": "web", "namespace": namespace}]
+    deploy = new_deployer(ansible, kubeconfig, workdir)
+    assert deploy.run(PUSH, apps, extra_vars={"gitops_app": app, "gitops_revision": new}).rc == 0
+
+    kept = deploy.run(RECONCILE, apps)
+    assert kept.rc == 0, kept.out
+    row = kept.row(app)
+    assert (row["outcome"], row["sync"]) == ("superseded", "OUT OF SYNC"), row
+    assert "not moved back" in row["message"] and new[:7] in row["message"], row
+    assert live(cluster, "ConfigMap", namespace, "web-config")["data"]["greeting"] == "new"
+    assert read_record(cluster, app)["revision"] == new
+
+    back = deploy.run(PUSH, apps, extra_vars={"gitops_app": app, "gitops_revision": old})
+    assert back.rc == 0, back.out
+    assert live(cluster, "ConfigMap", namespace, "web-config")["data"]["greeting"] == "old"
