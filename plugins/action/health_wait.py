@@ -15,7 +15,7 @@ from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
 from ansible_collections.gitops.k8s.plugins.module_utils.errors import GitOpsError
-from ansible_collections.gitops.k8s.plugins.module_utils.waiter import TASK_ARGSPEC, TASK_RULES, task
+from ansible_collections.gitops.k8s.plugins.module_utils.health_wait_task import TASK_ARGSPEC, TASK_RULES, task
 
 display = Display()
 

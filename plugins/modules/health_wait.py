@@ -217,7 +217,7 @@ api_requests:
 """
 
 from ansible_collections.gitops.k8s.plugins.module_utils.ansible_module import run_module
-from ansible_collections.gitops.k8s.plugins.module_utils.waiter import TASK_ARGSPEC, TASK_RULES, task
+from ansible_collections.gitops.k8s.plugins.module_utils.health_wait_task import TASK_ARGSPEC, TASK_RULES, task
 
 
 def engine(module):

@@ -81,7 +81,8 @@ def test_without_third_party_libraries_everything_imports_and_each_use_names_its
                           env=env, check=False)
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
-    assert {"bundle", "cluster", "diff", "apply", "inventory", "source", "documents", "substitute", "waiter", "custom"} <= set(result["imported"])
+    assert {"bundle", "cluster", "diff", "apply", "inventory", "source", "documents", "substitute", "health_watch",
+            "health_drilldown", "health_wait_task", "custom"} <= set(result["imported"])
     messages = {what: error["msg"] for what, error in result["errors"].items()}
     assert messages == {
         "bundle": "reading a bundle requires the PyYAML Python library: pip install PyYAML",
