@@ -42,17 +42,6 @@ ARGO_SYNC_OPTIONS = "argocd.argoproj.io/sync-options"
 # validated by a dry-run create in this namespace instead (same schema, same admission).
 STAND_IN_NAMESPACE = "default"
 
-# The ``ignore_differences`` option of the diff and apply modules (documented in both).
-IGNORE_ARGSPEC = {
-    "ignore_differences": {"type": "list", "elements": "dict", "default": [], "options": {
-        "group": {"type": "str", "default": ""},
-        "kind": {"type": "str", "required": True},
-        "name": {"type": "str"},
-        "namespace": {"type": "str"},
-        "json_pointers": {"type": "list", "elements": "str", "required": True},
-    }},
-}
-
 
 # -- normalisation -----------------------------------------------------------------------------
 
@@ -415,7 +404,7 @@ def report(plan, ignore=(), show_secrets=False, deletes=None):
 
 
 def diff(cluster, bundle, record=None, field_manager="gitops.k8s", ignore=(), show_secrets=False, concurrency=8):
-    """The gitops.k8s.diff engine: returns the module result (without ``diff``)."""
+    """The gitops.k8s.diff engine: returns the module result, Ansible's diff in ``ansible_diff`` (as apply)."""
     ignore = check_ignore_rules(ignore)
     before = cluster.requests_made
     plan = make_plan(cluster, bundle, record, field_manager=field_manager, ignore=ignore, concurrency=concurrency)
@@ -431,4 +420,5 @@ def diff(cluster, bundle, record=None, field_manager="gitops.k8s", ignore=(), sh
         "kept": [i.ref for i in plan.kept],
         "fast_path": sum(1 for i in plan.items if i.fast),
         "api_requests": cluster.requests_made - before,
-    }, ansible_diff
+        "ansible_diff": ansible_diff,
+    }
