@@ -29,7 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from .bundle import canonical_json
 from .cluster import ApiError
-from .deps import SafeDumper, require_yaml, yaml
+from .deps import require_yaml
 from .errors import GitOpsError
 from .masking import mask_pair, redact
 from .refs import describe, group_of, key_of, ref_of
@@ -119,8 +119,8 @@ def normalize(obj, rules=()):
 def to_yaml(obj):
     if obj is None:
         return ""
-    require_yaml("showing a diff")
-    return yaml.dump(obj, Dumper=SafeDumper, default_flow_style=False, sort_keys=True)
+    yaml = require_yaml("showing a diff")
+    return yaml.dump(obj, Dumper=yaml.SafeDumper, default_flow_style=False, sort_keys=True)
 
 
 def unified(before, after, ref):

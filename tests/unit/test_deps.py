@@ -62,7 +62,9 @@ print(json.dumps({"imported": imported, "errors": errors}))
 
 
 def test_the_c_yaml_loader_and_dumper_are_used():
-    assert deps.SafeLoader is yaml.CSafeLoader and deps.SafeDumper is yaml.CSafeDumper
+    library = deps.require_yaml("testing")
+    assert library.SafeLoader is yaml.CSafeLoader and library.SafeDumper is yaml.CSafeDumper
+    assert library.load_all is yaml.load_all
     assert issubclass(loader(), yaml.CSafeLoader)
 
 
