@@ -92,8 +92,8 @@ def main():
 
 def print_rows(roots, rows, runs):
     for label, target in rows:
-        samples = [[] for _ in roots]
-        for _ in range(runs):
+        samples = [[] for root in roots]
+        for run in range(runs):  # interleaved: each run measures every root under the same load
             for number, (name, root) in enumerate(roots):
                 samples[number].append(measure(root, target))
         cells = []
