@@ -5,7 +5,7 @@ from __future__ import annotations
 
 
 class ModuleDocFragment:
-    # The ignore_differences option of diff and apply (module_utils/option_specs.py IGNORE_ARGSPEC).
+    # The ignore_differences option of diff and apply (module_utils/diff.py IGNORE_ARGSPEC).
     DOCUMENTATION = r"""
 options:
   ignore_differences:

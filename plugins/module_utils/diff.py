@@ -42,6 +42,17 @@ ARGO_SYNC_OPTIONS = "argocd.argoproj.io/sync-options"
 # validated by a dry-run create in this namespace instead (same schema, same admission).
 STAND_IN_NAMESPACE = "default"
 
+# The ``ignore_differences`` option of the diff and apply modules (documented in both).
+IGNORE_ARGSPEC = {
+    "ignore_differences": {"type": "list", "elements": "dict", "default": [], "options": {
+        "group": {"type": "str", "default": ""},
+        "kind": {"type": "str", "required": True},
+        "name": {"type": "str"},
+        "namespace": {"type": "str"},
+        "json_pointers": {"type": "list", "elements": "str", "required": True},
+    }},
+}
+
 
 # -- normalisation -----------------------------------------------------------------------------
 

@@ -3,7 +3,8 @@
 
 Each shared group matches the doc fragment of the same name (plugins/doc_fragments/); a
 module's own options live in the module, beside its documentation. health_wait's are here
-because its action plugin validates them too.
+because its action plugin validates them too. ``ignore_differences`` (diff and apply) is still
+defined beside the code that applies it (diff.py), which is being reworked.
 """
 
 from __future__ import annotations
@@ -27,17 +28,6 @@ CLUSTER_ARGSPEC = {
 INVENTORY_ARGSPEC = {
     "inventory_namespace": {"type": "str", "default": INVENTORY_NAMESPACE},
     "inventory_kind": {"type": "str", "default": "ConfigMap", "choices": list(INVENTORY_KINDS)},
-}
-
-# Fields the diff ignores (doc fragment gitops.k8s.ignore_differences).
-IGNORE_ARGSPEC = {
-    "ignore_differences": {"type": "list", "elements": "dict", "default": [], "options": {
-        "group": {"type": "str", "default": ""},
-        "kind": {"type": "str", "required": True},
-        "name": {"type": "str"},
-        "namespace": {"type": "str"},
-        "json_pointers": {"type": "list", "elements": "str", "required": True},
-    }},
 }
 
 HEALTH_WAIT_ARGSPEC = dict(CLUSTER_ARGSPEC, **INVENTORY_ARGSPEC, **{

@@ -262,7 +262,8 @@ from ansible_collections.gitops.k8s.plugins.module_utils.ansible_module import r
 from ansible_collections.gitops.k8s.plugins.module_utils.apply import Options, apply
 from ansible_collections.gitops.k8s.plugins.module_utils.bundle import Bundle
 from ansible_collections.gitops.k8s.plugins.module_utils.cluster import Cluster
-from ansible_collections.gitops.k8s.plugins.module_utils.option_specs import CLUSTER_ARGSPEC, IGNORE_ARGSPEC, INVENTORY_ARGSPEC
+from ansible_collections.gitops.k8s.plugins.module_utils.diff import IGNORE_ARGSPEC
+from ansible_collections.gitops.k8s.plugins.module_utils.option_specs import CLUSTER_ARGSPEC, INVENTORY_ARGSPEC
 
 ARGSPEC = dict(
     CLUSTER_ARGSPEC,

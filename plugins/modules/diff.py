@@ -151,9 +151,9 @@ diff:
 from ansible_collections.gitops.k8s.plugins.module_utils.ansible_module import run_module
 from ansible_collections.gitops.k8s.plugins.module_utils.bundle import Bundle
 from ansible_collections.gitops.k8s.plugins.module_utils.cluster import Cluster
-from ansible_collections.gitops.k8s.plugins.module_utils.diff import diff
+from ansible_collections.gitops.k8s.plugins.module_utils.diff import IGNORE_ARGSPEC, diff
 from ansible_collections.gitops.k8s.plugins.module_utils.inventory import read_record
-from ansible_collections.gitops.k8s.plugins.module_utils.option_specs import CLUSTER_ARGSPEC, IGNORE_ARGSPEC, INVENTORY_ARGSPEC
+from ansible_collections.gitops.k8s.plugins.module_utils.option_specs import CLUSTER_ARGSPEC, INVENTORY_ARGSPEC
 
 ARGSPEC = dict(
     CLUSTER_ARGSPEC,
