@@ -242,7 +242,7 @@ class Run:
         return len(waves) > 1 or bool(self.hook_pairs)
 
     def _wait(self, refs, what):
-        from .waiter import wait_healthy  # the health_wait engine; imported here to keep apply importable alone
+        from .health_watch import wait_healthy  # the health_wait engine; imported here to keep apply importable alone
 
         outcome = wait_healthy(self.cluster, refs, timeout=self.opts.timeout, fail_fast=True,
                                custom_health=self.opts.custom_health)
@@ -313,7 +313,7 @@ class Run:
     def _hook_outcome(self, hooks):
         if not hooks:
             return None
-        from .waiter import wait_healthy
+        from .health_watch import wait_healthy
 
         outcome = wait_healthy(self.cluster, [_ref(h) for h in hooks], timeout=self.opts.timeout, fail_fast=True,
                                custom_health=self.opts.custom_health)

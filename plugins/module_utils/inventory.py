@@ -45,11 +45,6 @@ RECORD_KEY = "record.json"
 COMPRESSED_KEY = "record.json.gz"
 COMPRESS_ABOVE = 256 * 1024
 REF_FIELDS = ("apiVersion", "kind", "namespace", "name")
-# Where the records live: options of the diff, apply and app_info modules (documented in each).
-INVENTORY_ARGSPEC = {
-    "inventory_namespace": {"type": "str", "default": INVENTORY_NAMESPACE},
-    "inventory_kind": {"type": "str", "default": "ConfigMap", "choices": list(INVENTORY_KINDS)},
-}
 APP_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,240}[a-z0-9])?$")
 
 
