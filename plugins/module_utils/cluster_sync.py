@@ -432,7 +432,7 @@ def apply_app(run, cluster, bundle, revision, rollback_of, lease, settings):
 
 def wait_and_record(run, cluster, store, bundle, into, settings):
     """Wait for the bundle's objects (hooks excluded) and record the verdict on the sync's history entry."""
-    from .waiter import wait_healthy  # the watch engine: only apps that were applied need it
+    from .health_watch import wait_healthy  # the watch engine: only apps that were applied need it
 
     record = store.read(run.name)[0]
     run.record_after = record

@@ -11,6 +11,8 @@ terminal as they come, and ``call.host`` is the inventory host the task runs for
 
 from __future__ import annotations
 
+import json
+
 from ansible.module_utils.common.parameters import remove_values
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
@@ -28,6 +30,9 @@ def run_action(action, task_vars, argument_spec, engine_call, **rules):
     """
     result = ActionBase.run(action, task_vars=task_vars)
     validation, params = action.validate_argument_spec(argument_spec=argument_spec, **rules)
+    # plain values, as a module process gets them: templated ones carry Ansible's tags, which
+    # the engine's YAML dumper (bundles) refuses
+    params = json.loads(json.dumps(params))
     hidden = set(validation._no_log_values)
     host = (task_vars or {}).get("inventory_hostname", "localhost")
     call = Call(params, check_mode=action._play_context.check_mode, diff_mode=action._play_context.diff,
