@@ -2,8 +2,8 @@
 
     python tests/receiver.py RECORD_FILE      prints the port it listens on (127.0.0.1), then serves
 
-Every POST is appended to RECORD_FILE as one JSON line {method, path, headers, body} before it is
-answered. The first path segment chooses the answer, so one process serves every test:
+Every POST is appended to RECORD_FILE as one JSON line {method, path, headers (names in lower
+case), body, time} before it is answered. The first path segment chooses the answer, so one process serves every test:
 
   /fail-twice/...   500 for the first two requests to that path, then 200
   /hang/...         never answers (the connection stays open until the client gives up)
@@ -31,7 +31,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             body = raw.decode(errors="replace")
         with self.lock:
             with open(self.record_file, "a", encoding="utf-8") as handle:
-                handle.write(json.dumps({"method": "POST", "path": self.path, "headers": dict(self.headers.items()),
+                handle.write(json.dumps({"method": "POST", "path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()},
                                          "body": body, "time": time.time()}) + "\n")
             self.counts[self.path] = self.counts.get(self.path, 0) + 1
             seen = self.counts[self.path]
