@@ -189,7 +189,7 @@ def post(url, payload, headers, timeout):
         return err.code
 
 
-def deliver(url, payload, headers, timeout, retries, sleep=time.sleep):
+def deliver(url, payload, headers, timeout, retries):
     """Send with retries; return (status or None, attempts, error or None)."""
     status, error, attempt = None, None, 0
     for attempt in range(1, retries + 2):
@@ -201,7 +201,7 @@ def deliver(url, payload, headers, timeout, retries, sleep=time.sleep):
         if error is None or (status is not None and status not in RETRYABLE_STATUS):
             break
         if attempt <= retries:
-            sleep(min(2 ** (attempt - 1), 10))
+            time.sleep(min(2 ** (attempt - 1), 10))
     return status, attempt, error
 
 
@@ -221,8 +221,7 @@ def target_name(target, index):
     return target.get("name") or "%s-%d" % (target["type"], index)
 
 
-def notify(records, targets, cluster=None, mode=None, check_mode=False, link=None, timeout=10.0, retries=2,
-           sleep=time.sleep):
+def notify(records, targets, cluster=None, mode=None, check_mode=False, link=None, timeout=10.0, retries=2):
     """Send every application's event to every target that wants it; return the deliveries."""
     rows = [app_row(r) for r in records]
     events = [(event_of(row), row) for row in rows if cluster is None or row.get("cluster") == cluster]
@@ -247,7 +246,7 @@ def notify(records, targets, cluster=None, mode=None, check_mode=False, link=Non
             if isinstance(prepared, str):
                 done["error"] = "skipped: " + prepared
                 continue
-            status, attempts, error = deliver(*prepared, timeout=timeout, retries=retries, sleep=sleep)
+            status, attempts, error = deliver(*prepared, timeout=timeout, retries=retries)
             done.update(ok=error is None, status=status, attempts=attempts, error=_scrub(error, target) if error else None)
             if status is None and error:
                 unreachable.add(name)
@@ -270,4 +269,3 @@ def warnings_of(deliveries):
     return ["notification %s of %s@%s to %s failed after %d attempt(s): %s" % (
         d["event"], d["app"], d["cluster"], d["target"], d["attempts"], d["error"])
         for d in deliveries if not d["ok"] and not (d["error"] or "").startswith("skipped: no revision")]
-

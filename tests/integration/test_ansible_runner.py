@@ -61,7 +61,7 @@ def awx_identity(ansible_env, kubeconfig, namespace):
     """A ServiceAccount token bound to the documented RBAC; yields a function that re-binds with changes."""
     tag = uuid.uuid4().hex[:6]
     env = dict(ansible_env, KUBECONFIG=kubeconfig)
-    kubectl(env, "create", "namespace", RECORDS_NAMESPACE, "--dry-run=client", "-o", "yaml")
+    # An administrator's step (docs/awx.md); it may exist already.
     subprocess.run(["kubectl", "create", "namespace", RECORDS_NAMESPACE], env=env, capture_output=True, check=False)
     docs = rename(documented_rbac(), tag, namespace)
     kubectl(env, "apply", "-f", "-", stdin=yaml.safe_dump_all(docs))
@@ -85,15 +85,15 @@ class Job:
 
     def __init__(self, data_dir, ident):
         artifacts = os.path.join(data_dir, "artifacts", ident)
-        self.artifacts = artifacts
-        self.status = open(os.path.join(artifacts, "status"), encoding="utf-8").read().strip()
-        self.rc = int(open(os.path.join(artifacts, "rc"), encoding="utf-8").read().strip())
-        self.stdout = open(os.path.join(artifacts, "stdout"), encoding="utf-8").read()
-        self.events = []
-        for path in glob.glob(os.path.join(artifacts, "job_events", "*.json")):
-            with open(path, encoding="utf-8") as handle:
-                self.events.append(json.load(handle))
-        self.events.sort(key=lambda e: e["counter"])
+
+        def read(*path):
+            with open(os.path.join(artifacts, *path), encoding="utf-8") as handle:
+                return handle.read()
+
+        self.status, self.rc, self.stdout = read("status").strip(), int(read("rc")), read("stdout")
+        self.events = sorted((json.loads(read("job_events", os.path.basename(p)))
+                              for p in glob.glob(os.path.join(artifacts, "job_events", "*.json"))),
+                             key=lambda e: e["counter"])
 
     def stats(self):
         [stats] = [e for e in self.events if e["event"] == "playbook_on_stats"]

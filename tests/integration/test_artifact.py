@@ -53,6 +53,12 @@ def install(source, dest, cwd=None):
     return installed
 
 
+def python_files(*path):
+    where = os.path.join(*path)
+    return sorted(f[:-3] for f in os.listdir(where) if f.endswith(".py") and f != "__init__.py") \
+        if os.path.isdir(where) else []
+
+
 def tree_size(path):
     return sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(path) for f in files)
 
@@ -87,17 +93,12 @@ def test_the_artifact_holds_only_the_collection_and_installs_with_working_docs_a
     assert tree_size(installed) < MAX_INSTALLED_BYTES, tree_size(installed)
     env = isolated_env(ansible_env, str(tmp_path / "installed"))
 
-    plugins = {
-        "module": sorted(f[:-3] for f in os.listdir(os.path.join(installed, "plugins", "modules")) if f.endswith(".py")
-                         and not f.startswith("_")),
-        "inventory": sorted(f[:-3] for f in os.listdir(os.path.join(installed, "plugins", "inventory"))
-                            if f.endswith(".py") and not f.startswith("_"))
-        if os.path.isdir(os.path.join(installed, "plugins", "inventory")) else [],
-        "role": sorted(os.listdir(os.path.join(installed, "roles"))),
-    }
+    plugins = {"module": python_files(installed, "plugins", "modules"),
+               "inventory": python_files(installed, "plugins", "inventory"),
+               "role": sorted(os.listdir(os.path.join(installed, "roles")))}
     assert "apply" in plugins["module"] and "sync" in plugins["role"], plugins
-    for kind, names_ in plugins.items():
-        for name in names_:
+    for kind, found in plugins.items():
+        for name in found:
             doc = run([os.path.join(BIN, "ansible-doc"), "-t", kind, "--json", "gitops.k8s." + name], env=env)
             data = json.loads(doc.stdout)["gitops.k8s." + name]
             where = data["path"] if kind == "role" else data["doc"]["filename"]
