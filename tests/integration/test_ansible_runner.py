@@ -4,12 +4,14 @@ The private data directory is laid out as AWX lays it out for a job: ``project/`
 playbooks importing gitops.k8s.push / gitops.k8s.reconcile), ``inventory/hosts`` (one host per
 cluster, no gitops_cluster: the credential decides), ``env/extravars`` and ``env/envvars`` with
 K8S_AUTH_HOST, K8S_AUTH_API_KEY, K8S_AUTH_SSL_CA_CERT and K8S_AUTH_VERIFY_SSL as AWX's
-Kubernetes credential injects them. The token is a ServiceAccount's, bound to the RBAC that
+Kubernetes credential injects them (or K8S_AUTH_CERT_FILE / K8S_AUTH_KEY_FILE, as a custom
+credential type would). The token is a ServiceAccount's, bound to the RBAC that
 docs/awx.md documents (read from that page, so the page and the test cannot disagree). The
 checks are what AWX shows: the job status, the job events (each application's line findable)
 and the set_stats data in the artifacts.
 """
 
+import datetime
 import glob
 import json
 import os
@@ -69,15 +71,47 @@ def awx_identity(ansible_env, kubeconfig, namespace):
     token = kubectl(env, "create", "token", account["name"], "-n", account["namespace"], "--duration", "1h").strip()
     with open(kubeconfig, encoding="utf-8") as handle:
         server = yaml.safe_load(handle)["clusters"][0]["cluster"]
-    identity = {"host": server["server"], "token": token, "ca": server["certificate-authority"], "docs": docs,
-                "user": "system:serviceaccount:%s:%s" % (account["namespace"], account["name"]),
-                "apply": lambda changed: kubectl(env, "apply", "-f", "-", stdin=yaml.safe_dump_all(changed))}
+    with open(server["certificate-authority"], encoding="utf-8") as handle:
+        ca = handle.read()
+    # A client certificate for a user bound to the same roles (a custom credential type's cert/key).
+    user = "gitops-k8s-cert-" + tag
+    cert, key = client_certificate(os.path.dirname(kubeconfig), user)
+    user_bindings = [dict(d, metadata=dict(d["metadata"], name=d["metadata"]["name"] + "-user"),
+                          subjects=[{"kind": "User", "name": user, "apiGroup": "rbac.authorization.k8s.io"}])
+                     for d in docs if d["kind"] in ("RoleBinding", "ClusterRoleBinding")]
+    kubectl(env, "apply", "-f", "-", stdin=yaml.safe_dump_all(user_bindings))
+    common = {"K8S_AUTH_HOST": server["server"], "K8S_AUTH_SSL_CA_CERT": ca, "K8S_AUTH_VERIFY_SSL": "True"}
+    identity = {"token": dict(common, K8S_AUTH_API_KEY=token), "cert": dict(common, K8S_AUTH_CERT_FILE=cert,
+                                                                           K8S_AUTH_KEY_FILE=key),
+                "docs": docs, "apply": lambda changed: kubectl(env, "apply", "-f", "-", stdin=yaml.safe_dump_all(changed))}
     yield identity
-    for doc in docs:
+    for doc in docs + user_bindings:
         if doc["metadata"].get("namespace") != namespace:  # the test namespace goes with its contents
             subprocess.run(["kubectl", "delete", doc["kind"], doc["metadata"]["name"], "--ignore-not-found",
                             *(["-n", doc["metadata"]["namespace"]] if doc["metadata"].get("namespace") else [])],
                            env=env, capture_output=True, check=False)
+
+
+def client_certificate(state, user):
+    """(certificate PEM, key PEM) for ``user``, signed by the local cluster's CA."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    with open(os.path.join(state, "ca.key"), "rb") as handle:
+        ca_key = serialization.load_pem_private_key(handle.read(), None)
+    with open(os.path.join(state, "ca.crt"), "rb") as handle:
+        ca = x509.load_pem_x509_certificate(handle.read())
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, user)]))
+            .issuer_name(ca.subject).public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(hours=1))
+            .sign(ca_key, hashes.SHA256()))
+    return (cert.public_bytes(serialization.Encoding.PEM).decode(),
+            key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                              serialization.NoEncryption()).decode())
 
 
 class Job:
@@ -115,8 +149,11 @@ def strings(obj):
             yield from strings(value)
 
 
-def run_job(root, playbook, apps, identity, extravars=None):
-    """Lay out a private data dir as AWX does and run ``ansible-runner run`` on it."""
+def run_job(root, playbook, apps, credential, extravars=None):
+    """Lay out a private data dir as AWX does and run ``ansible-runner run`` on it.
+
+    ``credential``: the K8S_AUTH_* variables; those naming files are given as file contents.
+    """
     data_dir = os.path.join(root, "job-%s" % uuid.uuid4().hex[:6])
     for sub in ("project", "inventory", "env"):
         os.makedirs(os.path.join(data_dir, sub))
@@ -124,12 +161,15 @@ def run_job(root, playbook, apps, identity, extravars=None):
         handle.write("---\n- name: %s\n  ansible.builtin.import_playbook: gitops.k8s.%s\n" % (playbook, playbook))
     with open(os.path.join(data_dir, "inventory", "hosts"), "w", encoding="utf-8") as handle:
         yaml.safe_dump({"all": {"hosts": {"awx-cluster": {"ansible_connection": "local", "gitops_apps": apps}}}}, handle)
-    # AWX writes the credential's CA data into the private data dir and points the variable at it.
-    ca = os.path.join(data_dir, "env", "k8s_ca.crt")
-    with open(identity["ca"], encoding="utf-8") as src, open(ca, "w", encoding="utf-8") as dst:
-        dst.write(src.read())
-    envvars = {"K8S_AUTH_HOST": identity["host"], "K8S_AUTH_API_KEY": identity["token"],
-               "K8S_AUTH_SSL_CA_CERT": ca, "K8S_AUTH_VERIFY_SSL": "True"}
+    # AWX writes a credential's files into the private data dir and points the variables at them.
+    envvars = dict(credential)
+    for name in ("K8S_AUTH_SSL_CA_CERT", "K8S_AUTH_CERT_FILE", "K8S_AUTH_KEY_FILE"):
+        if name in envvars:
+            path = os.path.join(data_dir, "env", name.lower())
+            with open(path, "w", encoding="utf-8") as handle:
+                handle.write(envvars[name])
+            os.chmod(path, 0o600)
+            envvars[name] = path
     with open(os.path.join(data_dir, "env", "envvars"), "w", encoding="utf-8") as handle:
         yaml.safe_dump(envvars, handle)
     with open(os.path.join(data_dir, "env", "extravars"), "w", encoding="utf-8") as handle:
@@ -146,7 +186,7 @@ def run_job(root, playbook, apps, identity, extravars=None):
     return Job(data_dir, ident)
 
 
-def test_push_and_reconcile_through_ansible_runner_with_a_service_account_token_and_the_documented_rbac(
+def test_push_and_reconcile_through_ansible_runner_with_a_token_or_a_client_cert_and_the_documented_rbac(
         awx_identity, cluster, namespace, workdir):
     repo = GitRepo(workdir)
     first = repo.commit(app_files("web", greeting="one"), "First")
@@ -154,7 +194,7 @@ def test_push_and_reconcile_through_ansible_runner_with_a_service_account_token_
     apps = [{"name": app, "repo": repo.url, "path": "web", "namespace": namespace, "prune": True,
              "wait": {"timeout": 120}}]
 
-    pushed = run_job(workdir, "push", apps, awx_identity, {"gitops_app": app})
+    pushed = run_job(workdir, "push", apps, awx_identity["token"], {"gitops_app": app})
     assert (pushed.status, pushed.rc) == ("successful", 0), pushed.stdout
     assert live(cluster, "ConfigMap", namespace, "web-config")["data"]["greeting"] == "one"
     line = "%s@awx-cluster: SYNCED, HEALTHY, synced at %s (First)" % (app, first[:7])
@@ -165,10 +205,10 @@ def test_push_and_reconcile_through_ansible_runner_with_a_service_account_token_
         ("awx-cluster", "SYNCED", "HEALTHY", "synced", first)
     assert report["failures"] == [] and report["summary"]["apps"] == 1
     assert report["html"].endswith("report.html") and os.path.exists(report["html"])
-    assert not pushed.events_mentioning(awx_identity["token"])
+    assert not pushed.events_mentioning(awx_identity["token"]["K8S_AUTH_API_KEY"])
 
     second = repo.commit(app_files("web", greeting="two"), "Second")
-    reconciled = run_job(workdir, "reconcile", apps, awx_identity)
+    reconciled = run_job(workdir, "reconcile", apps, awx_identity["cert"])  # client cert/key this time
     assert (reconciled.status, reconciled.rc) == ("successful", 0), reconciled.stdout
     assert live(cluster, "ConfigMap", namespace, "web-config")["data"]["greeting"] == "two"
     [row] = reconciled.stats()["gitops_report"]["apps"]
@@ -190,7 +230,7 @@ def test_a_permission_missing_from_the_role_fails_with_the_verb_and_resource_nam
     [app] = names(namespace, "web")
     apps = [{"name": app, "repo": repo.url, "path": "web", "namespace": namespace}]
 
-    job = run_job(workdir, "push", apps, awx_identity)
+    job = run_job(workdir, "push", apps, awx_identity["token"])
     assert (job.status, job.rc) != ("successful", 0), job.stdout
     wanted = 'cannot patch resource "deployments" in API group "apps" in the namespace "%s"' % namespace
     assert wanted in job.stdout, job.stdout
