@@ -81,8 +81,8 @@ def awx_identity(ansible_env, kubeconfig, namespace):
                      for d in docs if d["kind"] in ("RoleBinding", "ClusterRoleBinding")]
     kubectl(env, "apply", "-f", "-", stdin=yaml.safe_dump_all(user_bindings))
     common = {"K8S_AUTH_HOST": server["server"], "K8S_AUTH_SSL_CA_CERT": ca, "K8S_AUTH_VERIFY_SSL": "True"}
-    identity = {"token": dict(common, K8S_AUTH_API_KEY=token), "cert": dict(common, K8S_AUTH_CERT_FILE=cert,
-                                                                           K8S_AUTH_KEY_FILE=key),
+    identity = {"token": dict(common, K8S_AUTH_API_KEY=token),
+                "cert": dict(common, K8S_AUTH_CERT_FILE=cert, K8S_AUTH_KEY_FILE=key),
                 "docs": docs, "apply": lambda changed: kubectl(env, "apply", "-f", "-", stdin=yaml.safe_dump_all(changed))}
     yield identity
     for doc in docs + user_bindings:
