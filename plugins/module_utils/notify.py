@@ -19,7 +19,8 @@ Delivery never fails the run: every request has a timeout; connection errors, ti
 5xx answers are retried ``retries`` times with a short back-off; a target that stayed unreachable
 is not tried again in this run (so a dead receiver costs one retry cycle, not one per app). Each
 delivery is reported (target name, app, event, HTTP status, attempts, error). URLs, headers and
-tokens may be secrets: they never appear in results or messages.
+tokens may be secrets: they never appear in results or messages. Requests go through Ansible's
+open_url (proxy settings, system CA bundle), which ansible-test asks of every HTTP client.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ import os
 import time
 import urllib.error
 import urllib.parse
-import urllib.request
+
+from ansible.module_utils.urls import ConnectionError as UrlConnectionError, open_url
 
 from .errors import GitOpsError
 from .report import app_row
@@ -177,12 +179,11 @@ def request_for(target, event, body):
 
 
 def post(url, payload, headers, timeout):
-    """POST JSON once; return the HTTP status (raises OSError for network errors and timeouts)."""
-    data = json.dumps(payload).encode()
-    req = urllib.request.Request(url, data=data, method="POST", headers=dict(
-        {"Content-Type": "application/json", "User-Agent": USER_AGENT}, **headers))
+    """POST JSON once; return the HTTP status (raises for network errors and timeouts)."""
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
+        # No ~/.netrc: its credentials are for other uses, not for whoever receives notifications.
+        with open_url(url, data=json.dumps(payload).encode(), method="POST", timeout=timeout, http_agent=USER_AGENT,
+                      headers=dict({"Content-Type": "application/json"}, **headers), use_netrc=False) as resp:
             resp.read()
             return resp.status
     except urllib.error.HTTPError as err:
@@ -196,7 +197,7 @@ def deliver(url, payload, headers, timeout, retries):
         try:
             status = post(url, payload, headers, timeout)
             error = None if 200 <= status < 300 else "HTTP %d" % status
-        except (OSError, ValueError) as err:  # URLError, timeouts, refused connections, a bad URL
+        except (OSError, ValueError, UrlConnectionError) as err:  # URLError, timeouts, refused, TLS, a bad URL
             status, error = None, _reason(err)
         if error is None or (status is not None and status not in RETRYABLE_STATUS):
             break

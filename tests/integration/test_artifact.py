@@ -60,7 +60,7 @@ def python_files(*path):
 
 
 def tree_size(path):
-    return sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(path) for f in files)
+    return sum(os.path.getsize(os.path.join(top, f)) for top, dummy, files in os.walk(path) for f in files)
 
 
 def isolated_env(ansible_env, collections_path):

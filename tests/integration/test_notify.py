@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from conftest import TESTS, VENV_PYTHON, PlaybookRunner
-from test_push_reconcile import PUSH, RECONCILE, GitRepo, app_files, live, names, scale
+from test_push_reconcile import PUSH, RECONCILE, GitRepo, app_files, live, names
 
 GITHUB_TOKEN = "ghp-test-token-never-shown"
 GITLAB_TOKEN = "glpat-vaulted-never-shown"
@@ -93,14 +93,15 @@ def test_every_target_type_hears_of_a_success_a_failed_sync_and_a_drift(
         ansible_env, kubeconfig, cluster, namespace, workdir, receiver):
     tag = uuid.uuid4().hex[:6]
     repo = GitRepo(workdir)
-    files = dict(app_files("good"), **app_files("bad"))
+    # No pods (replicas 0): what matters here is what the receivers hear, not scheduling.
+    files = dict(app_files("good", replicas=0), **app_files("bad", replicas=0))
     files["bad/deployment.yaml"][0]["spec"]["replicas"] = "many"  # the API server refuses it
     sha = repo.commit(files, "Good and bad")
     good, bad = names(namespace, "good", "bad")
     apps = [{"name": good, "repo": repo.url, "path": "good", "namespace": namespace, "wait": {"timeout": 120}},
             {"name": bad, "repo": repo.url, "path": "bad", "namespace": namespace}]
     vault_text, password_file = vault_var(workdir, "vault_gitlab_token", GITLAB_TOKEN)
-    vault_hook, _ = vault_var(workdir, "vault_hook_token", HOOK_TOKEN)
+    vault_hook = vault_var(workdir, "vault_hook_token", HOOK_TOKEN)[0]
     targets = [
         {"name": "hook", "type": "webhook", "url": receiver.url("%s/hook" % tag),
          "headers": {"Authorization": "Bearer {{ vault_hook_token }}"}},
@@ -115,7 +116,7 @@ def test_every_target_type_hears_of_a_success_a_failed_sync_and_a_drift(
     config = {"targets": targets, "link": "https://awx.example.com/#/jobs/playbook/42"}
     runner = PlaybookRunner(dict(ansible_env, GITOPS_TEST_GITHUB_TOKEN=GITHUB_TOKEN), workdir)
 
-    pushed, rows, _ = run_playbook(runner, workdir, PUSH, apps, config, vault_text + vault_hook, password_file, "push")
+    pushed, rows, dummy = run_playbook(runner, workdir, PUSH, apps, config, vault_text + vault_hook, password_file, "push")
     out = pushed.stdout + pushed.stderr
     assert pushed.returncode != 0 and rows[good]["outcome"] == "synced" and rows[bad]["outcome"] == "failed", out
     for secret in (GITHUB_TOKEN, GITLAB_TOKEN, GITEA_TOKEN, HOOK_TOKEN, receiver.url("%s/slack" % tag)):
@@ -157,15 +158,16 @@ def test_every_target_type_hears_of_a_success_a_failed_sync_and_a_drift(
             assert got[app]["body"]["target_url"] == config["link"]
 
     # Drift on the good app (no self_heal): reported by reconcile, the bad app fails again.
-    scale(cluster, namespace, "good", 5)
-    reconciled, rows, _ = run_playbook(runner, workdir, RECONCILE, apps, config, vault_text + vault_hook,
+    cluster.request("PATCH", "/api/v1/namespaces/%s/configmaps/good-config" % namespace,
+                    body={"data": {"greeting": "changed by hand"}}, content_type="application/merge-patch+json")
+    reconciled, rows, dummy = run_playbook(runner, workdir, RECONCILE, apps, config, vault_text + vault_hook,
                                        password_file, "reconcile")
     assert rows[good]["outcome"] == "drift", reconciled.stdout
-    assert live(cluster, "Deployment", namespace, "good")["spec"]["replicas"] == 5
+    assert live(cluster, "ConfigMap", namespace, "good-config")["data"]["greeting"] == "changed by hand"
     hook = [r["body"] for r in receiver.requests("%s/hook" % tag) if r["body"]["mode"] == "reconcile"]
     drift = [b for b in hook if b["app"] == good]
     assert [b["event"] for b in drift] == ["drift_found"], hook
-    assert drift[0]["drift"] == [{"object": "Deployment %s/good" % namespace, "action": "update"}]
+    assert drift[0]["drift"] == [{"object": "ConfigMap %s/good-config" % namespace, "action": "update"}]
     assert [b["event"] for b in hook if b["app"] == bad] == ["sync_failed"]
     assert any(r["body"]["text"].startswith(":mag: %s@local-cluster: drift found" % good)
                for r in receiver.requests("%s/slack" % tag))
@@ -182,7 +184,7 @@ def test_a_flaky_receiver_is_retried_and_a_dead_one_costs_bounded_time_and_neith
         ansible_env, kubeconfig, cluster, namespace, workdir, receiver):
     tag = uuid.uuid4().hex[:6]
     repo = GitRepo(workdir)
-    repo.commit(dict(app_files("one"), **app_files("two")), "Two apps")
+    repo.commit(dict(app_files("one", replicas=0), **app_files("two", replicas=0)), "Two apps")
     one, two = names(namespace, "one", "two")
     apps = [{"name": one, "repo": repo.url, "path": "one", "namespace": namespace},
             {"name": two, "repo": repo.url, "path": "two", "namespace": namespace}]
