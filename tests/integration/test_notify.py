@@ -161,7 +161,7 @@ def test_every_target_type_hears_of_a_success_a_failed_sync_and_a_drift(
     cluster.request("PATCH", "/api/v1/namespaces/%s/configmaps/good-config" % namespace,
                     body={"data": {"greeting": "changed by hand"}}, content_type="application/merge-patch+json")
     reconciled, rows, dummy = run_playbook(runner, workdir, RECONCILE, apps, config, vault_text + vault_hook,
-                                       password_file, "reconcile")
+                                           password_file, "reconcile")
     assert rows[good]["outcome"] == "drift", reconciled.stdout
     assert live(cluster, "ConfigMap", namespace, "good-config")["data"]["greeting"] == "changed by hand"
     hook = [r["body"] for r in receiver.requests("%s/hook" % tag) if r["body"]["mode"] == "reconcile"]
