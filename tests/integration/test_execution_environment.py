@@ -9,15 +9,12 @@ script), and that helm and kustomize are pinned to the versions the tests use.
 
 import os
 import subprocess
-import sys
 
+import localcluster  # tests/cluster, on sys.path through conftest
 import yaml
 
-from conftest import REPO, VENV_PYTHON, collection_source_copy
+from conftest import VENV_PYTHON, collection_source_copy
 from test_artifact import build_artifact, galaxy_version, run
-
-sys.path.insert(0, os.path.join(REPO, "tests", "cluster"))
-import localcluster  # noqa: E402
 
 BIN = os.path.dirname(VENV_PYTHON)
 
