@@ -132,6 +132,9 @@ def app_row(record):
         "failed_step": error.get("step"),
         "changes": _changes(apply, diff),
         "drift": drift,
+        # left in the cluster by an app that does not prune: listed, not a difference
+        "orphaned": [{"object": describe(r), "name": r.get("name")}
+                     for r in (apply if _ran(apply) else diff).get("orphaned") or []],
         "unhealthy": unhealthy,
         "rollback": None,
         "history": list(info.get("history") or []),
