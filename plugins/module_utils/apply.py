@@ -109,6 +109,7 @@ class Run:
         self.applied = {}   # key -> server response of our apply
         self.pruned, self.prune_failed, self.hooks, self.recreated, self.namespaces = [], [], [], [], []
         self.hook_pairs = [(e, o) for e, o in bundle.pairs() if e.get("hook")]
+        self.listed = {}    # (group, plural, namespace) -> objects: see _list
         self.plan = None
 
     # -- the steps -------------------------------------------------------------------------
@@ -140,7 +141,8 @@ class Run:
         wanted = {ref_of(o)["namespace"] for o in self.bundle.objects} - {""}
         in_bundle = {o["metadata"].get("name") for o in self.bundle.objects
                      if (group_of(o.get("apiVersion", "")), o.get("kind")) == ("", "Namespace")}
-        existing = {ns["metadata"]["name"] for ns in self._list(self.cluster.resource("v1", "Namespace"), None)}
+        namespaces = self._list(self.cluster.resource("v1", "Namespace"), None)
+        existing = {ns["metadata"]["name"] for ns in namespaces}
         missing = sorted(wanted - in_bundle - existing)
         if missing and not self.opts.create_namespaces:
             raise GitOpsError("namespace(s) %s do not exist and create_namespaces is false" % ", ".join(missing),
@@ -149,7 +151,7 @@ class Run:
             return
         for name in missing:
             try:
-                self.cluster.apply(self._namespace(name), self.opts.field_manager, force=True)
+                namespaces.append(self.cluster.apply(self._namespace(name), self.opts.field_manager, force=True))
             except GitOpsError as err:
                 raise GitOpsError("cannot create namespace %s: %s" % (name, err), namespace=name,
                                   changed=bool(self.namespaces))
@@ -163,16 +165,19 @@ class Run:
         return {"apiVersion": "v1", "kind": "Namespace", "metadata": meta}
 
     def _list(self, resource, namespace):
-        if self.live:
-            return self.live(resource, namespace)
-        return self.cluster.list(resource, namespace=namespace)[0]
+        """The live provider of this run: each LIST once (the plan reads Namespaces again)."""
+        key = (resource.group, resource.plural, namespace)
+        if key not in self.listed:
+            self.listed[key] = self.live(resource, namespace) if self.live \
+                else self.cluster.list(resource, namespace=namespace)[0]
+        return self.listed[key]
 
     def _make_plan(self, record):
         """Step 3: the plan; every rejection (hooks included) fails the run before any other write."""
         self.plan = make_plan(
             self.cluster, self.bundle, record, field_manager=self.opts.field_manager, ignore=self.opts.ignore,
             concurrency=self.opts.concurrency, validate_creates=True, force=self.opts.force_conflicts,
-            live=self.live, replace_on_immutable=self.opts.replace_on_immutable,
+            live=self._list, replace_on_immutable=self.opts.replace_on_immutable,
         )
         rejected = self.plan.rejected + self._validate_hooks(self.plan.missing_namespaces)
         if rejected:

@@ -494,7 +494,7 @@ def report(plan, show_secrets=False, deletes=None):
 
 
 def diff(cluster, bundle, record=None, field_manager="gitops.k8s", ignore=(), show_secrets=False, concurrency=8,
-         prune=True, live=None):
+         prune=True, replace_on_immutable=False, live=None):
     """The gitops.k8s.diff engine: returns the module result (without ``diff``).
 
     Without ``prune`` the recorded objects no longer in the bundle are ``orphaned``: listed, not a
@@ -502,7 +502,7 @@ def diff(cluster, bundle, record=None, field_manager="gitops.k8s", ignore=(), sh
     """
     before = cluster.requests_made
     plan = make_plan(cluster, bundle, record, field_manager=field_manager, ignore=ignore, concurrency=concurrency,
-                     live=live)
+                     live=live, replace_on_immutable=replace_on_immutable)
     if plan.rejected:
         raise rejected_error(plan.rejected, bundle.path)
     resources, ansible_diff = report(plan, show_secrets, deletes=None if prune else [])

@@ -100,6 +100,8 @@ def migration_patch(live, field_manager):
     annotations = metadata.get("f:annotations") or {}
     if annotations.pop("f:" + LAST_APPLIED, None) is not None and not annotations:
         metadata.pop("f:annotations")  # an empty set would read "owns every annotation"
+        if not metadata:
+            merged.pop("f:metadata")
     kept.append({"manager": field_manager, "operation": "Apply", "apiVersion": api_version,
                  "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "fieldsType": "FieldsV1",
                  "fieldsV1": merged})
