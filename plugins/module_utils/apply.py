@@ -278,8 +278,7 @@ class Run:
         settings = self.plan.settings
         try:
             if item.takeover:
-                self.cluster.json_patch(item.ref, migration_patch(item.live, settings.field_manager),
-                                        settings.field_manager)
+                self._take_over(item)
             if item.method == "recreate":
                 self.cluster.delete(item.ref, propagation="Foreground")
                 self._wait_gone([item.ref], "%s (recreated)" % describe(item.ref))
@@ -290,6 +289,22 @@ class Run:
         if item.method == "recreate":
             self.recreated.append(item.ref)
         return None
+
+    def _take_over(self, item, attempts=5):
+        """Move the client-side managers' fields to ours. The patch is guarded by the resourceVersion
+        and controllers write status meanwhile: on a conflict, read the object again and retry."""
+        live = item.live
+        for attempt in range(attempts):
+            try:
+                self.cluster.json_patch(item.ref, migration_patch(live, self.opts.field_manager),
+                                        self.opts.field_manager)
+                return
+            except ApiError as err:  # the "test" of the resourceVersion failed (422), or 409
+                if err.status not in (409, 422) or attempt == attempts - 1:
+                    raise
+            live = self.cluster.get(item.ref)
+            if live is None:
+                return  # deleted meanwhile: the apply creates it, owned by us
 
     def _apply_wave(self, wave, items):
         changes = [i for i in items if i.action in ("create", "update")]

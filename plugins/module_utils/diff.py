@@ -205,9 +205,10 @@ class Kinds:
 
 
 def crd_kinds(objects):
-    """(group, kind) of every custom resource the bundle's CRDs define."""
+    """{(group, kind): scope} of every custom resource the bundle's CRDs define."""
     return {
-        ((obj.get("spec") or {}).get("group", ""), ((obj.get("spec") or {}).get("names") or {}).get("kind", ""))
+        ((obj.get("spec") or {}).get("group", ""), ((obj.get("spec") or {}).get("names") or {}).get("kind", "")):
+            (obj.get("spec") or {}).get("scope", "Namespaced")
         for obj in objects
         if obj.get("kind") == "CustomResourceDefinition" and group_of(obj.get("apiVersion", "")) == "apiextensions.k8s.io"
     }
@@ -228,9 +229,9 @@ def _pool(concurrency, func, items):
         return list(pool.map(func, items))
 
 
-def _scoped(obj, ref, resource):
-    """``obj`` and ``ref`` without a namespace when discovery says the kind is cluster-scoped."""
-    if resource is None or resource.namespaced or not ref["namespace"]:
+def _scoped(obj, ref, namespaced):
+    """``obj`` and ``ref`` without a namespace when the kind is cluster-scoped (bundles may say otherwise)."""
+    if namespaced or not ref["namespace"]:
         return obj, ref
     if obj is not None:
         obj = copy.deepcopy(obj)
@@ -264,17 +265,25 @@ def make_plan(cluster, bundle, record=None, field_manager="gitops.k8s", ignore=(
 def resolve_kinds(cluster, bundle, recorded):
     """Phase 1: the Resource of every bundle object (hooks excluded) and every recorded one."""
     kinds = Kinds()
+    _resolve_bundle(cluster, bundle, kinds)
+    _resolve_recorded(cluster, recorded, kinds)
+    return kinds
+
+
+def _resolve_bundle(cluster, bundle, kinds):
     defined = crd_kinds(bundle.objects)
     for entry, obj in bundle.pairs():
         if entry.get("hook"):
             continue
         ref = ref_of(obj)
+        group_kind = (group_of(ref["apiVersion"]), ref["kind"])
         try:
             resource = cluster.resource(ref["apiVersion"], ref["kind"])
         except GitOpsError as err:
-            if (group_of(ref["apiVersion"]), ref["kind"]) not in defined:
+            if group_kind not in defined:
                 kinds.rejected.append(rejection(ref, entry.get("source"), str(err)))
                 continue
+            obj, ref = _scoped(obj, ref, defined[group_kind] != "Cluster")  # the bundle's CRD tells
             item = Item(entry, obj, ref)
             item.action = "create"  # validated once its CRD is established (apply) or never (diff)
             kinds.unvalidated.append(ref)
@@ -284,8 +293,11 @@ def resolve_kinds(cluster, bundle, recorded):
             kinds.rejected.append(rejection(ref, entry.get("source"),
                                             "%s is namespaced but the object has no namespace" % ref["kind"]))
             continue
-        obj, ref = _scoped(obj, ref, resource)
+        obj, ref = _scoped(obj, ref, resource.namespaced)
         kinds.items.append(Item(entry, obj, ref, resource))
+
+
+def _resolve_recorded(cluster, recorded, kinds):
     bundle_keys = {item.key for item in kinds.items}
     for ref in recorded.values():
         ref = {k: ref.get(k) or "" for k in ("apiVersion", "kind", "namespace", "name")}
@@ -298,10 +310,9 @@ def resolve_kinds(cluster, bundle, recorded):
             if key_of(ref) not in bundle_keys:
                 kinds.unserved.append(ref)
             continue
-        _obj, ref = _scoped(None, ref, resource)
+        _obj, ref = _scoped(None, ref, resource.namespaced)
         if key_of(ref) not in bundle_keys:
             kinds.candidates.append(Item(None, None, ref, resource))
-    return kinds
 
 
 def list_live(lists, live, concurrency):
@@ -396,7 +407,7 @@ def _dry_run_one(cluster, item, settings, missing):
 
 def _validate_recreate(cluster, item, settings):
     """Dry-run the create that follows the delete, under a generated name (the name is taken)."""
-    item.method = "recreate"
+    item.method, item.takeover = "recreate", []
     probe = copy.deepcopy(item.body)
     probe["metadata"]["generateName"] = probe["metadata"].pop("name")[:50] + "-"
     try:
