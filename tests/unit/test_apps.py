@@ -115,3 +115,15 @@ def test_unknown_credential_key_is_refused():
 
 def test_empty_list_is_a_valid_plan():
     assert plan([]) == {"apps": [], "levels": [], "selected": [], "suspended": []}
+
+
+def test_namespace_and_immutable_field_options_of_an_app():
+    result = normalize_app(app("web"), 0)
+    assert result["create_namespace"] is True and result["replace_on_immutable"] is False
+    assert result["managed_namespace_metadata"] == {}
+    meta = {"labels": {"team": "a"}, "annotations": {"x/y": "z"}}
+    assert normalize_app(app("web", managed_namespace_metadata=meta), 0)["managed_namespace_metadata"] == meta
+    with pytest.raises(GitOpsError, match="unknown key in managed_namespace_metadata: label"):
+        plan([app("web", managed_namespace_metadata={"label": {}})])
+    with pytest.raises(GitOpsError, match="replace_on_immutable must be a boolean"):
+        plan([app("web", replace_on_immutable="yes")])
