@@ -222,8 +222,9 @@ class Run:
             message += "; SyncFail hooks failed too: %s" % hook_err
         self._record_final(record, version, "Failed", message)
         err.details.setdefault("inventory", self.store.where(self.app))
-        raise self._with_changes(GitOpsError(message, **dict(err.details, hooks=self.hooks, created=self._refs("create"),
-                                                              configured=self._refs("update"), pruned=self.pruned)))
+        details = dict(err.details, hooks=self.hooks, created=self._refs("create"), configured=self._refs("update"),
+                       pruned=self.pruned)
+        raise self._with_changes(GitOpsError(message, **details))
 
     def _with_changes(self, err):
         """``err`` saying whether anything was written before it (a failed run may have changed things)."""
@@ -560,11 +561,10 @@ class Run:
             "api_requests": self.cluster.requests_made - self.requests_before,
         }
         if self.want_diff:
-            result["resources"], result["ansible_diff"] = report(plan, self.opts.show_secrets,
+            result["resources"], result["ansible_diff"] = report(plan, show_secrets=self.opts.show_secrets,
                                                                  deletes=plan.deletes if self.opts.prune else [])
         return result
 
 
 def _ref(hook):
     return {k: hook.get(k) or "" for k in ("apiVersion", "kind", "namespace", "name")}
-

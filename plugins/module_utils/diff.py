@@ -40,7 +40,7 @@ from .bundle import canonical_json
 from .cluster import ApiError
 from .deps import SafeDumper, require_yaml, yaml
 from .errors import GitOpsError
-from .ignore import IGNORE_ARGSPEC, check_ignore_rules, parse_pointer, sendable, strip  # noqa: F401 (re-exported)
+from .ignore import check_ignore_rules, sendable, strip
 from .masking import mask_pair, redact
 from .ownership import LAST_APPLIED, immutable_fields, immutable_message, option_on, takeover_managers
 from .refs import describe, group_of, key_of, ref_of
@@ -467,9 +467,9 @@ def rejected_error(rejected, bundle_path, written=None):
 
 # -- what a person sees ------------------------------------------------------------------------
 
-def report(plan, show_secrets=False, deletes=None):
+def report(plan, ignore=None, show_secrets=False, deletes=None):
     """(resources, ansible_diff) for every object that would change (``deletes``: default all
-    prune candidates of the plan).
+    prune candidates of the plan; ``ignore``: default the rules the plan was made with).
 
     A created object is shown as written in the bundle, an updated one as the server would store it.
 
@@ -477,7 +477,7 @@ def report(plan, show_secrets=False, deletes=None):
     ``ansible_diff`` the before/after list that ``ansible-playbook --diff`` prints. Secret values
     are masked unless ``show_secrets``.
     """
-    ignore = plan.settings.ignore
+    ignore = plan.settings.ignore if ignore is None else check_ignore_rules(ignore)
     resources, ansible_diff = [], []
     rows = [(i, normalize(i.live, ignore), normalize(i.obj if i.action == "create" else i.merged, ignore))
             for i in plan.changes]
@@ -516,7 +516,7 @@ def diff(cluster, bundle, record=None, field_manager="gitops.k8s", ignore=(), sh
                      live=live, replace_on_immutable=replace_on_immutable)
     if plan.rejected:
         raise rejected_error(plan.rejected, bundle.path)
-    resources, ansible_diff = report(plan, show_secrets, deletes=None if prune else [])
+    resources, ansible_diff = report(plan, show_secrets=show_secrets, deletes=None if prune else [])
     summary = plan.summary()
     if not prune:
         summary["delete"] = 0

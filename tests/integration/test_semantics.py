@@ -19,8 +19,8 @@ from ansible_collections.gitops.k8s.plugins.module_utils.diff import diff
 from ansible_collections.gitops.k8s.plugins.module_utils.errors import GitOpsError
 from ansible_collections.gitops.k8s.plugins.module_utils.inventory import read_record
 from ansible_collections.gitops.k8s.plugins.module_utils.report import app_row
-from test_diff_apply import (configmap, deployment, get, inventory_cleanup, job, make_bundle,  # noqa: F401 (fixtures)
-                             names, new_app)
+from test_diff_apply import (  # noqa: F401 pylint: disable=unused-import (inventory_cleanup, new_app: fixtures)
+    configmap, deployment, get, inventory_cleanup, job, make_bundle, names, new_app)
 
 SYNC_OPTIONS = "gitops.k8s/sync-options"
 
@@ -79,12 +79,11 @@ def install_crd(cluster, crds, body):
 
 # -- 1. takeover from client-side apply -------------------------------------------------------
 
-def test_takeover_from_kubectl_apply_removes_a_field_deleted_from_git(cluster, kubeconfig, tools, namespace,
-                                                                       workdir, new_app):
+def test_takeover_from_kubectl_apply_removes_a_field_deleted_from_git(cluster, kubeconfig, tools, namespace, workdir,
+                                                                      new_app):
     app = new_app()
     web = deployment(namespace, "web", replicas=1)
-    web["spec"]["template"]["spec"]["containers"][0]["env"] = [{"name": "FOO", "value": "1"},
-                                                              {"name": "BAR", "value": "2"}]
+    web["spec"]["template"]["spec"]["containers"][0]["env"] = [{"name": "FOO", "value": "1"}, {"name": "BAR", "value": "2"}]
     kubectl(tools, kubeconfig, "apply", "-f", "-", stdin=json.dumps(web))
     live = get(cluster, "apps/v1", "Deployment", namespace, "web")
     assert "kubectl-client-side-apply" in [m["manager"] for m in live["metadata"]["managedFields"]]

@@ -104,8 +104,8 @@ def test_takeover_moves_client_side_fields_to_our_manager_and_drops_last_applied
 def test_sync_options_come_from_the_first_annotation_present():
     def obj(**annotations):
         return {"metadata": {"annotations": annotations}}
-    assert sync_options(obj(**{"gitops.k8s/sync-options": "Replace=true, Force=true"})) == {"Replace": "true",
-                                                                                           "Force": "true"}
+    both = sync_options(obj(**{"gitops.k8s/sync-options": "Replace=true, Force=true"}))
+    assert both == {"Replace": "true", "Force": "true"}
     assert sync_options(obj(**{"harnesscd.harnessproj.io/sync-options": "Force=true"})) == {"Force": "true"}
     assert sync_options(obj(**{"gitops.k8s/sync-options": "Prune=false",
                                "argocd.argoproj.io/sync-options": "Force=true"})) == {"Prune": "false"}
