@@ -19,7 +19,8 @@ from ansible_collections.gitops.k8s.plugins.module_utils.diff import diff
 from ansible_collections.gitops.k8s.plugins.module_utils.errors import GitOpsError
 from ansible_collections.gitops.k8s.plugins.module_utils.inventory import read_record
 from ansible_collections.gitops.k8s.plugins.module_utils.report import app_row
-from test_diff_apply import (  # noqa: F401 pylint: disable=unused-import (inventory_cleanup, new_app: fixtures)
+# inventory_cleanup and new_app are fixtures, used by name
+from test_diff_apply import (  # noqa: F401 pylint: disable=unused-import
     configmap, deployment, get, inventory_cleanup, job, make_bundle, names, new_app)
 
 SYNC_OPTIONS = "gitops.k8s/sync-options"
