@@ -42,7 +42,7 @@ from .deps import SafeDumper, require_yaml, yaml
 from .errors import GitOpsError
 from .ignore import check_ignore_rules, sendable, strip
 from .masking import mask_pair, redact
-from .ownership import LAST_APPLIED, immutable_fields, immutable_message, option_on, takeover_managers
+from .ownership import LAST_APPLIED, immutable_fields, immutable_message, may_recreate, option_on, takeover_managers
 from .refs import describe, group_of, key_of, ref_of
 
 SERVER_METADATA = ("managedFields", "resourceVersion", "generation", "uid", "creationTimestamp", "selfLink")
@@ -394,8 +394,7 @@ def _dry_run_one(cluster, item, settings, missing):
             item.merged = write(cluster, item, settings, dry_run=True)
     except ApiError as err:
         fields = immutable_fields(err)
-        forced = option_on(item.obj, "Force") or settings.replace_on_immutable
-        if fields and forced and item.live is not None:
+        if fields and item.live is not None and may_recreate(item.obj, settings.replace_on_immutable):
             _validate_recreate(cluster, item, settings)
         else:
             item.error = err.server_message or str(err)

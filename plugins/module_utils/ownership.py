@@ -25,10 +25,16 @@ from __future__ import annotations
 import copy
 import time
 
+from .refs import group_of
+
 SYNC_OPTION_ANNOTATIONS = ("gitops.k8s/sync-options", "argocd.argoproj.io/sync-options",
                            "harnesscd.harnessproj.io/sync-options")
 CLIENT_SIDE_MANAGERS = ("kubectl-client-side-apply", "before-first-apply")
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+# Recreating these deletes what they hold (volumes' data, a namespace's objects, a CRD's resources):
+# the app-level replace_on_immutable never does; only the object's own Force=true can.
+HOLDERS = {("", "PersistentVolumeClaim"), ("", "PersistentVolume"), ("", "Namespace"),
+           ("apiextensions.k8s.io", "CustomResourceDefinition")}
 # How the API server words a refused change of a field that cannot change in place.
 IMMUTABLE_WORDS = ("field is immutable", "may not change once set", "updates to statefulset spec for fields other",
                    "is immutable", "cannot be changed", "spec: Forbidden")
@@ -46,6 +52,11 @@ def sync_options(obj):
 
 def option_on(obj, name):
     return sync_options(obj).get(name, "").lower() == "true"
+
+
+def may_recreate(obj, replace_on_immutable):
+    """Whether an immutable-field refusal of ``obj`` turns into delete-and-recreate."""
+    return option_on(obj, "Force") or (replace_on_immutable and (group_of(obj["apiVersion"]), obj["kind"]) not in HOLDERS)
 
 
 # -- immutable fields --------------------------------------------------------------------------

@@ -131,6 +131,8 @@ options:
     description:
       - Delete and recreate any object whose change the server refuses because a field is immutable, as the
         C(Force=true) sync option does for one object. The recreate is validated by a dry-run create first.
+      - Never for PersistentVolumeClaims, PersistentVolumes, Namespaces and CustomResourceDefinitions - recreating them
+        deletes the data or objects they hold; only their own C(Force=true) annotation allows it.
     type: bool
     default: false
   concurrency:

@@ -9,7 +9,7 @@ from ansible_collections.gitops.k8s.plugins.module_utils.errors import GitOpsErr
 from ansible_collections.gitops.k8s.plugins.module_utils.ignore import (check_ignore_rules, delete_paths, field_paths,
                                                                         sendable, strip)
 from ansible_collections.gitops.k8s.plugins.module_utils.ownership import (immutable_fields, immutable_message,
-                                                                           migration_patch, sync_options,
+                                                                           may_recreate, migration_patch, sync_options,
                                                                            takeover_managers)
 
 
@@ -132,3 +132,12 @@ def test_transport_errors_are_not_called_rejections():
     assert "could not reach the API server to validate 1 object(s)" in text and "rejected" not in text
     text = str(rejected_error([refused, unreached], "/b"))
     assert "the server rejected 1 object(s) and could not reach" in text and "nothing was changed" in text
+
+
+def test_replace_on_immutable_never_recreates_what_holds_data_unless_the_object_says_force():
+    job = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "j"}}
+    claim = {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data"}}
+    assert may_recreate(job, True) and not may_recreate(job, False)
+    assert not may_recreate(claim, True)
+    claim["metadata"]["annotations"] = {"gitops.k8s/sync-options": "Force=true"}
+    assert may_recreate(claim, False)
