@@ -27,9 +27,9 @@ from __future__ import annotations
 import copy
 import hashlib
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 from .cluster import ApiError
+from .concurrency import each
 from .diff import crd_kinds, dry_run, make_plan, managed_fingerprint, prepare_write, rejected_error, rejection, \
     report, validate_elsewhere, write
 from .errors import GitOpsError
@@ -96,12 +96,6 @@ def apply(cluster, bundle, app, options=None, check=False, want_diff=False, leas
         if own_lease:
             own_lease.release()
 
-
-def _parallel(concurrency, func, items):
-    if not items:
-        return []
-    with ThreadPoolExecutor(max_workers=min(concurrency, len(items))) as pool:
-        return list(pool.map(func, items))
 
 
 def _hook_id(app, ref):
@@ -261,7 +255,7 @@ class Run:
                 return rejection(ref, entry.get("source"), str(err), (obj,), unreachable=True)
             return None
 
-        return [r for r in _parallel(self.opts.concurrency, one, self.hook_pairs) if r]
+        return [r for r in each(self.opts.concurrency, one, self.hook_pairs) if r]
 
     def _foreign_owners(self):
         """{key: other app} for bundle objects another app's inventory records; fails unless adopt."""
@@ -321,7 +315,7 @@ class Run:
         first = [i for i in changes if (group_of(i.ref["apiVersion"]), i.ref["kind"]) in FIRST_KINDS]
         rest = [i for i in changes if i not in first]
         for batch in (first, rest):
-            errors = _parallel(self.opts.concurrency, lambda i: (i, self._write(i)), batch)
+            errors = each(self.opts.concurrency, lambda i: (i, self._write(i)), batch)
             failed = [(i, e) for i, e in errors if e]
             if failed:
                 raise GitOpsError(
@@ -391,7 +385,7 @@ class Run:
                  and (wave is None or e.get("wave", 0) == wave)]
         for hook_wave in sorted({e.get("wave", 0) for e, _obj in pairs}):
             batch = [(e, o) for e, o in pairs if e.get("wave", 0) == hook_wave]
-            started = _parallel(self.opts.concurrency, lambda pair: self._start_hook(phase, *pair), batch)
+            started = each(self.opts.concurrency, lambda pair: self._start_hook(phase, *pair), batch)
             outcome = self._hook_outcome([h for h in started if h.get("name")])
             failed = [h for h in started if h["status"] != "Healthy"]
             for hook, (entry, _obj) in zip(started, batch):

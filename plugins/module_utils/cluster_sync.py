@@ -23,13 +23,13 @@ from __future__ import annotations
 
 import json
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 from . import report
 from .apply import Options, apply
 from .apps import normalize_app, plan as plan_apps
 from .bundle import Bundle
 from .checkouts import Sources
+from .concurrency import each
 from .diff import make_plan, report as diff_report, rejected_error
 from .errors import GitOpsError
 from .health import Health, assess, worst
@@ -178,7 +178,7 @@ def fetch_sources(runs, sources, settings):
         for run in group:
             run.guard("fetch", fetch_one, run, sources, settings)
 
-    _each(settings.concurrency, one_repo, list(by_repo.values()))
+    each(settings.concurrency, one_repo, list(by_repo.values()))
 
 
 def fetch_one(run, sources, settings):
@@ -223,7 +223,7 @@ def render_bundles(runs, settings):
         for run in group:
             run.bundle = bundle
 
-    _each(settings.concurrency, one, list(groups.values()))
+    each(settings.concurrency, one, list(groups.values()))
 
 
 def refuse_shared_objects(runs):
@@ -283,7 +283,7 @@ def _inventory_exists(cluster, store):
 # -- 5. decide ---------------------------------------------------------------------------------
 
 def decide_all(runs, snapshot_cluster, snapshot, sources, settings):
-    _each(settings.concurrency, lambda run: run.guard("diff", decide, run, snapshot_cluster, snapshot, sources,
+    each(settings.concurrency, lambda run: run.guard("diff", decide, run, snapshot_cluster, snapshot, sources,
                                                       settings), [r for r in runs if not r.failed])
 
 
@@ -367,7 +367,7 @@ def converge_levels(levels, runs, cluster, store, sources, snapshot, settings):
             if blocking and not run.failed:
                 run.skipped = "not synced: dependency %s did not succeed" % ", ".join(blocking)
             batch.append(run)
-        _each(settings.concurrency, lambda run: converge_one(run, cluster, store, sources, snapshot, settings), batch)
+        each(settings.concurrency, lambda run: converge_one(run, cluster, store, sources, snapshot, settings), batch)
 
 
 def converge_one(run, cluster, store, sources, snapshot, settings):
@@ -513,7 +513,7 @@ def stamp_records(runs, store, settings):
 
         run.guard("record", store.update, run.name, change)
 
-    _each(settings.concurrency, stamp, [r for r in runs if not r.skipped])
+    each(settings.concurrency, stamp, [r for r in runs if not r.skipped])
 
 
 # -- 6b. removed applications ------------------------------------------------------------------
@@ -545,7 +545,7 @@ def remove_departed(departed, records, cluster, store, settings, results):
         results.append(result)
         settings.progress(report.status_lines([report.app_row(result)])[0])
 
-    _each(settings.concurrency, one, departed)
+    each(settings.concurrency, one, departed)
 
 
 def remove_app(name, cluster, store, settings, result):
@@ -580,14 +580,3 @@ def remove_app(name, cluster, store, settings, result):
 
 def _raise(err):
     raise err
-
-
-def _each(concurrency, func, items):
-    """``func(item)`` for every item, at most ``concurrency`` at a time; results in order."""
-    if not items:
-        return []
-    if len(items) == 1 or concurrency == 1:
-        return [func(item) for item in items]
-    with ThreadPoolExecutor(max_workers=min(concurrency, len(items))) as pool:
-        return list(pool.map(func, items))
-

@@ -34,10 +34,10 @@ from __future__ import annotations
 import copy
 import difflib
 import hashlib
-from concurrent.futures import ThreadPoolExecutor
 
 from .bundle import canonical_json
 from .cluster import ApiError
+from .concurrency import each
 from .deps import require_yaml
 from .errors import GitOpsError
 from .ignore import check_ignore_rules, sendable, strip
@@ -222,12 +222,6 @@ def rejection(ref, source, message, objects=(), unreachable=False):
     return out
 
 
-def _pool(concurrency, func, items):
-    if not items:
-        return []
-    with ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(items)))) as pool:
-        return list(pool.map(func, items))
-
 
 def _scoped(obj, ref, namespaced):
     """``obj`` and ``ref`` without a namespace when the kind is cluster-scoped (bundles may say otherwise)."""
@@ -318,7 +312,7 @@ def _resolve_recorded(cluster, recorded, kinds):
 def list_live(lists, live, concurrency):
     """Phase 2: {key: live object} from one ``live(resource, namespace)`` call per pair."""
     found = {}
-    for objects in _pool(concurrency, lambda pair: live(*pair), lists):
+    for objects in each(concurrency, lambda pair: live(*pair), lists):
         for obj in objects:
             found[key_of(ref_of(obj))] = obj
     return found
@@ -361,7 +355,7 @@ def missing_namespaces(cluster, items, live):
 
 def dry_run(cluster, items, settings, missing=()):
     """Phase 4: dry-run every item's write, decide its action; returns the rejections."""
-    _pool(settings.concurrency, lambda item: _dry_run_one(cluster, item, settings, missing), items)
+    each(settings.concurrency, lambda item: _dry_run_one(cluster, item, settings, missing), items)
     rejected = []
     for item in items:
         if item.error:

@@ -91,7 +91,7 @@ def test_takeover_from_kubectl_apply_removes_a_field_deleted_from_git(cluster, k
 
     web["spec"]["template"]["spec"]["containers"][0]["env"] = [{"name": "BAR", "value": "2"}]
     bundle = make_bundle(workdir, [web])
-    seen, _ansible_diff = diff(cluster, bundle, None)
+    seen = diff(cluster, bundle, None)
     assert seen["changed"] and seen["resources"][0]["action"] == "update", seen
     assert "kubectl-client-side-apply" in seen["resources"][0]["diff"]
 
@@ -101,7 +101,7 @@ def test_takeover_from_kubectl_apply_removes_a_field_deleted_from_git(cluster, k
     managers = [m["manager"] for m in live["metadata"]["managedFields"]]
     assert "kubectl-client-side-apply" not in managers and "before-first-apply" not in managers, managers
     assert "kubectl.kubernetes.io/last-applied-configuration" not in (live["metadata"].get("annotations") or {})
-    again, _ansible_diff = diff(cluster, bundle, read_record(cluster, app))
+    again = diff(cluster, bundle, read_record(cluster, app))
     assert not again["changed"], again
 
 
@@ -178,7 +178,7 @@ def test_hpa_owned_replicas_are_left_to_the_hpa(cluster, namespace, workdir, new
 
     web["spec"]["template"]["metadata"]["labels"]["tier"] = "front"  # an unrelated change
     changed = make_bundle(workdir, [web, hpa])
-    seen, _ansible_diff = diff(cluster, changed, read_record(cluster, app), ignore=ignore)
+    seen = diff(cluster, changed, read_record(cluster, app), ignore=ignore)
     assert "replicas:" not in seen["resources"][0]["diff"], seen["resources"][0]["diff"]
     result = apply(cluster, changed, app, Options(ignore=ignore))
     assert names(result["configured"]) == ["web"]
@@ -206,7 +206,7 @@ def test_jq_path_expression_and_managed_fields_managers_ignores(cluster, namespa
     cluster.apply(configmap(namespace, "settings", size="xl"), "rollout-operator", force=True)
 
     bundle = make_bundle(workdir, [web, settings])
-    seen, _ansible_diff = diff(cluster, bundle, read_record(cluster, app), ignore=ignore)
+    seen = diff(cluster, bundle, read_record(cluster, app), ignore=ignore)
     assert not seen["changed"], seen["resources"]
 
     web["spec"]["template"]["metadata"]["labels"]["tier"] = "front"
@@ -236,7 +236,7 @@ def test_cluster_scoped_custom_resource_in_a_namespaced_app(cluster, namespace, 
     assert recorded and recorded[0]["namespace"] == "", recorded
     second = apply(cluster, make_bundle(workdir, objects), app, Options())
     assert not second["changed"] and names(second["unchanged"]) == sorted([issuer_name, "settings"]), second
-    seen, _ansible_diff = diff(cluster, make_bundle(workdir, objects), read_record(cluster, app))
+    seen = diff(cluster, make_bundle(workdir, objects), read_record(cluster, app))
     assert not seen["changed"], seen
 
     pruned = apply(cluster, make_bundle(workdir, objects[1:]), app, Options(prune=True))
@@ -317,7 +317,7 @@ def test_prune_false_app_is_synced_with_orphans_listed(cluster, namespace, workd
     apply(cluster, make_bundle(workdir, objects), app, Options())
     smaller = make_bundle(workdir, objects[:1])
 
-    seen, _ansible_diff = diff(cluster, smaller, read_record(cluster, app), prune=False)
+    seen = diff(cluster, smaller, read_record(cluster, app), prune=False)
     assert not seen["changed"] and seen["resources"] == [], seen
     assert names(seen["orphaned"]) == ["leftover"] and seen["summary"]["delete"] == 0
     applied = apply(cluster, smaller, app, Options(prune=False))
