@@ -99,7 +99,7 @@ def _used_by_others():
         return False
 
 
-def wait_for(what, check, timeout, interval=0.25):
+def wait_for(what, check, timeout=120, interval=0.25):
     """Call ``check`` until it returns something true and return that; TimeoutError after ``timeout`` s."""
     deadline = time.monotonic() + timeout
     while True:
@@ -564,7 +564,7 @@ def _config(bindir):
 
 def _changes(recorded, wanted):
     if not recorded:
-        return ["no configuration recorded: an older tests/cluster/localcluster.py started it"]
+        return ["everything: an older tests/cluster/localcluster.py started it and recorded none"]
     changes = []
     for key, value in wanted.items():
         if key == "commands":

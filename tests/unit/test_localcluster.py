@@ -1,5 +1,6 @@
 """The local cluster's process checks (tests/cluster/localcluster.py), on real processes."""
 
+import copy
 import shutil
 import subprocess
 
@@ -42,6 +43,18 @@ def test_a_pid_running_another_program_is_not_ours():
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_a_cluster_started_with_other_flags_or_nodes_is_outdated():
+    wanted = localcluster._config("/cache/bin/k8s-v1-abc")
+    assert localcluster._changes(wanted, wanted) == []
+    older = copy.deepcopy(wanted)
+    older["commands"]["kube-apiserver"].remove("--service-cluster-ip-range=" + localcluster.SERVICE_CIDR)
+    older["nodes"][0]["status"]["allocatable"]["pods"] = "250"
+    assert localcluster._changes(older, wanted) == ["kube-apiserver flags", "nodes"]
+    rebuilt = localcluster._config("/cache/bin/k8s-v1-def")
+    assert localcluster._changes(wanted, rebuilt) == ["versions"]
+    assert localcluster._changes(None, wanted)[0].startswith("everything")
 
 
 def _cmdline(pid):
