@@ -3,9 +3,10 @@
 The local API server writes one JSON line per request stage (metadata only) to
 ``localcluster.AUDIT_LOG``, rotated beside it (audit-<time>.log). A request is one auditID: a watch
 logs when its response starts and when it ends, a plain request once. Clients are told apart by
-their user agent: ``gitops.k8s/...`` is ours, ``kubectl/...`` kubectl's, kubernetes.core's is the
-Python client's (``OpenAPI-Generator/...``), and the control plane's own components name
-themselves (``kube-controller-manager/...``, ``kwok/...``).
+their user agent: ``gitops.k8s`` is ours, ``kubectl/...`` kubectl's, kubernetes.core sends what
+the Python ``kubernetes`` client sends (``OpenAPI-Generator/...`` unless configured), and the
+control plane's own components name themselves (``kube-controller-manager/...``, ``kwok/...``):
+``by_client`` shows them all.
 
     started = time.time()
     ...                                   # the work being measured
