@@ -13,6 +13,7 @@ import uuid
 
 import pytest
 
+from localcluster import wait_for
 from ansible_collections.gitops.k8s.plugins.module_utils.apply import Options, apply
 from ansible_collections.gitops.k8s.plugins.module_utils.bundle import Bundle, write_bundle
 from ansible_collections.gitops.k8s.plugins.module_utils.diff import diff
@@ -123,7 +124,8 @@ def test_create_noop_change_drift_and_prune(cluster, namespace, workdir, new_app
 
     # no-op: the inventory read, then one LIST per kind and namespace (ConfigMaps, Deployments);
     # no dry-run at all, though the deployment controller has rewritten the Deployment meanwhile
-    time.sleep(1)
+    wait_for("the deployment controller to roll web out", lambda: (
+        get(cluster, "apps/v1", "Deployment", namespace, "web").get("status", {}).get("availableReplicas") == 2))
     result, requests = diff_of(cluster, bundle, app)
     assert not result["changed"] and result["summary"]["unchanged"] == 3
     assert result["fast_path"] == 3 and requests == 3, "a no-op diff must be one LIST per kind, got %d" % requests
