@@ -1,8 +1,11 @@
-"""The local cluster's process checks (tests/cluster/localcluster.py), on real processes."""
+"""tests/cluster/localcluster.py: its process checks (on real processes) and its configuration records."""
 
 import copy
 import shutil
 import subprocess
+import time
+
+import pytest
 
 import localcluster
 
@@ -43,6 +46,27 @@ def test_a_pid_running_another_program_is_not_ours():
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_up_reports_a_component_that_exits_at_once_with_its_code_and_log(tmp_path, monkeypatch):
+    monkeypatch.setattr(localcluster, "STATE", str(tmp_path))
+    crashing = localcluster._start("etcd", ["sh", "-c", "echo 'listen tcp 127.0.0.1:2379: address already in use'; exit 3"])
+    starting = localcluster._start("kwok", [SLEEP, "30"])
+    try:
+        started = time.monotonic()
+        with pytest.raises(SystemExit) as stopped:
+            localcluster._wait("etcd", lambda: False, {"etcd": crashing, "kwok": starting})
+        assert time.monotonic() - started < 30, "seen at once, not at the end of the wait"
+        assert "etcd exited (code 3) while waiting for etcd" in str(stopped.value)
+        assert "address already in use" in str(stopped.value)
+        # a component that runs (even one that has just been started) is waited for
+        fresh = localcluster._start("kube-scheduler", [SLEEP, "30"])
+        assert localcluster._wait("kwok", lambda: "ready", {"kwok": starting, "kube-scheduler": fresh}) == "ready"
+        fresh.kill()
+        fresh.wait()
+    finally:
+        starting.kill()
+        starting.wait()
 
 
 def test_a_cluster_started_with_other_flags_or_nodes_is_outdated():
