@@ -401,7 +401,7 @@ def _get(port, path, timeout=5):
         return resp.read()
 
 
-def healthy(info=None, patience=60):
+def healthy(info=None, patience=300):
     info = info or _read_state()
     if not info:
         return False
@@ -442,7 +442,7 @@ def _wait(what, check, procs, timeout=START_SECONDS):
 
 
 def kubectl(info, *args, check=True, **kw):
-    proc = sh([os.path.join(info["bindir"], "kubectl"), "--kubeconfig", KUBECONFIG] + list(args),
+    proc = sh([os.path.join(info["bindir"], "kubectl"), "--kubeconfig", KUBECONFIG, "--request-timeout=60s"] + list(args),
               capture_output=True, text=True, check=False, **kw)
     if check and proc.returncode:
         raise SystemExit("kubectl %s failed: %s" % (" ".join(args), proc.stderr.strip()))
