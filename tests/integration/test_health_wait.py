@@ -48,7 +48,7 @@ def when(what, condition, action, timeout=60):
         try:
             wait_for(what, condition, timeout, interval=0.05)
             action()
-        except Exception as err:  # noqa: BLE001 - handed to the test's thread by join()
+        except Exception as err:  # handed to the test's thread by join()
             failures.append(err)
 
     thread = threading.Thread(target=run, daemon=True)
