@@ -419,6 +419,15 @@ def healthy(info=None, patience=300):
             time.sleep(1)
 
 
+class ComponentExited(SystemExit):
+    """A component this `up` started exited during start-up; ``log`` is the end of its log."""
+
+    def __init__(self, name, code, what):
+        self.log = _log_tail(name)
+        super().__init__("%s exited (code %s) while waiting for %s; the end of %s:\n%s" % (
+            name, code, what, os.path.join(STATE, name + ".log"), self.log))
+
+
 def _wait(what, check, procs, timeout=START_SECONDS):
     """Wait until ``check()`` holds while the components this `up` started keep running.
 
@@ -428,8 +437,7 @@ def _wait(what, check, procs, timeout=START_SECONDS):
     def ready():
         for name, proc in procs.items():
             if proc.poll() is not None:
-                raise SystemExit("%s exited (code %s) while waiting for %s; the end of %s:\n%s" % (
-                    name, proc.returncode, what, os.path.join(STATE, name + ".log"), _log_tail(name)))
+                raise ComponentExited(name, proc.returncode, what)
         try:
             return check()
         except (OSError, ValueError, SystemExit):  # not serving yet
@@ -594,7 +602,16 @@ def up():
         log("%s: restarting it" % outdated)
     if info:
         down()
-    return _start_cluster(config)
+    try:
+        return _start_cluster(config)
+    except ComponentExited as err:
+        # Ports are chosen free, then bound by the components seconds later; on a busy machine
+        # another program's connection may take one meanwhile. Other ports are as good.
+        if "address already in use" not in err.log:
+            raise
+        log("a component lost its port to another program before binding it; starting again on other ports")
+        down()
+        return _start_cluster(config)
 
 
 def _reuse(info, message):

@@ -69,6 +69,30 @@ def test_up_reports_a_component_that_exits_at_once_with_its_code_and_log(tmp_pat
         starting.wait()
 
 
+@pytest.mark.parametrize("log, attempts", [
+    ("listen tcp 127.0.0.1:40001: bind: address already in use", 2),  # lost its port: other ports are as good
+    ("panic: open /var/lib/etcd: permission denied", 1),  # anything else is reported
+])
+def test_up_starts_again_only_when_a_component_lost_its_port(tmp_path, monkeypatch, log, attempts):
+    monkeypatch.setattr(localcluster, "STATE", str(tmp_path))
+    (tmp_path / "etcd.log").write_text(log + "\n")
+    started = []
+
+    def start_cluster(config):
+        started.append(config)
+        if len(started) == 1:
+            raise localcluster.ComponentExited("etcd", 1, "etcd")
+        return "admin.kubeconfig"
+
+    monkeypatch.setattr(localcluster, "_start_cluster", start_cluster)
+    if attempts == 2:
+        assert localcluster.up() == "admin.kubeconfig"
+    else:
+        with pytest.raises(SystemExit, match="etcd exited .code 1. while waiting for etcd"):
+            localcluster.up()
+    assert len(started) == attempts
+
+
 def test_a_cluster_started_with_other_flags_or_nodes_is_outdated():
     wanted = localcluster._config("/cache/bin/k8s-v1-abc")
     assert localcluster._changes(wanted, wanted) == []
