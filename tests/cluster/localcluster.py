@@ -35,9 +35,9 @@ KUBECONFIG = os.path.join(STATE, "admin.kubeconfig")
 KUBERNETES_VERSION = "v1.36.3"
 KWOK_VERSION = "v0.8.0"
 HELM_VERSION = "v3.22.0"
+NODES = 3
 # Simulated nodes cost nothing but their objects: together they hold a 1,000-app benchmark (one
 # Deployment of one replica per app) beside a test run.
-NODES = 3
 PODS_PER_NODE = 1000
 # A default kubeadm cluster's range: benchmarks create hundreds of Services.
 SERVICE_CIDR = "10.96.0.0/12"
