@@ -19,6 +19,9 @@ from ansible_collections.gitops.k8s.plugins.module_utils.cluster import ApiError
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench"))
 import audit  # noqa: E402
 
+# What the tests of the cluster's own configuration say when `up` reused an older cluster (see README).
+OUTDATED = "started by an older tests/cluster/localcluster.py? restart it: %s=1 tests/cluster/up" % localcluster.RESTART_ENV
+
 
 def condition(obj, kind):
     for cond in (obj.get("status") or {}).get("conditions") or []:
@@ -147,7 +150,7 @@ def test_version_is_the_pinned_release(cluster):
 
 def test_hundreds_of_services_get_addresses_from_a_kubeadm_sized_range(cluster, namespace):
     [cidr] = cluster.request("GET", "/apis/networking.k8s.io/v1/servicecidrs/kubernetes")["spec"]["cidrs"]
-    assert cidr == "10.96.0.0/12"
+    assert cidr == "10.96.0.0/12", OUTDATED
 
     def create(i):
         service = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s%d" % i, "namespace": namespace},
@@ -163,7 +166,7 @@ def test_hundreds_of_services_get_addresses_from_a_kubeadm_sized_range(cluster, 
 def test_nodes_hold_a_thousand_app_benchmark_beside_the_tests(cluster):
     nodes = [n for n in cluster.request("GET", "/api/v1/nodes")["items"] if n["metadata"]["name"].startswith("kwok-node-")]
     assert len(nodes) == 3
-    assert sum(parse_quantity(n["status"]["allocatable"]["pods"]) for n in nodes) >= 2000
+    assert sum(parse_quantity(n["status"]["allocatable"]["pods"]) for n in nodes) >= 2000, OUTDATED
 
 
 def test_audit_log_counts_every_request_of_a_client(kubeconfig):

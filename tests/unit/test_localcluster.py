@@ -16,7 +16,7 @@ def test_a_process_that_was_just_started_is_alive():
     """Right after exec the kernel may not have set up the new command line yet (it reads empty);
     a component checked at that moment is starting, not dead."""
     dead = 0
-    for _ in range(50):
+    for _attempt in range(50):
         proc = subprocess.Popen([SLEEP, "30"])
         try:
             dead += not localcluster._alive(proc.pid, SLEEP)
