@@ -13,6 +13,7 @@ import uuid
 
 import pytest
 
+from localcluster import wait_for
 from ansible_collections.gitops.k8s.plugins.module_utils.apply import Options, apply
 from ansible_collections.gitops.k8s.plugins.module_utils.bundle import Bundle, write_bundle
 from ansible_collections.gitops.k8s.plugins.module_utils.diff import diff
@@ -77,6 +78,26 @@ def get(cluster, api, kind, ns, name):
     return cluster.get({"apiVersion": api, "kind": kind, "namespace": ns, "name": name})
 
 
+class Changes:
+    """Every change to one kind in a namespace from now on, in the server's order (one watch stream)."""
+
+    def __init__(self, cluster, api_version, kind, namespace):
+        resource = cluster.resource(api_version, kind)
+        version = cluster.list(resource, namespace)[1]
+        self.events = []
+        threading.Thread(target=self._run, args=(cluster, resource, namespace, version), daemon=True).start()
+
+    def _run(self, cluster, resource, namespace, version):
+        for event in cluster.watch(resource, namespace, version, timeout_seconds=300):
+            self.events.append(event)
+
+    def seen(self):
+        """(name, whether it was Available) of every change so far."""
+        return [(e["object"]["metadata"]["name"], any(c["type"] == "Available" and c["status"] == "True"
+                                                      for c in e["object"].get("status", {}).get("conditions", [])))
+                for e in list(self.events) if e["type"] in ("ADDED", "MODIFIED")]
+
+
 def names(refs):
     return sorted(r["name"] for r in refs)
 
@@ -123,7 +144,8 @@ def test_create_noop_change_drift_and_prune(cluster, namespace, workdir, new_app
 
     # no-op: the inventory read, then one LIST per kind and namespace (ConfigMaps, Deployments);
     # no dry-run at all, though the deployment controller has rewritten the Deployment meanwhile
-    time.sleep(1)
+    wait_for("the deployment controller to roll web out", lambda: (
+        get(cluster, "apps/v1", "Deployment", namespace, "web").get("status", {}).get("availableReplicas") == 2))
     result, requests = diff_of(cluster, bundle, app)
     assert not result["changed"] and result["summary"]["unchanged"] == 3
     assert result["fast_path"] == 3 and requests == 3, "a no-op diff must be one LIST per kind, got %d" % requests
@@ -246,6 +268,7 @@ def test_waves_and_hooks_run_in_order_with_delete_policies(cluster, namespace, w
         "smoke-test": {"hook": ["PostSync"], "hook_delete_policy": ["BeforeHookCreation"]},
     }
     bundle = make_bundle(workdir, objects, meta)
+    deployments = Changes(cluster, "apps/v1", "Deployment", namespace)
     result = apply(cluster, bundle, app, Options(timeout=120))
     assert [(h["phase"], h["status"]) for h in result["hooks"]] == [("PreSync", "Healthy"), ("PostSync", "Healthy")]
     migrate, smoke = result["hooks"]
@@ -256,8 +279,9 @@ def test_waves_and_hooks_run_in_order_with_delete_policies(cluster, namespace, w
     web = get(cluster, "apps/v1", "Deployment", namespace, "web")
     available = {c["type"]: c for c in db["status"]["conditions"]}["Available"]
     assert available["status"] == "True"
-    # wave 1 starts once wave 0 is healthy; PostSync once every wave is
-    assert web["metadata"]["creationTimestamp"] >= available["lastTransitionTime"]
+    # wave 1 starts once wave 0 is healthy (in the order the server made the changes); PostSync once every wave is
+    seen = wait_for("the watch to see web created", lambda: ("web", False) in deployments.seen() and deployments.seen())
+    assert seen.index(("db", True)) < seen.index(("web", False)), seen
     assert smoke_job["metadata"]["creationTimestamp"] >= web["metadata"]["creationTimestamp"]
     assert "smoke-test" not in names(read_record(cluster, app)["objects"]), "hooks are not inventoried"
 
