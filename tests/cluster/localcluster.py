@@ -8,6 +8,7 @@ Used by tests/cluster/{up,down,env} and by the pytest fixtures. Everything liste
       one multi-call binary built from ./go.mod (k8s.io/kubernetes + etcd server)
   kwok      go install sigs.k8s.io/kwok/cmd/kwok, simulating the nodes and their pods
   helm      go install helm.sh/helm/v3/cmd/helm
+  registry  go install github.com/distribution/distribution/v3/cmd/registry (OCI tests only)
 """
 
 import contextlib
@@ -35,6 +36,7 @@ KUBECONFIG = os.path.join(STATE, "admin.kubeconfig")
 KUBERNETES_VERSION = "v1.36.3"
 KWOK_VERSION = "v0.8.0"
 HELM_VERSION = "v3.22.0"
+REGISTRY_VERSION = "v3.1.2"
 NODES = 3
 # Pods carrying this label never become ready (tests of unhealthy rollouts use it).
 NEVER_READY_LABEL = "gitops.k8s.test/never-ready"
@@ -109,6 +111,11 @@ def go_install(module, version, name):
            env=dict(go_env(), GOBIN=bindir, GOFLAGS=""))
         log("installed %s in %.0fs" % (name, time.time() - started))
     return binary
+
+
+def registry_binary():
+    """The CNCF distribution registry, for the OCI chart tests (tests/servers)."""
+    return go_install("github.com/distribution/distribution/v3/cmd/registry", REGISTRY_VERSION, "registry")
 
 
 def kwok_stages():
