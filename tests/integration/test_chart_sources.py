@@ -2,6 +2,7 @@
 (basic auth): render, push and reconcile on the local cluster, and the failures a user meets."""
 
 import hashlib
+import json
 import os
 import secrets
 import subprocess
@@ -29,8 +30,8 @@ def write_chart(folder, name, version, data, dependencies=None):
         yaml.safe_dump({"greeting": "hello from %s %s" % (name, version)}, handle)
     with open(os.path.join(chart, "templates", "configmap.yaml"), "w", encoding="utf-8") as handle:
         handle.write("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-%s\n"
-                     "data:\n  greeting: {{ .Values.greeting | quote }}\n  version: %s\n%s"
-                     % (name, version, "".join("  %s: %s\n" % kv for kv in data.items())))
+                     "data:\n  greeting: {{ .Values.greeting | quote }}\n  version: \"%s\"\n%s"
+                     % (name, version, "".join("  %s: %s\n" % (k, json.dumps(str(v))) for k, v in data.items())))
     return chart
 
 
