@@ -15,7 +15,8 @@ description:
   - The checkout is untrusted input - nothing it contains runs on the controller. Paths that resolve outside it
     (C(..), absolute paths, symlinks) are refused; Jinja2 runs in a sandbox without lookups; kustomize runs with load
     restrictions and without exec or KRM-function plugins; helm runs C(helm template) without post-renderer, plugins or
-    cluster access; Jsonnet imports stay inside the checkout. Rendering uses no network (remote kustomize bases are refused).
+    cluster access; Jsonnet imports stay inside the checkout. Rendering uses no network (remote kustomize bases are refused),
+    except to pull a chart named by O(helm) and to build chart dependencies missing from C(charts/).
   - Validation errors name the file (and the line where YAML parsing fails) - invalid YAML, a missing apiVersion, kind or
     metadata.name (C(generateName) is allowed for hooks), the same object defined twice. C(List) kinds are flattened,
     empty documents skipped.
