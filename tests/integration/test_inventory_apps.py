@@ -29,6 +29,17 @@ def argo_app(name, source, namespace, sources=None, **spec):
             "metadata": {"name": name, "namespace": "argocd"}, "spec": body}
 
 
+def plain(value):
+    """ansible-inventory --list output without its marks of untrusted (never templated) strings."""
+    if isinstance(value, dict):
+        if set(value) == {"__ansible_unsafe"}:
+            return value["__ansible_unsafe"]
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    return value
+
+
 def write(folder, files):
     for rel, docs in files.items():
         path = os.path.join(folder, rel)
@@ -159,3 +170,35 @@ def test_inventory_plugin_pushes_and_reconciles_every_definition_kind_and_picks_
     assert live(cluster, "ConfigMap", namespace, "team-beta") is not None
     assert reconciled.row("team-beta-" + tag)["outcome"] == "synced"
     assert reconciled.row(names["greeter"])["outcome"] in ("synced", "unchanged")
+
+
+def test_definitions_from_a_git_repository_and_an_unmappable_one_names_its_file(ansible, workdir):
+    os.makedirs(os.path.join(workdir, "git"))
+    fleet = GitRepo(os.path.join(workdir, "git"))
+    app = argo_app("shop", {"repoURL": "https://git.example.com/shop.git", "path": "deploy"}, "shop",
+                   syncPolicy={"retry": {"limit": 3}})
+    fleet.commit({"clusters/prod/shop.yaml": [app]}, "shop")
+    config = os.path.join(workdir, "fleet.gitops.yml")
+    with open(config, "w", encoding="utf-8") as handle:
+        yaml.safe_dump({"plugin": "gitops.k8s.apps", "repo": fleet.url, "version": "main", "path": "clusters/prod",
+                        "default_cluster": "prod"}, handle)
+    env = dict(ansible.env, ANSIBLE_INVENTORY_UNPARSED_FAILED="true")
+    listed = subprocess.run(["ansible-inventory", "-i", config, "--list"], env=env, capture_output=True, text=True,
+                            cwd=workdir, check=False)
+    assert listed.returncode == 0, listed.stderr
+    prod = plain(json.loads(listed.stdout)["_meta"]["hostvars"]["prod"])
+    assert prod["gitops_apps"] == [{"name": "shop", "repo": "https://git.example.com/shop.git", "path": "deploy",
+                                    "namespace": "shop"}]
+    assert prod["gitops_apps_notes"] == [{"file": "shop.yaml", "definition": "Application shop",
+                                          "message": "spec.syncPolicy.retry is not supported; ignored"}]
+
+    app["spec"]["sources"] = [app["spec"].pop("source"), {"repoURL": "https://git.example.com/other.git", "path": "x"}]
+    fleet.commit({"clusters/prod/shop.yaml": [app]}, "two sources")
+    failed = subprocess.run(["ansible-inventory", "-i", config, "--list"], env=env, capture_output=True, text=True,
+                            cwd=workdir, check=False)
+    assert failed.returncode != 0
+    assert "shop.yaml: Application shop has 2 sources of manifests" in " ".join(failed.stderr.split())
+
+    doc = subprocess.run(["ansible-doc", "-t", "inventory", "gitops.k8s.apps"], env=ansible.env, capture_output=True,
+                         text=True, check=False)
+    assert doc.returncode == 0 and "ApplicationSet" in doc.stdout and "default_cluster" in doc.stdout, doc.stderr
