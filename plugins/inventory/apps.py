@@ -6,7 +6,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 name: apps
 short_description: Clusters and their gitops_apps from Argo CD, Harness GitOps and Flux definitions
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Reads application definitions from a folder or a Git repository and yields one host per cluster with its
     C(gitops_apps), ready for the C(gitops.k8s.push) and C(gitops.k8s.reconcile) playbooks.
