@@ -72,14 +72,13 @@ def check_spec(spec, where="helm"):
 
 
 class Helm:
-    """helm with a private home; ``login`` gives one repository or registry its credentials."""
+    """helm with a private home; ``add`` gives one repository or registry its credentials."""
 
     def __init__(self, home, binary=None, timeout=TIMEOUT):
         from .render.tools import find  # late: the render package imports this module
 
         self.binary = find(["helm"], binary, "helm_binary")
         self.timeout = timeout
-        self.home = home
         self.env = {
             "HELM_CONFIG_HOME": os.path.join(home, "config"), "HELM_CACHE_HOME": os.path.join(home, "cache"),
             "HELM_DATA_HOME": os.path.join(home, "data"), "HELM_PLUGINS": os.path.join(home, "plugins"),
@@ -98,12 +97,6 @@ class Helm:
             stderr = err.details.get("stderr") or str(err)
             raise GitOpsError("%s failed: %s" % (what, _plain(stderr)), stderr=stderr)
 
-    def tls_args(self, source):
-        args = []
-        if source.get("ca_file"):
-            args += ["--ca-file", os.path.expanduser(source["ca_file"])]
-        return args
-
     def add(self, url, source, what):
         """Register ``url`` (an https repository or an OCI registry host) with ``source``'s credentials."""
         if source.get("password"):
@@ -115,7 +108,7 @@ class Helm:
             args = ["registry", "login", host, "--username", source.get("username") or "", "--password-stdin"]
             if source.get("plain_http"):
                 args.append("--insecure")
-            self(*args, *self.tls_args(source), stdin=source.get("password") or "", what="%s: login to %s" % (what, host))
+            self(*args, *_ca_args(source), stdin=source.get("password") or "", what="%s: login to %s" % (what, host))
             return None
         if url in self.repo_names:
             return self.repo_names[url]
@@ -123,9 +116,14 @@ class Helm:
         args = ["repo", "add", name, url, "--force-update"]
         if source.get("username") or source.get("password"):
             args += ["--username", source.get("username") or "", "--password-stdin"]
-        self(*args, *self.tls_args(source), stdin=source.get("password") or "", what="%s: reading the index of %s" % (what, url))
+        self(*args, *_ca_args(source), stdin=source.get("password") or "",
+             what="%s: reading the index of %s" % (what, url))
         self.repo_names[url] = name
         return name
+
+
+def _ca_args(source):
+    return ["--ca-file", os.path.expanduser(source["ca_file"])] if source.get("ca_file") else []
 
 
 def _plain(stderr):
@@ -145,19 +143,14 @@ def pull(spec, cache_dir, helm_binary=None, timeout=TIMEOUT):
         helm = Helm(home, helm_binary, timeout)
         download = os.path.join(home, "download")
         os.makedirs(download)
-        args = ["pull", "--destination", download]
-        if spec["version"]:
-            args += ["--version", str(spec["version"])]
         if spec["repo"].startswith("oci://"):
             helm.add(spec["repo"], spec, what)
-            args.insert(1, "%s/%s" % (spec["repo"].rstrip("/"), spec["chart"]))
-            if spec["plain_http"]:
-                args.append("--plain-http")
-            args += helm.tls_args(spec)
+            ref = "%s/%s" % (spec["repo"].rstrip("/"), spec["chart"])
+            transport = (["--plain-http"] if spec["plain_http"] else []) + _ca_args(spec)
         else:
-            name = helm.add(spec["repo"], spec, what)
-            args.insert(1, "%s/%s" % (name, spec["chart"]))
-        helm(*args, what=what)
+            ref, transport = "%s/%s" % (helm.add(spec["repo"], spec, what), spec["chart"]), []
+        version = ["--version", str(spec["version"])] if spec["version"] else []
+        helm("pull", ref, "--destination", download, *version, *transport, what=what)
         archives = [f for f in os.listdir(download) if f.endswith(".tgz")]
         if len(archives) != 1:
             raise GitOpsError("%s: helm pull gave %d archives" % (what, len(archives)))
