@@ -143,8 +143,9 @@ def argo_application(doc, rel, found, cluster_hint=None):
     sources = spec.get("sources") or ([spec["source"]] if spec.get("source") else [])
     if not sources:
         raise GitOpsError("%s: %s has no spec.source or spec.sources" % (rel, what), file=rel)
-    for source in sources:
-        _unknown(source, SOURCE_FIELDS, rel, what, found, "")
+    for i, source in enumerate(sources):
+        prefix = "spec.sources[%d]." % i if spec.get("sources") else "spec.source."
+        _unknown(source, {prefix + f for f in SOURCE_FIELDS}, rel, what, found, prefix)
     charts = [s for s in sources if s.get("chart")]
     values = {s["ref"]: s for s in sources if s.get("ref")}
     gits = [s for s in sources if not s.get("chart") and not s.get("ref")]
@@ -268,7 +269,7 @@ def application_set(doc, rel, found, fetch_repo):
     template = spec.get("template")
     if not isinstance(template, dict):
         raise GitOpsError("%s: ApplicationSet %s has no template" % (rel, name), file=rel)
-    for key in sorted(set(spec) - {"generators", "template", "goTemplate", "goTemplateOptions", "syncPolicy"}):
+    for key in sorted(set(spec) - {"generators", "template", "goTemplate", "goTemplateOptions"}):
         found.note(rel, "ApplicationSet %s" % name, "spec.%s is not supported; ignored" % key)
     for generator in spec.get("generators") or []:
         kinds = sorted(generator)
@@ -372,7 +373,9 @@ HELMRELEASE_FIELDS = {"apiVersion", "kind", "metadata.name", "spec.chart.spec.ch
 
 
 def _flux_source(doc, rel, sources, kind):
-    ref = (doc.get("spec") or {}).get("sourceRef") or ((doc.get("spec") or {}).get("chart") or {}).get("spec", {}).get("sourceRef") or {}
+    spec = doc.get("spec") or {}
+    # a Kustomization names its source in spec.sourceRef, a HelmRelease in spec.chart.spec.sourceRef
+    ref = spec.get("sourceRef") or ((spec.get("chart") or {}).get("spec") or {}).get("sourceRef") or {}
     if ref.get("kind") != kind or ref.get("name") not in sources:
         raise GitOpsError("%s: %s %s: its sourceRef %s/%s is not among the definitions read (a %s is needed)"
                           % (rel, doc.get("kind"), _name(doc, rel), ref.get("kind"), ref.get("name"), kind), file=rel)

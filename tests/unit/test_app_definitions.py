@@ -56,7 +56,7 @@ def test_unknown_fields_are_reported_and_unmappable_definitions_name_the_file(tm
         "a", source={"repoURL": "https://g/r.git", "path": ".", "kustomize": {"namePrefix": "p-"}},
         syncPolicy={"syncOptions": ["ServerSideApply=true", "Replace=true"], "retry": {"limit": 2}})]}))
     messages = sorted(n["message"] for n in found.notes)
-    assert messages == ["kustomize is not supported; ignored", "spec.syncPolicy.retry is not supported; ignored",
+    assert messages == ["spec.source.kustomize is not supported; ignored", "spec.syncPolicy.retry is not supported; ignored",
                         "syncOptions Replace=true is not supported; ignored"]
     assert {n["file"] for n in found.notes} == {"x.yaml"}
 
