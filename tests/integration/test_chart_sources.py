@@ -181,15 +181,23 @@ def test_oci_chart_app_pushed_then_reconciled_to_a_new_version_values_from_git(
     assert read_record(cluster, app)["revision"].startswith("greeter@1.3.7+")
 
 
-def test_bad_registry_password_fails_the_push_and_leaves_the_cluster_untouched(
+def test_bad_registry_password_and_unreachable_registry_fail_the_push_and_leave_the_cluster_untouched(
         charts, ansible, kubeconfig, cluster, namespace, workdir):
-    [app] = names(namespace, "locked")
+    locked, away = names(namespace, "locked", "away")
     wrong = "wrong-" + secrets.token_hex(8)
-    apps = [{"name": app, "namespace": namespace, "helm": oci_spec(charts, password=wrong)}]
+    closed = servers.free_port()
+    apps = [{"name": locked, "namespace": namespace, "helm": oci_spec(charts, password=wrong)},
+            {"name": away, "namespace": namespace, "helm": oci_spec(charts, repo="oci://127.0.0.1:%d/charts" % closed)}]
     failed = new_deployer(ansible, kubeconfig, workdir).run(PUSH, apps)
     assert failed.rc != 0
-    assert "failed at render" in failed.out and "oci://%s/charts/greeter" % charts["registry"].host in failed.out
-    assert wrong not in failed.out
+    assert "%s@localhost: " % locked in failed.out and "%s@localhost: " % away in failed.out
+    assert failed.row(locked)["failed_step"] == "render" and failed.row(away)["failed_step"] == "render"
+    assert failed.row(locked)["message"].startswith(
+        "pulling the chart oci://%s/charts/greeter: login to %s failed" % (charts["registry"].host, charts["registry"].host))
+    assert "401" in failed.row(locked)["message"]
+    assert "127.0.0.1:%d" % closed in failed.row(away)["message"]
+    assert "connection refused" in failed.row(away)["message"].lower()
+    assert wrong not in failed.out and charts["registry"].password not in failed.out
     configmaps = cluster.request("GET", "/api/v1/namespaces/%s/configmaps" % namespace)["items"]
     assert {c["metadata"]["name"] for c in configmaps} <= {"kube-root-ca.crt"}
-    assert read_record(cluster, app) is None
+    assert read_record(cluster, locked) is None and read_record(cluster, away) is None

@@ -136,3 +136,16 @@ def test_global_git_config_does_not_apply(tmp_path, monkeypatch):
     assert result["revision"] == sha
     with open(os.path.join(str(tmp_path), "c", "who"), encoding="utf-8") as handle:
         assert handle.read() == "real\n"
+
+
+def test_through_ansible_vvv_a_wrong_token_fails_clearly_and_is_never_printed(git_servers, ansible, tmp_path):
+    wrong = "tok-wrong-" + secrets.token_hex(8)
+    play = [{"hosts": "localhost", "gather_facts": False, "tasks": [
+        {"name": "fetch over https", "gitops.k8s.git_fetch": {
+            "repo": git_servers["own"].url + "/app.git", "dest": str(tmp_path / "c"), "username": "ci",
+            "password": wrong, "ca_file": git_servers["tls"]["ca"]}},
+    ]}]
+    proc = ansible.playbook(play, args=("-vvv",))
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "Authentication failed for '%s/app.git/'" % git_servers["own"].url in out, out
+    assert wrong not in out
