@@ -29,8 +29,18 @@ from .cli import run
 from .deps import SafeLoader, require_yaml, yaml
 from .errors import GitOpsError
 
-SPEC_KEYS = ("repo", "chart", "version", "username", "password", "ca_file", "plain_http", "repositories")
-REPOSITORY_KEYS = ("url", "username", "password", "ca_file", "plain_http")
+REPOSITORY_ARGSPEC = {
+    "url": {"type": "str"}, "username": {"type": "str"}, "password": {"type": "str", "no_log": True},
+    "ca_file": {"type": "path"}, "plain_http": {"type": "bool", "default": False},
+}
+# The ``helm`` option of render and of an application, as an Ansible argument spec (secrets no_log).
+HELM_ARGSPEC = {"type": "dict", "options": {
+    "repo": {"type": "str"}, "chart": {"type": "str"}, "version": {"type": "str"}, "username": {"type": "str"},
+    "password": {"type": "str", "no_log": True}, "ca_file": {"type": "path"}, "plain_http": {"type": "bool", "default": False},
+    "repositories": {"type": "list", "elements": "dict", "options": REPOSITORY_ARGSPEC},
+}}
+SPEC_KEYS = tuple(HELM_ARGSPEC["options"])
+REPOSITORY_KEYS = tuple(REPOSITORY_ARGSPEC)
 TIMEOUT = 300
 
 
@@ -120,6 +130,11 @@ class Helm:
              what="%s: reading the index of %s" % (what, url))
         self.repo_names[url] = name
         return name
+
+
+def app_revision(pulled, commit):
+    """An app's revision: its commit, or its pulled chart's ``name@version+digest12`` then the values commit."""
+    return " ".join(r for r in ((pulled or {}).get("revision"), commit) if r) or None
 
 
 def _ca_args(source):

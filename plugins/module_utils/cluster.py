@@ -353,9 +353,10 @@ class Cluster:
         """Delete; returns False when it was already gone."""
         res = self._res(ref)
         body = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": propagation}
-        query = {"dryRun": "All"} if dry_run else None
+        if dry_run:  # in the body: the server ignores query parameters of a DELETE that has one
+            body["dryRun"] = ["All"]
         try:
-            self.request("DELETE", res.path(ref.get("namespace"), ref["name"]), body=body, query=query, what=describe(ref))
+            self.request("DELETE", res.path(ref.get("namespace"), ref["name"]), body=body, what=describe(ref))
         except ApiError as err:
             if err.status == 404:
                 return False

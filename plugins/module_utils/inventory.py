@@ -256,6 +256,10 @@ class Inventory:
                 if err.status != 409 or attempt == attempts - 1:
                     raise
 
+    def delete(self, app):
+        """Remove the app's record; False when there was none."""
+        return self.cluster.delete(self._ref(app))
+
     def ensure_namespace(self):
         ensure_namespace(self.cluster, self.namespace)
 

@@ -168,11 +168,27 @@ options:
         default: false
       repositories:
         description:
-          - Credentials for the repositories that the chart's dependencies name, by URL (C(url), C(username),
-            C(password), C(ca_file)). Credentials go to the matching URL only; a dependency repository not listed is
-            used without credentials.
+          - Credentials for the repositories that the chart's dependencies name, by URL. Credentials go to the
+            matching URL only; a dependency repository not listed is used without credentials.
         type: list
         elements: dict
+        suboptions:
+          url:
+            description: The repository URL as the chart's C(Chart.yaml) names it (C(https://...) or C(oci://...)).
+            type: str
+          username:
+            description: User name.
+            type: str
+          password:
+            description: Password or token; passed to helm on stdin, never shown.
+            type: str
+          ca_file:
+            description: CA certificates (PEM) of the repository.
+            type: path
+          plain_http:
+            description: Plain HTTP to an OCI registry.
+            type: bool
+            default: false
   helm_binary:
     description:
       - The helm executable. Default is C(helm) on PATH.
@@ -337,6 +353,7 @@ line:
 """
 
 from ansible_collections.gitops.k8s.plugins.module_utils.ansible_module import run_module
+from ansible_collections.gitops.k8s.plugins.module_utils.chart_source import HELM_ARGSPEC
 from ansible_collections.gitops.k8s.plugins.module_utils.render import read_index, render
 
 ARGSPEC = {
@@ -357,16 +374,7 @@ ARGSPEC = {
     "ext_vars": {"type": "dict"},
     "tla": {"type": "dict"},
     "jsonnet_libs": {"type": "list", "elements": "str"},
-    "helm": {"type": "dict", "options": {
-        "repo": {"type": "str"},
-        "chart": {"type": "str"},
-        "version": {"type": "str"},
-        "username": {"type": "str"},
-        "password": {"type": "str", "no_log": True},
-        "ca_file": {"type": "path"},
-        "plain_http": {"type": "bool", "default": False},
-        "repositories": {"type": "list", "elements": "dict"},
-    }},
+    "helm": HELM_ARGSPEC,
     "helm_binary": {"type": "str"},
     "kustomize_binary": {"type": "str"},
     "substitute": {"type": "dict"},
@@ -385,9 +393,6 @@ HIDDEN = ("values", "vars", "substitute", "ext_vars", "tla")
 
 def engine_call(module):
     params = dict(module.params)
-    for repository in (params["helm"] or {}).get("repositories") or []:
-        if isinstance(repository, dict) and repository.get("password"):
-            module.no_log_values.add(repository["password"])  # credentials of dependency repositories
     for name in HIDDEN:
         if params[name]:
             module.params[name] = dict.fromkeys(params[name], "********")

@@ -48,16 +48,21 @@ def _revision(root):
 
 
 def render(source=None, path=".", type="auto", namespace=None, labels=None, annotations=None, substitute=None,
-           substitute_strict=True, allow_empty=False, dest=None, check_mode=False, helm=None, **options):
+           substitute_strict=True, allow_empty=False, dest=None, check_mode=False, revision=None, helm=None,
+           chart=None, **options):
     """Render ``path`` of the checkout ``source`` (or the chart ``helm`` names); write the bundle; return the result.
+
+    ``revision`` is what the bundle records; by default the one ``source`` is checked out at (for a
+    pulled chart: ``<chart>@<version>+<digest12>``, then that commit).
 
     ``options`` are the renderer's own (recurse, include, exclude, release_name, values_files,
     values, include_crds, kube_version, api_versions, vars, ext_vars, tla, jsonnet_libs,
     kustomize_enable_helm, helm_binary, kustomize_binary). ``helm`` (see chart_source) pulls the
     chart from a repository or registry; ``source`` is then optional and holds the values files.
+    ``chart``: the result of ``chart_source.pull`` for ``helm`` when the caller pulled it already.
     """
     spec = chart_source.check_spec(helm) if helm else None
-    pulled = chart_source.pull(spec, cache_root(), options.get("helm_binary")) if spec and spec["repo"] else None
+    pulled = chart or (chart_source.pull(spec, cache_root(), options.get("helm_binary")) if spec and spec["repo"] else None)
     if source is None and pulled is None:
         raise GitOpsError("source is required unless helm.repo names a chart to pull")
     checkout = Checkout(os.path.expanduser(source)) if source is not None else None
@@ -72,9 +77,9 @@ def render(source=None, path=".", type="auto", namespace=None, labels=None, anno
     if not objects and not allow_empty:
         raise GitOpsError("rendering %s (%s) produced no objects; set allow_empty: true if that is intended"
                           % (pulled["revision"] if pulled else checkout.relpath(target), kind), path=path)
-    git_revision = _revision(checkout.root) if checkout else None
-    # a pulled chart's revision is the chart's (name@version+digest); values from Git add their commit
-    revision = " ".join(r for r in (pulled and pulled["revision"], git_revision) if r) or None
+    if revision is None:
+        # a pulled chart's revision is the chart's (name@version+digest); values from Git add their commit
+        revision = chart_source.app_revision(pulled, _revision(checkout.root) if checkout else None)
     result = write(objects, entries, dest, check_mode, revision, {"type": kind, "version": version})
     result["skipped"] = skipped
     result["chart"] = {k: pulled[k] for k in ("chart", "version", "digest", "revision")} if pulled else None
