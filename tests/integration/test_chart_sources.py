@@ -191,7 +191,7 @@ def test_bad_registry_password_and_unreachable_registry_fail_the_push_and_leave_
     failed = new_deployer(ansible, kubeconfig, workdir).run(PUSH, apps)
     assert failed.rc != 0
     assert "%s@localhost: " % locked in failed.out and "%s@localhost: " % away in failed.out
-    assert failed.row(locked)["failed_step"] == "render" and failed.row(away)["failed_step"] == "render"
+    assert failed.row(locked)["failed_step"] == "fetch" and failed.row(away)["failed_step"] == "fetch"
     assert failed.row(locked)["message"].startswith(
         "pulling the chart oci://%s/charts/greeter: login to %s failed" % (charts["registry"].host, charts["registry"].host))
     assert "401" in failed.row(locked)["message"]
