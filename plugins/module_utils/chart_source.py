@@ -31,12 +31,12 @@ from .errors import GitOpsError
 
 REPOSITORY_ARGSPEC = {
     "url": {"type": "str"}, "username": {"type": "str"}, "password": {"type": "str", "no_log": True},
-    "ca_file": {"type": "path"}, "plain_http": {"type": "bool", "default": False},
+    "ca_file": {"type": "path"}, "plain_http": {"type": "bool"},
 }
 # The ``helm`` option of render and of an application, as an Ansible argument spec (secrets no_log).
 HELM_ARGSPEC = {"type": "dict", "options": {
     "repo": {"type": "str"}, "chart": {"type": "str"}, "version": {"type": "str"}, "username": {"type": "str"},
-    "password": {"type": "str", "no_log": True}, "ca_file": {"type": "path"}, "plain_http": {"type": "bool", "default": False},
+    "password": {"type": "str", "no_log": True}, "ca_file": {"type": "path"}, "plain_http": {"type": "bool"},
     "repositories": {"type": "list", "elements": "dict", "options": REPOSITORY_ARGSPEC},
 }}
 SPEC_KEYS = tuple(HELM_ARGSPEC["options"])
@@ -57,8 +57,8 @@ def check_spec(spec, where="helm"):
         raise GitOpsError("%s must be a mapping, not %r" % (where, spec))
     unknown = sorted(set(spec) - set(SPEC_KEYS))
     if unknown:
-        raise GitOpsError("%s: unknown key%s %s (known keys: %s)" % (where, "s" if len(unknown) > 1 else "",
-                                                                   ", ".join(unknown), ", ".join(SPEC_KEYS)),
+        raise GitOpsError("%s: unknown key%s %s (known keys: %s)"
+                          % (where, "s" if len(unknown) > 1 else "", ", ".join(unknown), ", ".join(SPEC_KEYS)),
                           unknown_keys=unknown)
     result = dict.fromkeys(SPEC_KEYS)
     result.update(spec)

@@ -163,9 +163,8 @@ options:
         description: CA certificates (PEM) that sign the repository's or registry's TLS certificate.
         type: path
       plain_http:
-        description: Talk plain HTTP to the OCI registry (for a registry on localhost without TLS).
+        description: Talk plain HTTP to the OCI registry (for a registry on localhost without TLS). Default is TLS.
         type: bool
-        default: false
       repositories:
         description:
           - Credentials for the repositories that the chart's dependencies name, by URL. Credentials go to the
@@ -186,9 +185,8 @@ options:
             description: CA certificates (PEM) of the repository.
             type: path
           plain_http:
-            description: Plain HTTP to an OCI registry.
+            description: Plain HTTP to an OCI registry. Default is TLS.
             type: bool
-            default: false
   helm_binary:
     description:
       - The helm executable. Default is C(helm) on PATH.

@@ -7,11 +7,15 @@ import json
 import os
 import subprocess
 
+import test_chart_sources
 import yaml
-from test_chart_sources import charts  # noqa: F401 - the module's chart servers
 from test_push_reconcile import PUSH, RECONCILE, GitRepo, Run, live
 
 from ansible_collections.gitops.k8s.plugins.module_utils.inventory import read_record
+
+
+# the chart servers (OCI registry, HTTP chart repository) of test_chart_sources, for this module too
+charts = test_chart_sources.charts
 
 
 def configmap(name, **data):
@@ -48,13 +52,11 @@ def write(folder, files):
             yaml.safe_dump_all(docs, handle)
 
 
-def definitions(tag, ns, deploy_url, charts):  # noqa: F811 - the fixture's value
-    registry = charts["registry"]
+def definitions(tag, ns, deploy_url, chart_servers):
+    registry = chart_servers["registry"]
     appset = {"apiVersion": "argoproj.io/v1alpha1", "kind": "ApplicationSet"}
-    template = {"metadata": {"name": "%s-{{path.basename}}" % "team"},
-                "spec": {"project": "default", "source": {"repoURL": deploy_url, "targetRevision": "main",
-                                                           "path": "{{path}}"},
-                         "destination": {"name": "in-cluster", "namespace": ns}}}
+    source = {"repoURL": deploy_url, "targetRevision": "main", "path": "{{path}}"}
+    template = {"spec": {"project": "default", "source": source, "destination": {"name": "in-cluster", "namespace": ns}}}
     return {
         "argo/guestbook.yaml": [argo_app(
             "guestbook-" + tag, {"repoURL": deploy_url, "targetRevision": "main", "path": "guestbook"}, ns,
@@ -97,7 +99,7 @@ def definitions(tag, ns, deploy_url, charts):  # noqa: F811 - the fixture's valu
         "flux/helmrelease.yaml": [
             {"apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "HelmRepository",
              "metadata": {"name": "shared-charts", "namespace": "flux-system"},
-             "spec": {"interval": "10m", "url": charts["repo"].url}},
+             "spec": {"interval": "10m", "url": chart_servers["repo"].url}},
             {"apiVersion": "helm.toolkit.fluxcd.io/v2", "kind": "HelmRelease",
              "metadata": {"name": "released-" + tag, "namespace": "flux-system"},
              "spec": {"interval": "5m", "targetNamespace": ns,
@@ -109,7 +111,7 @@ def definitions(tag, ns, deploy_url, charts):  # noqa: F811 - the fixture's valu
 
 
 def test_inventory_plugin_pushes_and_reconciles_every_definition_kind_and_picks_up_new_folders(
-        charts, ansible, kubeconfig, cluster, namespace, workdir):  # noqa: F811
+        charts, ansible, kubeconfig, cluster, namespace, workdir):  # pylint: disable=redefined-outer-name
     tag = namespace[-5:]
     os.makedirs(os.path.join(workdir, "git"))
     deploy = GitRepo(os.path.join(workdir, "git"))

@@ -159,7 +159,8 @@ class SshServer:
             dst.write("restrict " + src.read())
         os.chmod(authorized, 0o600)
         self.port = free_port()
-        self.user = os.environ.get("USER") or subprocess.run(["id", "-un"], capture_output=True, text=True).stdout.strip()
+        self.user = os.environ.get("USER") or subprocess.run(["id", "-un"], capture_output=True, text=True,
+                                                             check=True).stdout.strip()
         config = os.path.join(folder, "sshd_config")
         with open(config, "w", encoding="utf-8") as handle:
             handle.write("\n".join([

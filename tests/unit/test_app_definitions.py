@@ -131,9 +131,9 @@ def test_harness_and_flux_definitions(tmp_path):
         {"apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "HelmRepository", "metadata": {"name": "bitnami"},
          "spec": {"type": "oci", "url": "registry.example.com/charts"}},
         {"apiVersion": "helm.toolkit.fluxcd.io/v2", "kind": "HelmRelease", "metadata": {"name": "redis"},
-         "spec": {"targetNamespace": "cache", "chart": {"spec": {"chart": "redis", "version": ">=18 <19",
-                                                                  "sourceRef": {"kind": "HelmRepository",
-                                                                                "name": "bitnami"}}},
+         "spec": {"targetNamespace": "cache",
+                  "chart": {"spec": {"chart": "redis", "version": ">=18 <19",
+                                     "sourceRef": {"kind": "HelmRepository", "name": "bitnami"}}},
                   "values": {"replicas": 1}, "valuesFrom": [{"kind": "Secret", "name": "x"}]}},
     ]
     found = read_folder(folder_with(tmp_path, {"gb/harness-gitops/application.yml": [harness], "flux.yaml": flux}))

@@ -70,8 +70,8 @@ def render(source=None, path=".", type="auto", namespace=None, labels=None, anno
     if target and not os.path.isdir(target):
         raise GitOpsError("path %r is not a directory of the checkout" % path, path=path)
     kind = "helm" if pulled else detect(target) if type == "auto" else type
-    documents, version = RENDERERS[kind].render(checkout, target, dict(options, namespace=namespace, helm=spec,
-                                                                      pulled=pulled))
+    options = dict(options, namespace=namespace, helm=spec, pulled=pulled)
+    documents, version = RENDERERS[kind].render(checkout, target, options)
     objects, entries, skipped = postprocess(parse(documents), namespace, labels, annotations, substitute,
                                             substitute_strict)
     if not objects and not allow_empty:
