@@ -17,7 +17,7 @@ import json
 import os
 import tempfile
 
-from .deps import SafeDumper, SafeLoader, require_yaml, yaml
+from .deps import require_yaml
 from .errors import GitOpsError
 
 MANIFEST = "manifest.yaml"
@@ -61,13 +61,13 @@ class Bundle:
 
     @classmethod
     def load(cls, path):
-        require_yaml("reading a bundle")
+        yaml = require_yaml("reading a bundle")
         index_path, manifest_path = os.path.join(path, INDEX), os.path.join(path, MANIFEST)
         try:
             with open(index_path, encoding="utf-8") as handle:
                 index = json.load(handle)
             with open(manifest_path, encoding="utf-8") as handle:
-                objects = [doc for doc in yaml.load_all(handle, Loader=SafeLoader) if doc]
+                objects = [doc for doc in yaml.load_all(handle, Loader=yaml.SafeLoader) if doc]
         except (OSError, ValueError, yaml.YAMLError) as err:
             raise GitOpsError("%s is not a readable bundle (run gitops.k8s.render first): %s" % (path, err), bundle=path)
         if len(objects) != len(index.get("objects", [])):
@@ -82,7 +82,7 @@ def write_bundle(dest, objects, entries, revision=None, renderer=None):
     Entries get their ``digest`` filled in here. Files are written to a temporary name and
     renamed so a reader never sees half a bundle.
     """
-    require_yaml("writing a bundle")
+    yaml = require_yaml("writing a bundle")
     kinds = {}
     for obj, entry in zip(objects, entries):
         entry["digest"] = object_digest(obj)
@@ -96,7 +96,7 @@ def write_bundle(dest, objects, entries, revision=None, renderer=None):
         "objects": entries,
     }
     os.makedirs(dest, exist_ok=True)
-    manifest = yaml.dump_all(objects, Dumper=SafeDumper, default_flow_style=False, sort_keys=False, explicit_start=True)
+    manifest = yaml.dump_all(objects, Dumper=yaml.SafeDumper, default_flow_style=False, sort_keys=False, explicit_start=True)
     for name, text in ((MANIFEST, manifest), (INDEX, json.dumps(index, indent=1, sort_keys=True))):
         fd, tmp = tempfile.mkstemp(dir=dest, prefix="." + name)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:

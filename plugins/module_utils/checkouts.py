@@ -24,7 +24,8 @@ import threading
 import time
 
 from .errors import GitOpsError
-from .source import GitSession, cache_root, default_dest, file_lock, parse_ls_remote, resolve, split_credentials
+from .source import (GitSession, _has_commit, cache_root, default_dest, file_lock, parse_ls_remote, resolve,
+                     split_credentials)
 
 CREDENTIAL_OPTIONS = ("username", "password", "key_file", "known_hosts", "accept_hostkey", "ca_file")
 # Checkouts not used for this long are removed by the next run that finds them.
@@ -149,14 +150,6 @@ class Sources:
                 _remove_tree(path)
                 removed += 1
         return removed
-
-
-def _has_commit(session, sha):
-    try:
-        session("cat-file", "-e", "%s^{commit}" % sha)
-        return True
-    except GitOpsError:
-        return False
 
 
 def _commit_info(session, sha):

@@ -36,19 +36,6 @@ ENV_FALLBACKS = {
     "validate_certs": "K8S_AUTH_VERIFY_SSL",
 }
 
-# The Ansible argument spec of those options; documented by the gitops.k8s.cluster doc fragment.
-CLUSTER_ARGSPEC = {
-    "kubeconfig": {"type": "path"},
-    "context": {"type": "str"},
-    "host": {"type": "str"},
-    "api_key": {"type": "str", "no_log": True},
-    "ca_cert": {"type": "path"},
-    "client_cert": {"type": "path"},
-    "client_key": {"type": "path", "no_log": False},
-    "validate_certs": {"type": "bool"},
-    "request_timeout": {"type": "float", "default": 60},
-}
-
 # Longest wait for discovery to publish the kind of a CRD that is already Established.
 DISCOVERY_LAG = 15.0
 
@@ -154,7 +141,7 @@ class Cluster:
 
     @classmethod
     def from_params(cls, params, pool_size=16):
-        """Build from module options (see CLUSTER_ARGSPEC), with K8S_AUTH_* fallbacks."""
+        """Build from module options (see option_specs.CLUSTER_ARGSPEC), with K8S_AUTH_* fallbacks."""
         params = resolve_params(params)
         return cls(_configuration(params), request_timeout=params.get("request_timeout") or 60, pool_size=pool_size)
 

@@ -61,6 +61,7 @@ class Settings:
         self.progress = progress or (lambda line: None)
         # ``apps`` is every application of the cluster: the recorded ones missing from it departed
         self.complete = complete
+        self.owners = None  # set by the read phase (see read_cluster)
 
     @property
     def trigger(self):
@@ -254,9 +255,15 @@ def refuse_shared_objects(runs):
 
 def read_cluster(runs, cluster, store, snapshot, settings, records):
     """Every record (one LIST, into ``records``) and one LIST per kind that any app's bundle or
-    record names."""
+    record names. Who owns which object is answered from these records for the whole run (two apps
+    of the run cannot declare one object: see ``refuse_shared_objects``)."""
     if _inventory_exists(cluster, store):
         records.update((r.get("app"), r) for r in store.read_all())
+    owner_of = {}
+    for name, record in records.items():
+        for obj in record.get("objects") or ():
+            owner_of.setdefault(key_of(obj), name)
+    settings.owners = lambda keys, app: {k: owner_of[k] for k in keys if owner_of.get(k, app) != app}
     for run in runs:
         run.record = records.get(run.name)
         if run.record:
@@ -420,7 +427,7 @@ def apply_app(run, cluster, bundle, revision, rollback_of, lease, settings):
         prune=run.app["prune"], ignore=run.app["ignore_differences"], custom_health=run.app["custom_health"] or None,
         trigger=settings.trigger, revision=revision, rollback_of=rollback_of, timeout=run.app["wait"]["timeout"],
         inventory_namespace=settings.inventory_namespace, inventory_kind=settings.inventory_kind,
-        lock_timeout=settings.lock_timeout,
+        lock_timeout=settings.lock_timeout, owners=settings.owners,
     )
     result = apply(cluster, bundle, run.name, options, check=settings.check, want_diff=settings.want_diff, lease=lease)
     if settings.want_diff:
@@ -433,7 +440,7 @@ def apply_app(run, cluster, bundle, revision, rollback_of, lease, settings):
 
 def wait_and_record(run, cluster, store, bundle, into, settings):
     """Wait for the bundle's objects (hooks excluded) and record the verdict on the sync's history entry."""
-    from .waiter import wait_healthy  # the watch engine: only apps that were applied need it
+    from .health_watch import wait_healthy  # the watch engine: only apps that were applied need it
 
     record = store.read(run.name)[0]
     run.record_after = record

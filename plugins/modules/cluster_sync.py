@@ -259,7 +259,7 @@ from ansible_collections.gitops.k8s.plugins.module_utils.cluster_sync_task impor
 
 
 def main():
-    run_module(ARGSPEC, lambda module: run_task(module.params, check=module.check_mode, want_diff=module._diff))
+    run_module(ARGSPEC, run_task)
 
 
 if __name__ == "__main__":

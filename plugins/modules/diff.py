@@ -150,9 +150,10 @@ diff:
 
 from ansible_collections.gitops.k8s.plugins.module_utils.ansible_module import run_module
 from ansible_collections.gitops.k8s.plugins.module_utils.bundle import Bundle
-from ansible_collections.gitops.k8s.plugins.module_utils.cluster import CLUSTER_ARGSPEC, Cluster
+from ansible_collections.gitops.k8s.plugins.module_utils.cluster import Cluster
 from ansible_collections.gitops.k8s.plugins.module_utils.diff import IGNORE_ARGSPEC, diff
-from ansible_collections.gitops.k8s.plugins.module_utils.inventory import INVENTORY_ARGSPEC, read_record
+from ansible_collections.gitops.k8s.plugins.module_utils.inventory import read_record
+from ansible_collections.gitops.k8s.plugins.module_utils.option_specs import CLUSTER_ARGSPEC, INVENTORY_ARGSPEC
 
 ARGSPEC = dict(
     CLUSTER_ARGSPEC,
@@ -166,18 +167,15 @@ ARGSPEC = dict(
 )
 
 
-def engine(module):
-    params = module.params
+def engine(call):
+    params = call.params
     bundle = Bundle.load(params["bundle"])
     cluster = Cluster.from_params(params, pool_size=max(16, params["concurrency"]))
     record = read_record(cluster, params["app"], params["inventory_namespace"], params["inventory_kind"]) \
         if params["app"] else None
-    result, ansible_diff = diff(cluster, bundle, record, field_manager=params["field_manager"],
-                                ignore=params["ignore_differences"], show_secrets=params["show_secrets"],
-                                concurrency=params["concurrency"])
+    result = diff(cluster, bundle, record, field_manager=params["field_manager"], ignore=params["ignore_differences"],
+                  show_secrets=params["show_secrets"], concurrency=params["concurrency"])
     result["api_requests"] = cluster.requests_made
-    if module._diff:
-        result["diff"] = ansible_diff
     return result
 
 

@@ -386,18 +386,15 @@ ARGSPEC = {
 
 
 # Values here may come from a vault; the result's invocation shows only their keys.
-HIDDEN = ("values", "vars", "substitute", "ext_vars", "tla")
+MASKED = ("values", "vars", "substitute", "ext_vars", "tla")
 
 
-def engine_call(module):
-    params = dict(module.params)
-    for name in HIDDEN:
-        if params[name]:
-            module.params[name] = dict.fromkeys(params[name], "********")
-    before = read_index(params["dest"]) if module._diff and params["dest"] else None
-    result = render(check_mode=module.check_mode, **params)
-    if module._diff:
-        result["diff"] = {
+def engine(call):
+    params = call.params
+    before = read_index(params["dest"]) if call.diff_mode and params["dest"] else None
+    result = render(check_mode=call.check_mode, **params)
+    if call.diff_mode:
+        result["ansible_diff"] = {
             "before": "digest: %s\ncount: %s\n" % ((before or {}).get("digest"), (before or {}).get("count")),
             "after": "digest: %s\ncount: %s\n" % (result["digest"], result["count"]),
         }
@@ -405,7 +402,7 @@ def engine_call(module):
 
 
 def main():
-    run_module(ARGSPEC, engine_call)
+    run_module(ARGSPEC, engine, masked_options=MASKED)
 
 
 if __name__ == "__main__":

@@ -85,7 +85,8 @@ def test_a_noop_reconcile_reads_the_cluster_once_for_all_apps(ansible, kubeconfi
 
     def requests(selected):
         proc, result = ansible.module("gitops.k8s.cluster_sync", {
-            "apps": apps, "select": [a["name"] for a in selected], "kubeconfig": kubeconfig})
+            "apps": apps, "select": [a["name"] for a in selected], "kubeconfig": kubeconfig,
+            "cluster_name": "localhost"})
         assert not result.get("failed"), proc.stdout
         assert [r["decision"] for r in result["results"]] == ["in sync"] * len(selected), result["results"]
         return result["api_requests"]
@@ -115,7 +116,7 @@ def test_a_dependency_chain_runs_in_order_and_a_failure_skips_only_what_depends_
     assert times[db]["health_time"] <= times[api]["time"] - times[api]["duration"], times
     assert times[api]["health_time"] <= times[web]["time"] - times[web]["duration"], times
     # one line per app as it finishes (the summary at the end quotes them again)
-    finished = [line.strip().split("@")[0] for line in ordered.out.splitlines()
+    finished = [line.split("@")[0].split()[-1] for line in ordered.out.splitlines()
                 if "@localhost: SYNCED" in line and not line.strip().startswith('"')]
     assert [name for name in finished if name != other] == [db, api, web], ordered.out
 
