@@ -24,7 +24,7 @@ import json
 import os
 import re
 
-from .deps import SafeLoader, require_yaml, yaml
+from .deps import require_yaml
 from .errors import GitOpsError
 
 ARGO_GROUP = "argoproj.io/"
@@ -55,7 +55,6 @@ class Definitions:
 
 def read_folder(folder, fetch_repo=None):
     """Map every definition found below ``folder`` (see the module docstring)."""
-    require_yaml("the gitops.k8s.apps inventory plugin")
     found = Definitions()
     flux = {"GitRepository": {}, "HelmRepository": {}, "Kustomization": [], "HelmRelease": []}
     for path in sorted(glob.glob(os.path.join(folder, "**", "*.y*ml"), recursive=True)):
@@ -90,10 +89,15 @@ def read_folder(folder, fetch_repo=None):
     return found
 
 
+def _yaml():
+    return require_yaml("the gitops.k8s.apps inventory plugin")
+
+
 def _documents(path, rel):
+    yaml = _yaml()
     try:
         with open(path, encoding="utf-8") as handle:
-            return [d for d in yaml.load_all(handle, Loader=SafeLoader) if isinstance(d, dict)]
+            return [d for d in yaml.load_all(handle, Loader=yaml.SafeLoader) if isinstance(d, dict)]
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
         raise GitOpsError("%s: cannot read it as YAML: %s" % (rel, err), file=rel)
 
@@ -184,7 +188,11 @@ def argo_application(doc, rel, found, cluster_hint=None):
         render["values_files"] = value_files
     merged = {}
     if helm.get("values"):
-        merged.update(yaml.load(helm["values"], Loader=SafeLoader) if isinstance(helm["values"], str) else helm["values"])
+        values = helm["values"]
+        if isinstance(values, str):  # Argo CD's values: a YAML document in a string
+            yaml = _yaml()
+            values = yaml.load(values, Loader=yaml.SafeLoader)
+        merged.update(values)
     if helm.get("valuesObject"):
         merged.update(helm["valuesObject"])
     for parameter in helm.get("parameters") or []:
@@ -317,13 +325,14 @@ def _git_directories(git, rel, name, fetch_repo):
 
 def _git_files(git, rel, name, fetch_repo):
     root = _checkout(git, rel, name, fetch_repo)
+    yaml = _yaml()
     params = []
     for entry in git["files"]:
         for path in sorted(glob.glob(os.path.join(root, entry["path"]), recursive=True)):
             file_rel = os.path.relpath(path, root)
             try:
                 with open(path, encoding="utf-8") as handle:
-                    data = json.load(handle) if path.endswith(".json") else yaml.load(handle, Loader=SafeLoader)
+                    data = json.load(handle) if path.endswith(".json") else yaml.load(handle, Loader=yaml.SafeLoader)
             except (OSError, ValueError, yaml.YAMLError) as err:
                 raise GitOpsError("%s: ApplicationSet %s: cannot read %s of %s: %s"
                                   % (rel, name, file_rel, git["repoURL"], err), file=rel)

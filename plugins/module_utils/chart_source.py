@@ -26,7 +26,7 @@ import tempfile
 from urllib.parse import urlsplit
 
 from .cli import run
-from .deps import SafeLoader, require_yaml, yaml
+from .deps import require_yaml
 from .errors import GitOpsError
 
 REPOSITORY_ARGSPEC = {
@@ -200,11 +200,11 @@ def _unpack(archive, spec, cache_dir):
 
 
 def read_chart(chart_dir):
-    require_yaml("gitops.k8s.render")
+    yaml = require_yaml("reading a Chart.yaml")
     path = os.path.join(chart_dir, "Chart.yaml")
     try:
         with open(path, encoding="utf-8") as handle:
-            meta = yaml.load(handle, Loader=SafeLoader)
+            meta = yaml.load(handle, Loader=yaml.SafeLoader)
     except (OSError, yaml.YAMLError) as err:
         raise GitOpsError("cannot read %s: %s" % (path, err), file=path)
     if not isinstance(meta, dict):
