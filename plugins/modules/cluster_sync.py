@@ -101,6 +101,9 @@ options:
       state:
         description: C(absent) removes the application (default C(present)).
         type: raw
+      managed_namespace_metadata:
+        description: C(labels) and C(annotations) given to the application's namespace.
+        type: raw
       credentials:
         description: Git credentials.
         type: dict

@@ -223,7 +223,7 @@ def test_crd_and_its_custom_resources_in_one_bundle(cluster, namespace, workdir,
     try:
         result = apply(cluster, make_bundle(workdir, [crd, widget]), app, Options())
         assert names(result["created"]) == ["w1", "widgets.%s" % group]
-        assert names(result["unvalidated"]) == ["w1"]
+        assert result["unvalidated"] == [], "validated once its CRD is Established, before it is written"
         assert get(cluster, "%s/v1" % group, "Widget", namespace, "w1")["spec"]["size"] == 3
         again, requests = diff_of(cluster, make_bundle(workdir, [crd, widget]), app)
         assert not again["changed"]
@@ -391,14 +391,22 @@ def test_check_mode_writes_nothing_and_diff_mode_shows_before_after(cluster, kub
     assert result["changed"] and result["summary"]["update"] == 1 and result["summary"]["create"] == 1
     assert "+  color: green" in proc.stdout
 
-    proc, result = ansible.module("gitops.k8s.apply", {"bundle": bundle.path, "app": app, "revision": "abc123",
+    proc, result = ansible.module("gitops.k8s.apply", {"bundle": bundle.path, "app": app, "revision": bundle.revision,
                                                        "trigger": "pull"})
     assert result["changed"] and result["inventory"]["name"] == "gitops-app-" + app, proc.stdout
-    proc, result = ansible.module("gitops.k8s.apply", {"bundle": bundle.path, "app": app, "revision": "abc123"})
+    proc, result = ansible.module("gitops.k8s.apply", {"bundle": bundle.path, "app": app, "revision": bundle.revision})
     assert not result["changed"] and result["fast_path"] == 2
 
     proc, info = ansible.module("gitops.k8s.app_info", {"app": app})
-    assert info["record"]["revision"] == "abc123" and info["record"]["history"][0]["trigger"] == "pull"
+    assert info["record"]["revision"] == bundle.revision and info["record"]["history"][0]["trigger"] == "pull"
     assert info["record"]["object_count"] == 2
     proc, every = ansible.module("gitops.k8s.app_info", {"objects": False})
     assert app in [r["app"] for r in every["apps"]] and all("objects" not in r for r in every["apps"])
+
+
+def test_apply_refuses_to_record_one_revision_for_a_bundle_of_another(ansible, cluster, namespace, workdir):
+    bundle = make_bundle(workdir, [configmap(namespace, "settings", color="blue")])
+    proc, result = ansible.module("gitops.k8s.apply", {"bundle": bundle.path, "app": app_name(), "revision": "abc123"})
+    assert result.get("failed"), proc.stdout
+    assert "was rendered from revision %s, not abc123" % bundle.revision in result["msg"], result["msg"]
+    assert get(cluster, "v1", "ConfigMap", namespace, "settings") is None

@@ -120,8 +120,11 @@ class Deployer:
                 "gitops_apps": apps,
             }}}}, handle)
         report_dir = os.path.join(self.root, "report-%d" % self.runs)
-        proc = self.ansible.playbook(playbook, inventory=inventory,
-                                     extra_vars=dict({"gitops_report_dir": report_dir}, **(extra_vars or {})),
+        # Every test's inventory names its cluster host localhost, on one shared cluster: a reconcile
+        # of one test's list must not take the others' apps for departed ones (test_cluster_sync
+        # tests removal with a host name of its own).
+        defaults = {"gitops_report_dir": report_dir, "gitops_remove_departed": False}
+        proc = self.ansible.playbook(playbook, inventory=inventory, extra_vars=dict(defaults, **(extra_vars or {})),
                                      check=check, diff=diff)
         return Run(proc, report_dir)
 
