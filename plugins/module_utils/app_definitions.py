@@ -38,7 +38,7 @@ QUIET_FIELDS = {"metadata.namespace", "metadata.labels", "metadata.annotations",
                 "spec.interval", "spec.timeout", "spec.sourceRef", "spec.revisionHistoryLimit", "status"}
 # syncOptions that describe what gitops.k8s always does
 NATIVE_SYNC_OPTIONS = {"ServerSideApply=true", "ApplyOutOfSyncOnly=true", "Validate=true", "PruneLast=false",
-                       "CreateNamespace=false"}
+                       "CreateNamespace=false", "CreateNamespace=true"}
 
 
 class Definitions:
@@ -131,7 +131,7 @@ def _unknown(doc, known, rel, what, found, prefix=""):
 APP_FIELDS = {"apiVersion", "kind", "metadata.name", "spec.source", "spec.sources", "spec.destination.namespace",
               "spec.destination.server", "spec.destination.name", "spec.syncPolicy.automated.prune",
               "spec.syncPolicy.automated.selfHeal", "spec.syncPolicy.automated.allowEmpty", "spec.syncPolicy.syncOptions",
-              "spec.ignoreDifferences"}
+              "spec.syncPolicy.managedNamespaceMetadata", "spec.ignoreDifferences"}
 SOURCE_FIELDS = {"repoURL", "targetRevision", "path", "chart", "ref", "helm.valueFiles", "helm.values",
                  "helm.valuesObject", "helm.releaseName", "helm.parameters", "directory.recurse", "directory.include",
                  "directory.exclude"}
@@ -216,7 +216,13 @@ def argo_application(doc, rel, found, cluster_hint=None):
     if automated is not None:
         app["prune"] = bool((automated or {}).get("prune"))
         app["self_heal"] = bool((automated or {}).get("selfHeal"))
-    for option in (spec.get("syncPolicy") or {}).get("syncOptions") or []:
+    options = (spec.get("syncPolicy") or {}).get("syncOptions") or []
+    # Argo CD creates the destination namespace only when asked to
+    app["create_namespace"] = "CreateNamespace=true" in options
+    metadata = (spec.get("syncPolicy") or {}).get("managedNamespaceMetadata")
+    if metadata:
+        app["managed_namespace_metadata"] = {k: v for k, v in metadata.items() if k in ("labels", "annotations")}
+    for option in options:
         if option not in NATIVE_SYNC_OPTIONS:
             found.note(rel, what, "syncOptions %s is not supported; ignored" % option)
     ignore = []
@@ -378,7 +384,7 @@ KUSTOMIZATION_FIELDS = {"apiVersion", "kind", "metadata.name", "spec.path", "spe
                         "spec.postBuild.substitute", "spec.dependsOn", "spec.suspend", "spec.wait", "spec.force"}
 HELMRELEASE_FIELDS = {"apiVersion", "kind", "metadata.name", "spec.chart.spec.chart", "spec.chart.spec.version",
                       "spec.chart.spec.sourceRef", "spec.values", "spec.releaseName", "spec.targetNamespace",
-                      "spec.dependsOn", "spec.suspend"}
+                      "spec.dependsOn", "spec.suspend", "spec.install.createNamespace"}
 
 
 def _flux_source(doc, rel, sources, kind):
@@ -392,6 +398,8 @@ def _flux_source(doc, rel, sources, kind):
 
 
 def _flux_common(doc, spec, app):
+    # Flux creates no namespace (a HelmRelease only with install.createNamespace)
+    app["create_namespace"] = bool((spec.get("install") or {}).get("createNamespace"))
     if spec.get("targetNamespace"):
         app["namespace"] = spec["targetNamespace"]
     if spec.get("dependsOn"):

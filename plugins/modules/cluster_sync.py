@@ -104,6 +104,12 @@ options:
       managed_namespace_metadata:
         description: C(labels) and C(annotations) given to the application's namespace.
         type: raw
+      replace_on_immutable:
+        description: Delete and recreate an object whose change an immutable field refuses (default false).
+        type: raw
+      create_namespace:
+        description: Create the namespaces the application's objects live in when missing (default true).
+        type: raw
       credentials:
         description: Git credentials.
         type: dict

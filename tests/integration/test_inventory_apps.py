@@ -60,7 +60,7 @@ def definitions(tag, ns, deploy_url, chart_servers):
     return {
         "argo/guestbook.yaml": [argo_app(
             "guestbook-" + tag, {"repoURL": deploy_url, "targetRevision": "main", "path": "guestbook"}, ns,
-            syncPolicy={"automated": {"prune": True, "selfHeal": True}, "syncOptions": ["CreateNamespace=true"]},
+            syncPolicy={"automated": {"prune": True, "selfHeal": True}, "syncOptions": ["RespectIgnoreDifferences=true"]},
             ignoreDifferences=[{"kind": "ConfigMap", "jsonPointers": ["/data/ignored"]}])],
         "argo/greeter.yaml": [argo_app("greeter-" + tag, None, ns, sources=[
             {"repoURL": "%s/charts" % registry.host, "chart": "greeter", "targetRevision": "^1.2",
@@ -148,7 +148,7 @@ def test_inventory_plugin_pushes_and_reconciles_every_definition_kind_and_picks_
     for app in apps:
         assert "@gitops_app_%s_%s:" % (app.replace("-", "_"), tag) in graph.stdout, graph.stdout
     assert "|--local" in graph.stdout and "@gitops_clusters:" in graph.stdout
-    assert "syncOptions CreateNamespace=true is not supported" in " ".join(graph.stderr.split())
+    assert "syncOptions RespectIgnoreDifferences=true is not supported" in " ".join(graph.stderr.split())
 
     def run(playbook, number):
         report = os.path.join(workdir, "report-%d" % number)
@@ -178,7 +178,7 @@ def test_definitions_from_a_git_repository_and_an_unmappable_one_names_its_file(
     os.makedirs(os.path.join(workdir, "git"))
     fleet = GitRepo(os.path.join(workdir, "git"))
     app = argo_app("shop", {"repoURL": "https://git.example.com/shop.git", "path": "deploy"}, "shop",
-                   syncPolicy={"retry": {"limit": 3}})
+                   syncPolicy={"retry": {"limit": 3}, "syncOptions": ["CreateNamespace=true"]})
     fleet.commit({"clusters/prod/shop.yaml": [app]}, "shop")
     config = os.path.join(workdir, "fleet.gitops.yml")
     with open(config, "w", encoding="utf-8") as handle:
@@ -190,7 +190,7 @@ def test_definitions_from_a_git_repository_and_an_unmappable_one_names_its_file(
     assert listed.returncode == 0, listed.stderr
     prod = plain(json.loads(listed.stdout)["_meta"]["hostvars"]["prod"])
     assert prod["gitops_apps"] == [{"name": "shop", "repo": "https://git.example.com/shop.git", "path": "deploy",
-                                    "namespace": "shop"}]
+                                    "namespace": "shop", "create_namespace": True}]
     assert prod["gitops_apps_notes"] == [{"file": "shop.yaml", "definition": "Application shop",
                                           "message": "spec.syncPolicy.retry is not supported; ignored"}]
 

@@ -26,12 +26,13 @@ def test_single_source_application_maps_sync_policy_namespace_and_ignore_differe
         "Web_App", source={"repoURL": "https://git.example.com/deploy.git", "targetRevision": "v1.*", "path": "web",
                            "directory": {"recurse": True, "include": "{*.yaml,*.yml}"}},
         destination={"name": "prod", "namespace": "web"},
-        syncPolicy={"automated": {"prune": True, "selfHeal": False}},
+        syncPolicy={"automated": {"prune": True, "selfHeal": False}, "syncOptions": ["CreateNamespace=true"],
+                    "managedNamespaceMetadata": {"labels": {"team": "web"}}},
         ignoreDifferences=[{"group": "apps", "kind": "Deployment", "jsonPointers": ["/spec/replicas"]}])]}))
     assert found.apps == [("prod", {
         "name": "web-app", "repo": "https://git.example.com/deploy.git", "version": "v1.*", "path": "web",
         "render": {"recurse": True, "include": ["*.yaml", "*.yml"]}, "namespace": "web", "prune": True,
-        "self_heal": False,
+        "self_heal": False, "create_namespace": True, "managed_namespace_metadata": {"labels": {"team": "web"}},
         "ignore_differences": [{"group": "apps", "kind": "Deployment", "json_pointers": ["/spec/replicas"]}]},
         "apps/web.yaml")]
     assert found.notes == []
@@ -48,7 +49,8 @@ def test_multi_source_chart_with_values_from_git(tmp_path):
     assert app == {"name": "shop", "helm": {"repo": "oci://registry.example.com/charts", "chart": "shop",
                                             "version": "2.x"},
                    "repo": "https://git.example.com/values.git", "path": ".", "version": "main",
-                   "render": {"values_files": ["shop/prod.yaml"], "values": {"image": {"tag": "7"}}}}
+                   "render": {"values_files": ["shop/prod.yaml"], "values": {"image": {"tag": "7"}}},
+                   "create_namespace": False}
 
 
 def test_unknown_fields_are_reported_and_unmappable_definitions_name_the_file(tmp_path):
@@ -134,18 +136,19 @@ def test_harness_and_flux_definitions(tmp_path):
          "spec": {"targetNamespace": "cache",
                   "chart": {"spec": {"chart": "redis", "version": ">=18 <19",
                                      "sourceRef": {"kind": "HelmRepository", "name": "bitnami"}}},
-                  "values": {"replicas": 1}, "valuesFrom": [{"kind": "Secret", "name": "x"}]}},
+                  "values": {"replicas": 1}, "valuesFrom": [{"kind": "Secret", "name": "x"}],
+                  "install": {"createNamespace": True}}},
     ]
     found = read_folder(folder_with(tmp_path, {"gb/harness-gitops/application.yml": [harness], "flux.yaml": flux}))
     assert found.apps == [
         ("prodcluster", {"name": "guestbook", "repo": "https://g/h.git", "version": "master", "path": "guestbook",
-                         "namespace": "gb"}, "gb/harness-gitops/application.yml"),
+                         "namespace": "gb", "create_namespace": False}, "gb/harness-gitops/application.yml"),
         (None, {"name": "infra", "repo": "ssh://git@g/fleet.git", "path": "infra", "version": "v2.0.0", "prune": True,
-                "self_heal": True, "depends_on": ["crds"]}, "flux.yaml"),
+                "self_heal": True, "create_namespace": False, "depends_on": ["crds"]}, "flux.yaml"),
         (None, {"name": "redis", "helm": {"repo": "oci://registry.example.com/charts", "chart": "redis",
                                           "version": ">=18 <19"},
                 "render": {"release_name": "redis", "values": {"replicas": 1}}, "self_heal": True, "prune": True,
-                "namespace": "cache"}, "flux.yaml")]
+                "create_namespace": True, "namespace": "cache"}, "flux.yaml")]
     assert sorted(n["message"] for n in found.notes) == ["spec.healthChecks is not supported; ignored",
                                                          "spec.valuesFrom is not supported; ignored"]
     assert os.path.basename(found.apps[0][2]) == "application.yml"
