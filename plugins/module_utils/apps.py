@@ -1,8 +1,9 @@
 # Copyright: gitops.k8s contributors; Apache License 2.0 (see LICENSE)
 """Applications as data: validate a ``gitops_apps`` list and order it by dependencies.
 
-An application says where its manifests live (repo, version, path, render options) and how
-to deliver them (namespace, prune, self_heal, wait, rollback...). Everything here is pure:
+An application says where its manifests live (repo, version, path, render options; or a chart
+of a Helm repository or OCI registry in ``helm``, with ``repo`` then optional and holding the
+values files) and how to deliver them (namespace, prune, self_heal, wait, rollback...). Everything here is pure:
 no Ansible, no cluster, so the playbooks, the action plugin and the tests share one truth.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import re
 
+from .chart_source import check_spec
 from .errors import GitOpsError
 
 # key -> (accepted Python types, default). Defaults are what the roles assume when a key is absent.
@@ -33,10 +35,11 @@ APP_KEYS = {
     "suspend": ((bool,), False),
     "state": ((str,), "present"),
     "credentials": ((dict,), {}),
+    "helm": ((dict,), None),
 }
-REQUIRED_KEYS = ("name", "repo")
+REQUIRED_KEYS = ("name",)
 WAIT_KEYS = {"timeout": (int, float), "enabled": (bool,), "fail_fast": (bool,)}
-CREDENTIAL_KEYS = ("username", "password", "key_file", "known_hosts", "accept_hostkey")
+CREDENTIAL_KEYS = ("username", "password", "key_file", "known_hosts", "accept_hostkey", "ca_file")
 NAMESPACE_METADATA_KEYS = ("labels", "annotations")
 DEFAULT_WAIT_TIMEOUT = 300
 # absent: reconcile deletes the application (its objects under the prune guards, its record)
@@ -74,6 +77,9 @@ def normalize_app(app, position):
     for key in REQUIRED_KEYS:
         if app.get(key) in (None, ""):
             raise GitOpsError("%s: %s is required" % (where, key), app=app.get("name"))
+    if app.get("repo") in (None, "") and not (isinstance(app.get("helm"), dict) and app["helm"].get("repo")):
+        raise GitOpsError("%s: repo is required (or helm.repo for a chart from a Helm repository or OCI registry)"
+                          % where, app=app.get("name"))
     result = {}
     for key, (types, default) in APP_KEYS.items():
         value = app.get(key)
@@ -98,6 +104,11 @@ def normalize_app(app, position):
     for key, value in result["wait"].items():
         _check_type("%s: wait.%s" % (where, key), value, WAIT_KEYS[key])
     result["wait"] = dict({"timeout": DEFAULT_WAIT_TIMEOUT, "enabled": True, "fail_fast": True}, **result["wait"])
+    if result["helm"] is not None:
+        try:
+            result["helm"] = {k: v for k, v in check_spec(result["helm"], "%s: helm" % where).items() if v is not None}
+        except GitOpsError as err:
+            raise GitOpsError(str(err), app=result["name"], **err.details)
     unknown = sorted(set(result["managed_namespace_metadata"]) - set(NAMESPACE_METADATA_KEYS))
     if unknown:
         raise GitOpsError("%s: unknown key%s in managed_namespace_metadata: %s (known: %s)"
@@ -159,6 +170,10 @@ def public_app(app):
     """The application without its credentials' values: safe to return, log or report."""
     safe = dict(app)
     safe["credentials"] = sorted(app["credentials"])
+    if app.get("helm"):
+        safe["helm"] = {k: v for k, v in app["helm"].items() if k != "password"}
+        safe["helm"]["repositories"] = [{k: v for k, v in r.items() if k != "password"}
+                                        for r in app["helm"].get("repositories") or []]
     return safe
 
 

@@ -27,7 +27,7 @@ from .errors import GitOpsError
 from .source import (GitSession, _has_commit, cache_root, default_dest, file_lock, parse_ls_remote, resolve,
                      split_credentials)
 
-CREDENTIAL_OPTIONS = ("username", "password", "key_file", "known_hosts", "accept_hostkey")
+CREDENTIAL_OPTIONS = ("username", "password", "key_file", "known_hosts", "accept_hostkey", "ca_file")
 # Checkouts not used for this long are removed by the next run that finds them.
 CHECKOUT_MAX_AGE = 7 * 24 * 3600
 

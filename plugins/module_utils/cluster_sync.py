@@ -28,6 +28,7 @@ from . import report
 from .apply import Options, apply
 from .apps import normalize_app, plan as plan_apps
 from .bundle import Bundle
+from .chart_source import app_revision, pull as pull_chart
 from .checkouts import Sources
 from .concurrency import each
 from .diff import make_plan, report as diff_report, rejected_error
@@ -37,11 +38,12 @@ from .inventory import INVENTORY_NAMESPACE, Inventory, current_entry, record_hea
 from .lease import Lease
 from .live_snapshot import LiveSnapshot, SnapshotCluster
 from .refs import describe, key_of
+from .source import cache_root
 
 DEFAULT_CONCURRENCY = 4
 DEFAULT_LOCK_TIMEOUT = 300
 # App keys that are not render options of the app's `render` mapping.
-RENDER_RESERVED = ("source", "path", "namespace", "dest", "check_mode", "revision")
+RENDER_RESERVED = ("source", "path", "namespace", "dest", "check_mode", "revision", "helm", "chart")
 
 
 class Settings:
@@ -73,7 +75,7 @@ class AppSync:
         self.app, self.name, self.settings = app, app["name"], settings
         self.started = time.monotonic()
         self.decision, self.error, self.skipped = "", {}, None
-        self.resolved = self.checkout = self.bundle = self.record = self.record_after = None
+        self.resolved = self.checkout = self.chart = self.bundle = self.record = self.record_after = None
         self.fetch, self.diff, self.apply, self.health, self.rollback = {}, {}, {}, {}, {}
         self.ansible_diff = []
         self.needs_apply = False
@@ -183,8 +185,14 @@ def fetch_sources(runs, sources, settings):
 
 def fetch_one(run, sources, settings):
     version = settings.revision or run.app.get("version")
-    run.resolved = sources.resolve(run.app["repo"], version, run.app["credentials"])
-    run.checkout, commit = sources.checkout(run.resolved, run.app["credentials"])
+    resolved, commit = {}, None
+    if run.app["repo"]:  # a chart from a repository may have no Git repo, or one holding its values
+        resolved = sources.resolve(run.app["repo"], version, run.app["credentials"])
+        run.checkout, commit = sources.checkout(resolved, run.app["credentials"])
+    if (run.app["helm"] or {}).get("repo"):
+        run.chart = pull_chart(run.app["helm"], cache_root())
+        resolved = dict(resolved, revision=app_revision(run.chart, resolved.get("revision")), chart=run.chart)
+    run.resolved = resolved
     run.fetch = dict(run.resolved, commit=commit, path=run.checkout, changed=False, previous_revision=None)
 
 
@@ -210,7 +218,7 @@ def render_bundles(runs, settings):
             if clash:
                 raise GitOpsError("render options of app %s may not set %s" % (first.name, ", ".join(clash)))
             rendered = render(first.checkout, path=first.app["path"], namespace=first.app["namespace"],
-                              revision=first.resolved["revision"], **options)
+                              revision=first.resolved["revision"], helm=first.app["helm"], chart=first.chart, **options)
             bundle = Bundle.load(rendered["bundle"])
         except TypeError as err:  # an unknown render option
             for run in group:
@@ -402,8 +410,8 @@ def moves_back(run, recorded, sources, settings):
     cluster runs (an ancestor of it): a reconcile that listed the branch before a push landed must
     not revert the push. An explicit ``gitops_revision`` or a rollback goes back on purpose."""
     sha = run.resolved["revision"]
-    if not recorded or recorded == sha or (settings.mode == "push" and settings.revision):
-        return False
+    if not recorded or recorded == sha or (settings.mode == "push" and settings.revision) or run.chart:
+        return False  # (chart versions are not a line of history)
     if not sources.is_ancestor(run.resolved, recorded, run.app["credentials"]):
         return False
     run.decision, run.needs_apply = "superseded", False
@@ -476,6 +484,9 @@ def roll_back(run, cluster, store, sources, lease, settings):
     run.rollback = {"revision": target["revision"] if target else "", "apply": {}, "health": {}}
     if not target:
         run.rollback["msg"] = "no revision of %s other than %s was recorded healthy in its history" % (run.name, failed[:7])
+        return
+    if run.chart:
+        run.rollback["msg"] = "rolling back a chart from a repository or registry is not supported yet"
         return
     try:
         resolved = sources.resolve(run.app["repo"], target["revision"], run.app["credentials"])

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 from .apps import APP_KEYS, CREDENTIAL_KEYS
+from .chart_source import HELM_ARGSPEC
 from .cluster import Cluster
 from .cluster_sync import DEFAULT_CONCURRENCY, DEFAULT_LOCK_TIMEOUT, Settings, sync_cluster
 from .option_specs import CLUSTER_ARGSPEC, INVENTORY_ARGSPEC
@@ -14,6 +15,7 @@ from .option_specs import CLUSTER_ARGSPEC, INVENTORY_ARGSPEC
 APP_OPTIONS = {key: {"type": "raw"} for key in APP_KEYS}
 APP_OPTIONS["credentials"] = {"type": "dict", "options": {
     key: {"type": "bool" if key == "accept_hostkey" else "str", "no_log": key == "password"} for key in CREDENTIAL_KEYS}}
+APP_OPTIONS["helm"] = HELM_ARGSPEC
 
 ARGSPEC = dict(
     CLUSTER_ARGSPEC,

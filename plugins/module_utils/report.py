@@ -33,7 +33,9 @@ def _ran(result):
 
 
 def short(revision):
-    return (revision or "")[:7]
+    """A commit's first 7 hex digits; a chart's revision (chart@version+digest12) whole."""
+    first = (revision or "").split(" ")[0]
+    return first if "@" in first else first[:7]
 
 
 def _subject(commit):

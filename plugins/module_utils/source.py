@@ -2,9 +2,11 @@
 """Git sources: fetch one commit of a repository into a local cache, safely.
 
 The repository is untrusted input. Every git command runs with hooks disabled
-(``core.hooksPath=/dev/null``), no fsmonitor and no ``ext::`` transport; credentials are
-never written into a URL, a config file or a result; one file lock per cache directory
-serialises concurrent runs. The checkout is detached at the resolved commit and cleaned, so
+(``core.hooksPath=/dev/null``), no fsmonitor and no ``ext::`` transport, and without the global
+and system git config (a user's ``credential.helper`` or ``url.*.insteadOf`` must not apply);
+credentials are never written into a URL, a config file or a result, and go only to the
+repository's own host (never to a submodule or redirect elsewhere); one file lock per cache
+directory serialises concurrent runs. The checkout is detached at the resolved commit and cleaned, so
 nothing from an older revision survives.
 
 Resolution works on the remote's ref list (``git ls-remote``), so check mode can say what
@@ -36,6 +38,10 @@ SAFE_CONFIG = [
     "advice.detachedHead=false",
     "gc.auto=0",
 ]
+
+# git runs it as `<helper> get|store|erase`; it answers `get` only, from the environment.
+CREDENTIAL_HELPER = ('!f() { test "$1" = get || exit 0; printf "username=%s\\npassword=%s\\n" '
+                     '"$GITOPS_GIT_USERNAME" "$GITOPS_GIT_PASSWORD"; }; f')
 
 HEX = re.compile(r"^[0-9a-fA-F]{4,40}$")
 # what makes a version a semver range: an operator, a wildcard component, several clauses
@@ -184,25 +190,26 @@ class GitSession:
     """Runs git through GitPython with the safe config, the auth environment and redaction applied."""
 
     def __init__(self, url, timeout=120, username=None, password=None, key_file=None, known_hosts=None,
-                 accept_hostkey=False):
+                 accept_hostkey=False, ca_file=None):
         self.git_module = import_library("git", "GitPython", "gitops.k8s.git_fetch")
         self.url = url
         self.timeout = timeout
         self.workdir = None
         self.redact = [s for s in (password,) if s]
-        self._tmp = tempfile.mkdtemp(prefix="gitops-k8s-git-")
-        self.config = list(SAFE_CONFIG)
-        env = {"GIT_TERMINAL_PROMPT": "0", "GIT_CONFIG_NOSYSTEM": "1"}
+        # Only this run's own settings: no global or system config, no config or askpass handed
+        # down through the environment.
+        env = {"GIT_TERMINAL_PROMPT": "0", "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull,
+               "GIT_CONFIG_PARAMETERS": "", "GIT_CONFIG_COUNT": "0", "GIT_ASKPASS": "", "SSH_ASKPASS": ""}
+        self.config = list(SAFE_CONFIG) + ["credential.helper="]
         if password:
-            # git asks this script, which echoes the environment: the secret is never on disk or in
-            # argv, and credential helpers are reset so that none of them stores it.
-            askpass = os.path.join(self._tmp, "askpass")
-            with open(askpass, "w", encoding="utf-8") as handle:
-                handle.write('#!/bin/sh\ncase "$1" in [Uu]sername*) printf "%s\\n" "$GITOPS_GIT_USERNAME";;'
-                             ' *) printf "%s\\n" "$GITOPS_GIT_PASSWORD";; esac\n')
-            os.chmod(askpass, 0o700)
-            env.update(GIT_ASKPASS=askpass, GITOPS_GIT_USERNAME=username or "git", GITOPS_GIT_PASSWORD=password)
-            self.config.append("credential.helper=")
+            # A credential helper scoped to the repository's scheme://host:port: git asks it for
+            # that origin only, so a submodule or a redirect to another host gets nothing. It
+            # echoes the environment: the secret is never on disk, in argv or in a config file.
+            parts = urlsplit(url)
+            self.config.append("credential.%s://%s.helper=%s" % (parts.scheme, parts.netloc, CREDENTIAL_HELPER))
+            env.update(GITOPS_GIT_USERNAME=username or "git", GITOPS_GIT_PASSWORD=password)
+        if ca_file:
+            env["GIT_SSL_CAINFO"] = ca_file
         ssh = ["ssh", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=%s" % ("accept-new" if accept_hostkey else "yes")]
         if known_hosts:
             ssh += ["-o", "UserKnownHostsFile=%s" % known_hosts]
@@ -212,7 +219,7 @@ class GitSession:
         self.env = env
 
     def close(self):
-        shutil.rmtree(self._tmp, ignore_errors=True)
+        """Nothing to release (no askpass file any more); callers keep their try/finally."""
 
     def scrub(self, text):
         for secret in self.redact:
@@ -282,7 +289,7 @@ def _verify_signature(session, sha, allowed_signers, gpg_keyring):
 
 
 def fetch(repo, version=None, dest=None, depth=None, sparse_paths=None, submodules=False, key_file=None,
-          known_hosts=None, accept_hostkey=False, username=None, password=None, verify_signature="none",
+          known_hosts=None, accept_hostkey=False, username=None, password=None, ca_file=None, verify_signature="none",
           allowed_signers=None, gpg_keyring=None, timeout=120, check_mode=False):
     """Bring ``dest`` to the commit ``version`` of ``repo``; return the git_fetch result dict.
 
@@ -294,13 +301,10 @@ def fetch(repo, version=None, dest=None, depth=None, sparse_paths=None, submodul
         url = os.path.abspath(os.path.expanduser(url))  # a local path
     dest = os.path.abspath(os.path.expanduser(dest or default_dest(url)))
     session = GitSession(url, timeout=timeout, username=username, password=password, key_file=key_file,
-                         known_hosts=known_hosts, accept_hostkey=accept_hostkey)
-    try:
-        with file_lock(dest.rstrip("/") + ".lock", timeout):
-            return _fetch_locked(session, version, dest, depth, sparse_paths, submodules, verify_signature,
-                                 allowed_signers, gpg_keyring, check_mode)
-    finally:
-        session.close()
+                         known_hosts=known_hosts, accept_hostkey=accept_hostkey, ca_file=ca_file)
+    with file_lock(dest.rstrip("/") + ".lock", timeout):
+        return _fetch_locked(session, version, dest, depth, sparse_paths, submodules, verify_signature,
+                             allowed_signers, gpg_keyring, check_mode)
 
 
 def _fetch_locked(session, version, dest, depth, sparse_paths, submodules, verify_signature, allowed_signers,

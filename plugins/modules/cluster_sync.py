@@ -48,12 +48,135 @@ options:
     description:
       - The applications of this cluster, as documented in C(docs/applications.md) (keys C(name), C(repo), C(version),
         C(path), C(render), C(namespace), C(prune), C(self_heal), C(rollback), C(wait), C(ignore_differences),
-        C(custom_health), C(depends_on), C(suspend), C(credentials)).
+        C(custom_health), C(depends_on), C(suspend), C(credentials), C(helm) - a chart from a Helm repository or OCI
+        registry, as the O(gitops.k8s.render#module:helm) option of M(gitops.k8s.render)).
       - Invalid applications (unknown key, wrong type, unknown dependency, dependency cycle) fail the task before
         anything runs.
     type: list
     elements: dict
     required: true
+    suboptions:
+      name:
+        description: Application name (lowercase letters, digits and '-'); names its in-cluster record.
+        type: raw
+      repo:
+        description: Git repository URL or local path; optional with O(apps[].helm.repo) (then it holds the values files).
+        type: raw
+      version:
+        description: Branch, tag, semver range or commit sha. Default is the remote's HEAD.
+        type: raw
+      path:
+        description: Directory of the manifests in the repository (default C(.)).
+        type: raw
+      render:
+        description: Options of M(gitops.k8s.render) (C(type), C(values_files), C(values), C(release_name), C(substitute)...).
+        type: raw
+      namespace:
+        description: Namespace given to namespaced objects that have none (and the Helm release namespace).
+        type: raw
+      prune:
+        description: Delete objects of the application that are no longer in Git (default false).
+        type: raw
+      self_heal:
+        description: In reconcile, undo drift by applying Git's state again (default false).
+        type: raw
+      rollback:
+        description: Apply the newest revision recorded healthy again when apply or the health wait fails (default false).
+        type: raw
+      wait:
+        description: Health wait after apply - C(timeout) (seconds, default 300), C(enabled), C(fail_fast).
+        type: raw
+      ignore_differences:
+        description: Differences the diff ignores (C(group), C(kind), C(name), C(namespace), C(json_pointers)).
+        type: raw
+      custom_health:
+        description: JMESPath health rules for custom resources, as in M(gitops.k8s.health_wait).
+        type: raw
+      depends_on:
+        description: Names of applications synced and healthy first.
+        type: raw
+      suspend:
+        description: Skip this application and report it as suspended (default false).
+        type: raw
+      state:
+        description: C(absent) removes the application (default C(present)).
+        type: raw
+      managed_namespace_metadata:
+        description: C(labels) and C(annotations) given to the application's namespace.
+        type: raw
+      replace_on_immutable:
+        description: Delete and recreate an object whose change an immutable field refuses (default false).
+        type: raw
+      create_namespace:
+        description: Create the namespaces the application's objects live in when missing (default true).
+        type: raw
+      credentials:
+        description: Git credentials.
+        type: dict
+        suboptions:
+          username:
+            description: HTTPS user name.
+            type: str
+          password:
+            description: HTTPS password or token. Never printed.
+            type: str
+          key_file:
+            description: SSH private key file.
+            type: str
+          known_hosts:
+            description: SSH known_hosts file.
+            type: str
+          accept_hostkey:
+            description: Accept an unknown SSH host key.
+            type: bool
+          ca_file:
+            description: CA certificates (PEM) of an HTTPS Git server with a private CA.
+            type: str
+      helm:
+        description: A chart from a Helm repository or OCI registry, as the O(gitops.k8s.render#module:helm) option.
+        type: dict
+        suboptions:
+          repo:
+            description: C(oci://host/path) or the https URL of a chart repository.
+            type: str
+          chart:
+            description: The chart's name.
+            type: str
+          version:
+            description: A version or a semver range; the newest matching is used.
+            type: str
+          username:
+            description: User name for the repository or registry.
+            type: str
+          password:
+            description: Password or token for the repository or registry. Never printed.
+            type: str
+          ca_file:
+            description: CA certificates (PEM) of the repository or registry.
+            type: path
+          plain_http:
+            description: Plain HTTP to the OCI registry. Default is TLS.
+            type: bool
+          repositories:
+            description: Credentials for the repositories the chart's dependencies name, by URL.
+            type: list
+            elements: dict
+            suboptions:
+              url:
+                description: The repository URL as C(Chart.yaml) names it.
+                type: str
+              username:
+                description: User name.
+                type: str
+              password:
+                description: Password or token. Never printed.
+                type: str
+              ca_file:
+                description: CA certificates (PEM) of the repository.
+                type: path
+              plain_http:
+                description: Plain HTTP to an OCI registry. Default is TLS.
+                type: bool
   mode:
     description: C(push) delivers every selected application; C(reconcile) converges them with Git (see the description).
     type: str

@@ -12,9 +12,11 @@ description:
   - Resolves O(version) (a branch, a tag, a commit or a semver range over the tags) against the remote, fetches that
     commit into a cache directory and checks it out detached and clean - files of older revisions never survive.
   - The repository is untrusted input - Git hooks never run (C(core.hooksPath=/dev/null) on every git call), no
-    C(ext::) transport, submodules only when asked.
+    C(ext::) transport, submodules only when asked. Git runs without the global and system git config (no
+    C(credential.helper), C(url.*.insteadOf) or other setting of the controller's user applies).
   - Credentials are never written into the URL stored on disk, into errors or into results; HTTPS passwords reach git
-    through the environment of the one command that needs them.
+    through the environment of the one command that needs them, and only for the host (and port) of O(repo) - a
+    submodule or a redirect on another host gets none.
   - Two runs on the same cache wait for each other (a file lock next to O(dest)); a force-pushed branch is followed;
     when the remote is unreachable the task fails naming the repository and the cache stays as it was.
   - Uses GitPython (C(pip install GitPython)) and the C(git) command.
@@ -82,7 +84,13 @@ options:
   password:
     description:
       - Password or access token for HTTPS authentication. Never written to disk, never shown.
+      - Given to the host of O(repo) only.
     type: str
+  ca_file:
+    description:
+      - CA certificates (PEM) to trust for an HTTPS O(repo), for a server with a private CA. Default is the system's
+        trust store (or E(GIT_SSL_CAINFO)).
+    type: path
   verify_signature:
     description:
       - C(head) refuses a commit that has no valid signature from O(allowed_signers) or O(gpg_keyring); the checkout
@@ -194,6 +202,7 @@ ARGSPEC = {
     "accept_hostkey": {"type": "bool", "default": False},
     "username": {"type": "str"},
     "password": {"type": "str", "no_log": True},
+    "ca_file": {"type": "path"},
     "verify_signature": {"type": "str", "choices": ["none", "head"], "default": "none"},
     "allowed_signers": {"type": "path"},
     "gpg_keyring": {"type": "path"},

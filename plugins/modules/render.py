@@ -15,7 +15,8 @@ description:
   - The checkout is untrusted input - nothing it contains runs on the controller. Paths that resolve outside it
     (C(..), absolute paths, symlinks) are refused; Jinja2 runs in a sandbox without lookups; kustomize runs with load
     restrictions and without exec or KRM-function plugins; helm runs C(helm template) without post-renderer, plugins or
-    cluster access; Jsonnet imports stay inside the checkout. Rendering uses no network (remote kustomize bases are refused).
+    cluster access; Jsonnet imports stay inside the checkout. Rendering uses no network (remote kustomize bases are refused),
+    except to pull a chart named by O(helm) and to build chart dependencies missing from C(charts/).
   - Validation errors name the file (and the line where YAML parsing fails) - invalid YAML, a missing apiVersion, kind or
     metadata.name (C(generateName) is allowed for hooks), the same object defined twice. C(List) kinds are flattened,
     empty documents skipped.
@@ -43,8 +44,9 @@ options:
     description:
       - The checkout to render, usually C(path) returned by M(gitops.k8s.git_fetch).
       - The commit it is at is recorded in the bundle as C(revision).
+      - Required unless O(helm.repo) names a chart to pull; with it, O(source) is where O(values_files) are read
+        (multi-source, like Argo CD's C($values)).
     type: path
-    required: true
   path:
     description:
       - Directory inside O(source) to render. Anything resolving outside the checkout is refused.
@@ -127,6 +129,64 @@ options:
       - For C(jsonnet) - library directories (relative to the checkout root) searched by imports after the importing file's directory.
     type: list
     elements: str
+  helm:
+    description:
+      - A chart from a Helm chart repository or an OCI registry, pulled with C(helm pull), cached by the digest of its
+        archive and rendered like a chart of the checkout. The bundle's RV(revision) is then
+        C(<chart>@<version>+<first 12 hex digits of the digest>) (followed by the commit of O(source), if given).
+      - Without O(helm.repo), only O(helm.repositories) is used - the credentials for the dependencies of a chart of
+        the checkout.
+      - A chart whose C(Chart.yaml) names dependencies missing from its C(charts/) folder gets C(helm dependency build)
+        in a private copy (the checkout is never written) - the only network use of rendering.
+    type: dict
+    suboptions:
+      repo:
+        description:
+          - C(oci://host/path) (the chart is C(oci://host/path/<chart>)) or the C(https://) URL of a chart repository
+            (its C(index.yaml)).
+        type: str
+      chart:
+        description: The chart's name.
+        type: str
+      version:
+        description:
+          - An exact version or a semver range (C(^1.2), C(1.2.*), C(>=1.0.0 <2.0.0)); the newest matching one is pulled.
+            Default is the newest.
+        type: str
+      username:
+        description: User name for the repository or registry.
+        type: str
+      password:
+        description: Password or token for the repository or registry; passed to helm on stdin, never shown.
+        type: str
+      ca_file:
+        description: CA certificates (PEM) that sign the repository's or registry's TLS certificate.
+        type: path
+      plain_http:
+        description: Talk plain HTTP to the OCI registry (for a registry on localhost without TLS). Default is TLS.
+        type: bool
+      repositories:
+        description:
+          - Credentials for the repositories that the chart's dependencies name, by URL. Credentials go to the
+            matching URL only; a dependency repository not listed is used without credentials.
+        type: list
+        elements: dict
+        suboptions:
+          url:
+            description: The repository URL as the chart's C(Chart.yaml) names it (C(https://...) or C(oci://...)).
+            type: str
+          username:
+            description: User name.
+            type: str
+          password:
+            description: Password or token; passed to helm on stdin, never shown.
+            type: str
+          ca_file:
+            description: CA certificates (PEM) of the repository.
+            type: path
+          plain_http:
+            description: Plain HTTP to an OCI registry. Default is TLS.
+            type: bool
   helm_binary:
     description:
       - The helm executable. Default is C(helm) on PATH.
@@ -201,6 +261,19 @@ EXAMPLES = r"""
     namespace: shop
     labels: {app.kubernetes.io/part-of: shop}
 
+- name: A chart from an OCI registry at a semver range, values from Git (multi-source)
+  gitops.k8s.render:
+    helm:
+      repo: oci://registry.example.com/charts
+      chart: podinfo
+      version: "6.5.*"
+      username: robot
+      password: "{{ registry_token }}"
+    source: "{{ fetched.path }}"
+    path: values/podinfo
+    values_files: [production.yaml]  # values/podinfo/production.yaml of the checkout
+    namespace: podinfo
+
 - name: Jinja2 templates, sandboxed
   gitops.k8s.render:
     source: "{{ fetched.path }}"
@@ -248,9 +321,20 @@ skipped:
   type: list
   elements: dict
 revision:
-  description: The commit the checkout is at, recorded in the bundle; null when O(source) is not a git checkout.
+  description:
+    - The commit the checkout is at, recorded in the bundle; null when O(source) is not a git checkout.
+    - For a chart pulled with O(helm), C(<chart>@<version>+<digest12>), followed by a space and the commit of O(source)
+      when values come from Git.
   returned: success
   type: str
+  sample: podinfo@6.5.4+3f2a1b9c8d7e
+chart:
+  description:
+    - The chart pulled with O(helm) - C(chart) (name), C(version) (the resolved one), C(digest) (sha256 of the chart
+      archive) and C(revision); null when the chart (if any) is a folder of the checkout.
+  returned: success
+  type: dict
+  sample: {"chart": "podinfo", "version": "6.5.4", "digest": "3f2a1b9c8d7e...", "revision": "podinfo@6.5.4+3f2a1b9c8d7e"}
 renderer:
   description: The renderer used (C(type)) and its version (C(version)).
   returned: success
@@ -267,10 +351,11 @@ line:
 """
 
 from ansible_collections.gitops.k8s.plugins.module_utils.ansible_module import run_module
+from ansible_collections.gitops.k8s.plugins.module_utils.chart_source import HELM_ARGSPEC
 from ansible_collections.gitops.k8s.plugins.module_utils.render import read_index, render
 
 ARGSPEC = {
-    "source": {"type": "path", "required": True},
+    "source": {"type": "path"},
     "path": {"type": "str", "default": "."},
     "type": {"type": "str", "default": "auto", "choices": ["auto", "directory", "kustomize", "helm", "jinja", "jsonnet"]},
     "recurse": {"type": "bool", "default": False},
@@ -287,6 +372,7 @@ ARGSPEC = {
     "ext_vars": {"type": "dict"},
     "tla": {"type": "dict"},
     "jsonnet_libs": {"type": "list", "elements": "str"},
+    "helm": HELM_ARGSPEC,
     "helm_binary": {"type": "str"},
     "kustomize_binary": {"type": "str"},
     "substitute": {"type": "dict"},

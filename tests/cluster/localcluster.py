@@ -8,6 +8,7 @@ Used by tests/cluster/{up,down,env} and by the pytest fixtures. Everything liste
       one multi-call binary built from ./go.mod (k8s.io/kubernetes + etcd server)
   kwok      go install sigs.k8s.io/kwok/cmd/kwok, simulating the nodes and their pods
   helm      go install helm.sh/helm/v3/cmd/helm
+  registry  go install github.com/distribution/distribution/v3/cmd/registry (OCI tests only)
 """
 
 import contextlib
@@ -44,6 +45,8 @@ def tool_versions():
 
 KWOK_VERSION = tool_versions()["KWOK_VERSION"]
 HELM_VERSION = tool_versions()["HELM_VERSION"]
+# the OCI registry of tests/servers (tests only, not in the EE)
+REGISTRY_VERSION = "v3.1.2"
 NODES = 3
 # Simulated nodes cost nothing but their objects: together they hold a 1,000-app benchmark (one
 # Deployment of one replica per app) beside a test run.
@@ -184,6 +187,11 @@ def go_install(module, version, name):
            env=dict(go_env(), GOBIN=bindir, GOFLAGS=""))
         log("installed %s in %.0fs" % (name, time.time() - started))
     return binary
+
+
+def registry_binary():
+    """The CNCF distribution registry, for the OCI chart tests (tests/servers)."""
+    return go_install("github.com/distribution/distribution/v3/cmd/registry", REGISTRY_VERSION, "registry")
 
 
 def kwok_stages():

@@ -18,14 +18,16 @@ from ..bundle import INDEX, MANIFEST, write_bundle
 from ..errors import GitOpsError
 from ..refs import describe, group_of, key_of, ref_of
 from ..source import cache_root
-from . import directory, helm, jinja, jsonnet, kustomize
+from .. import chart_source
+from . import directory, jinja, jsonnet, kustomize
+from . import helm as helm_renderer  # "helm" is the option naming a chart to pull
 from .checkout import Checkout
 from .documents import parse, validate
 from .order import cluster_scoped_kinds, sort_key
 from .substitute import substitute as substitute_variables
 from .waves_hooks import wave_and_hook
 
-RENDERERS = {"directory": directory, "kustomize": kustomize, "helm": helm, "jinja": jinja, "jsonnet": jsonnet}
+RENDERERS = {"directory": directory, "kustomize": kustomize, "helm": helm_renderer, "jinja": jinja, "jsonnet": jsonnet}
 
 
 def detect(target):
@@ -45,30 +47,42 @@ def _revision(root):
         return None
 
 
-def render(source, path=".", type="auto", namespace=None, labels=None, annotations=None, substitute=None,
-           substitute_strict=True, allow_empty=False, dest=None, check_mode=False, revision=None, **options):
-    """Render ``path`` of the checkout ``source``; write the bundle; return the render result dict.
+def render(source=None, path=".", type="auto", namespace=None, labels=None, annotations=None, substitute=None,
+           substitute_strict=True, allow_empty=False, dest=None, check_mode=False, revision=None, helm=None,
+           chart=None, **options):
+    """Render ``path`` of the checkout ``source`` (or the chart ``helm`` names); write the bundle; return the result.
 
-    ``revision`` is the commit the bundle records; by default the one ``source`` is checked out at.
+    ``revision`` is what the bundle records; by default the one ``source`` is checked out at (for a
+    pulled chart: ``<chart>@<version>+<digest12>``, then that commit).
 
     ``options`` are the renderer's own (recurse, include, exclude, release_name, values_files,
     values, include_crds, kube_version, api_versions, vars, ext_vars, tla, jsonnet_libs,
-    kustomize_enable_helm, helm_binary, kustomize_binary).
+    kustomize_enable_helm, helm_binary, kustomize_binary). ``helm`` (see chart_source) pulls the
+    chart from a repository or registry; ``source`` is then optional and holds the values files.
+    ``chart``: the result of ``chart_source.pull`` for ``helm`` when the caller pulled it already.
     """
-    checkout = Checkout(os.path.expanduser(source))
-    target = checkout.resolve(path or ".", "path")
-    if not os.path.isdir(target):
+    spec = chart_source.check_spec(helm) if helm else None
+    pulled = chart or (chart_source.pull(spec, cache_root(), options.get("helm_binary")) if spec and spec["repo"] else None)
+    if source is None and pulled is None:
+        raise GitOpsError("source is required unless helm.repo names a chart to pull")
+    checkout = Checkout(os.path.expanduser(source)) if source is not None else None
+    target = checkout.resolve(path or ".", "path") if checkout else None
+    if target and not os.path.isdir(target):
         raise GitOpsError("path %r is not a directory of the checkout" % path, path=path)
-    kind = detect(target) if type == "auto" else type
-    documents, version = RENDERERS[kind].render(checkout, target, dict(options, namespace=namespace))
+    kind = "helm" if pulled else detect(target) if type == "auto" else type
+    options = dict(options, namespace=namespace, helm=spec, pulled=pulled)
+    documents, version = RENDERERS[kind].render(checkout, target, options)
     objects, entries, skipped = postprocess(parse(documents), namespace, labels, annotations, substitute,
                                             substitute_strict)
     if not objects and not allow_empty:
         raise GitOpsError("rendering %s (%s) produced no objects; set allow_empty: true if that is intended"
-                          % (checkout.relpath(target), kind), path=path)
-    result = write(objects, entries, dest, check_mode, revision or _revision(checkout.root),
-                   {"type": kind, "version": version})
+                          % (pulled["revision"] if pulled else checkout.relpath(target), kind), path=path)
+    if revision is None:
+        # a pulled chart's revision is the chart's (name@version+digest); values from Git add their commit
+        revision = chart_source.app_revision(pulled, _revision(checkout.root) if checkout else None)
+    result = write(objects, entries, dest, check_mode, revision, {"type": kind, "version": version})
     result["skipped"] = skipped
+    result["chart"] = {k: pulled[k] for k in ("chart", "version", "digest", "revision")} if pulled else None
     return result
 
 

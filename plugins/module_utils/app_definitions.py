@@ -1,0 +1,458 @@
+# Copyright: gitops.k8s contributors; Apache License 2.0 (see LICENSE)
+"""Applications brought over from Argo CD, Harness GitOps and Flux definitions.
+
+``read_folder(folder, fetch_repo)`` reads every ``.yaml``/``.yml`` file below ``folder`` and maps
+the definitions it recognises to ``gitops_apps`` items, each with the cluster it targets:
+
+- Argo CD ``Application`` (``spec.source`` or ``spec.sources`` with a chart and a ``ref`` values
+  source), ``ApplicationSet`` (list, git-directory and git-file generators);
+- Harness GitOps ``application.yml`` (``gitops: {type: application, application: <Argo CD app>}``);
+- Flux ``GitRepository`` + ``Kustomization`` and ``HelmRepository`` + ``HelmRelease``.
+
+Returns ``Definitions``: ``apps`` (list of ``(cluster, app, file)``) and ``notes`` (fields that
+were read but have no equivalent, said per file, never silently dropped). What cannot be mapped
+(an unknown generator, several Git sources in one app, a Kustomization whose source is missing)
+raises GitOpsError naming the file. Other YAML (plain manifests, values files) is ignored.
+``fetch_repo(url, revision)`` returns a checkout path; ApplicationSet git generators use it.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import glob
+import json
+import os
+import re
+
+from .deps import require_yaml
+from .errors import GitOpsError
+
+ARGO_GROUP = "argoproj.io/"
+FLUX_SOURCE = "source.toolkit.fluxcd.io/"
+FLUX_KUSTOMIZE = "kustomize.toolkit.fluxcd.io/"
+FLUX_HELM = "helm.toolkit.fluxcd.io/"
+
+# Fields read for their meaning elsewhere, or that have no effect here (Argo CD's project and
+# the controller's own bookkeeping): neither mapped nor reported.
+QUIET_FIELDS = {"metadata.namespace", "metadata.labels", "metadata.annotations", "metadata.finalizers", "spec.project",
+                "spec.interval", "spec.timeout", "spec.sourceRef", "spec.revisionHistoryLimit", "status"}
+# syncOptions that describe what gitops.k8s always does
+NATIVE_SYNC_OPTIONS = {"ServerSideApply=true", "ApplyOutOfSyncOnly=true", "Validate=true", "PruneLast=false",
+                       "CreateNamespace=false", "CreateNamespace=true"}
+
+
+class Definitions:
+    def __init__(self):
+        self.apps = []
+        self.notes = []
+
+    def add(self, cluster, app, path):
+        self.apps.append((cluster, app, path))
+
+    def note(self, path, what, message):
+        self.notes.append({"file": path, "definition": what, "message": message})
+
+
+def read_folder(folder, fetch_repo=None):
+    """Map every definition found below ``folder`` (see the module docstring)."""
+    found = Definitions()
+    flux = {"GitRepository": {}, "HelmRepository": {}, "Kustomization": [], "HelmRelease": []}
+    for path in sorted(glob.glob(os.path.join(folder, "**", "*.y*ml"), recursive=True)):
+        if "/." in path[len(folder):]:
+            continue
+        rel = os.path.relpath(path, folder)
+        for doc in _documents(path, rel):
+            kind, api = doc.get("kind"), str(doc.get("apiVersion", ""))
+            if "gitops" in doc and isinstance(doc["gitops"], dict) and doc["gitops"].get("type") == "application":
+                harness(doc["gitops"], rel, found)
+            elif api.startswith(ARGO_GROUP) and kind == "Application":
+                cluster, app = argo_application(doc, rel, found)
+                found.add(cluster, app, rel)
+            elif api.startswith(ARGO_GROUP) and kind == "ApplicationSet":
+                application_set(doc, rel, found, fetch_repo)
+            elif api.startswith(FLUX_SOURCE) and kind in ("GitRepository", "HelmRepository"):
+                flux[kind][_name(doc, rel)] = (doc, rel)
+            elif (api.startswith(FLUX_KUSTOMIZE) and kind == "Kustomization") or (
+                    api.startswith(FLUX_HELM) and kind == "HelmRelease"):
+                flux[kind].append((doc, rel))
+    for doc, rel in flux["Kustomization"]:
+        found.add(None, flux_kustomization(doc, rel, flux["GitRepository"], found), rel)
+    for doc, rel in flux["HelmRelease"]:
+        found.add(None, flux_helm_release(doc, rel, flux["HelmRepository"], found), rel)
+    names = {}
+    for cluster, app, rel in found.apps:
+        key = (cluster, app["name"])
+        if key in names:
+            raise GitOpsError("application %r is defined twice: in %s and in %s" % (app["name"], names[key], rel),
+                              file=rel, app=app["name"])
+        names[key] = rel
+    return found
+
+
+def _yaml():
+    return require_yaml("the gitops.k8s.apps inventory plugin")
+
+
+def _documents(path, rel):
+    yaml = _yaml()
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return [d for d in yaml.load_all(handle, Loader=yaml.SafeLoader) if isinstance(d, dict)]
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
+        raise GitOpsError("%s: cannot read it as YAML: %s" % (rel, err), file=rel)
+
+
+def _name(doc, rel):
+    name = (doc.get("metadata") or {}).get("name")
+    if not name:
+        raise GitOpsError("%s: %s has no metadata.name" % (rel, doc.get("kind")), file=rel)
+    return str(name)
+
+
+def _app_name(name):
+    """A definition's name as an app name (lowercase letters, digits, '-')."""
+    return re.sub(r"[^a-z0-9-]+", "-", str(name).lower()).strip("-")[:63]
+
+
+def _unknown(doc, known, rel, what, found, prefix=""):
+    """Note every field of ``doc`` not in ``known`` (dotted paths) or QUIET_FIELDS."""
+    for key, value in doc.items():
+        dotted = prefix + key
+        if dotted in QUIET_FIELDS or dotted in known:
+            continue
+        if isinstance(value, dict) and any(k.startswith(dotted + ".") for k in known):
+            _unknown(value, known, rel, what, found, dotted + ".")
+        else:
+            found.note(rel, what, "%s is not supported; ignored" % dotted)
+
+
+# -- Argo CD ---------------------------------------------------------------------------------
+
+APP_FIELDS = {"apiVersion", "kind", "metadata.name", "spec.source", "spec.sources", "spec.destination.namespace",
+              "spec.destination.server", "spec.destination.name", "spec.syncPolicy.automated.prune",
+              "spec.syncPolicy.automated.selfHeal", "spec.syncPolicy.automated.allowEmpty", "spec.syncPolicy.syncOptions",
+              "spec.syncPolicy.managedNamespaceMetadata", "spec.ignoreDifferences"}
+SOURCE_FIELDS = {"repoURL", "targetRevision", "path", "chart", "ref", "helm.valueFiles", "helm.values",
+                 "helm.valuesObject", "helm.releaseName", "helm.parameters", "directory.recurse", "directory.include",
+                 "directory.exclude"}
+
+
+def argo_application(doc, rel, found, cluster_hint=None):
+    """An Argo CD Application (a dict) -> (cluster, gitops_apps item)."""
+    name = _name(doc, rel)
+    what = "Application %s" % name
+    spec = doc.get("spec") or {}
+    _unknown(doc, APP_FIELDS, rel, what, found)
+    app = {"name": _app_name(name)}
+    sources = spec.get("sources") or ([spec["source"]] if spec.get("source") else [])
+    if not sources:
+        raise GitOpsError("%s: %s has no spec.source or spec.sources" % (rel, what), file=rel)
+    for i, source in enumerate(sources):
+        prefix = "spec.sources[%d]." % i if spec.get("sources") else "spec.source."
+        _unknown(source, {prefix + f for f in SOURCE_FIELDS}, rel, what, found, prefix)
+    charts = [s for s in sources if s.get("chart")]
+    values = {s["ref"]: s for s in sources if s.get("ref")}
+    gits = [s for s in sources if not s.get("chart") and not s.get("ref")]
+    if len(charts) + len(gits) != 1:
+        raise GitOpsError("%s: %s has %d sources of manifests; gitops.k8s maps one (a chart, or a Git path, with "
+                          "values from a 'ref' source)" % (rel, what, len(charts) + len(gits)), file=rel)
+    source = (charts or gits)[0]
+    render = {}
+    if charts:
+        repo = str(source.get("repoURL", ""))
+        app["helm"] = {"repo": repo if "://" in repo else "oci://" + repo, "chart": source["chart"]}
+        if source.get("targetRevision"):
+            app["helm"]["version"] = str(source["targetRevision"])
+    else:
+        app["repo"] = source.get("repoURL")
+        if source.get("targetRevision"):
+            app["version"] = str(source["targetRevision"])
+        app["path"] = source.get("path") or "."
+    helm = source.get("helm") or {}
+    value_files = []
+    for entry in helm.get("valueFiles") or []:
+        match = re.match(r"^\$([\w-]+)/(.*)$", str(entry))
+        if match:  # $values/path: a file of the 'ref' source, which becomes the app's repo
+            ref = values.get(match.group(1))
+            if ref is None:
+                raise GitOpsError("%s: %s: valueFiles entry %s names no 'ref' source" % (rel, what, entry), file=rel)
+            if app.get("repo") not in (None, ref["repoURL"]):
+                raise GitOpsError("%s: %s: values from a second Git repository cannot be mapped" % (rel, what), file=rel)
+            app["repo"], app["path"] = ref["repoURL"], "."
+            if ref.get("targetRevision"):
+                app["version"] = str(ref["targetRevision"])
+            value_files.append(match.group(2))
+        else:
+            value_files.append(str(entry))
+    if value_files:
+        render["values_files"] = value_files
+    merged = {}
+    if helm.get("values"):
+        values = helm["values"]
+        if isinstance(values, str):  # Argo CD's values: a YAML document in a string
+            yaml = _yaml()
+            values = yaml.load(values, Loader=yaml.SafeLoader)
+        merged.update(values)
+    if helm.get("valuesObject"):
+        merged.update(helm["valuesObject"])
+    for parameter in helm.get("parameters") or []:
+        _set_path(merged, str(parameter.get("name", "")), parameter.get("value"))
+    if merged:
+        render["values"] = merged
+    if helm.get("releaseName"):
+        render["release_name"] = helm["releaseName"]
+    directory = source.get("directory") or {}
+    if directory.get("recurse"):
+        render["recurse"] = True
+    for key in ("include", "exclude"):
+        if directory.get(key):
+            render[key] = _braces(directory[key])
+    if render:
+        app["render"] = render
+    destination = spec.get("destination") or {}
+    if destination.get("namespace"):
+        app["namespace"] = destination["namespace"]
+    automated = (spec.get("syncPolicy") or {}).get("automated")
+    if automated is not None:
+        app["prune"] = bool((automated or {}).get("prune"))
+        app["self_heal"] = bool((automated or {}).get("selfHeal"))
+    options = (spec.get("syncPolicy") or {}).get("syncOptions") or []
+    # Argo CD creates the destination namespace only when asked to
+    app["create_namespace"] = "CreateNamespace=true" in options
+    metadata = (spec.get("syncPolicy") or {}).get("managedNamespaceMetadata")
+    if metadata:
+        app["managed_namespace_metadata"] = {k: v for k, v in metadata.items() if k in ("labels", "annotations")}
+    for option in options:
+        if option not in NATIVE_SYNC_OPTIONS:
+            found.note(rel, what, "syncOptions %s is not supported; ignored" % option)
+    ignore = []
+    for item in spec.get("ignoreDifferences") or []:
+        mapped = {k: item[k] for k in ("group", "kind", "name", "namespace") if item.get(k)}
+        if item.get("jsonPointers"):
+            mapped["json_pointers"] = item["jsonPointers"]
+        for extra in sorted(set(item) - {"group", "kind", "name", "namespace", "jsonPointers"}):
+            found.note(rel, what, "ignoreDifferences.%s is not supported; ignored" % extra)
+        ignore.append(mapped)
+    if ignore:
+        app["ignore_differences"] = ignore
+    cluster = cluster_hint or destination.get("name") or destination.get("server")
+    return cluster, app
+
+
+def _set_path(values, dotted, value):
+    parts = dotted.split(".")
+    for part in parts[:-1]:
+        values = values.setdefault(part, {})
+    values[parts[-1]] = value
+
+
+def _braces(pattern):
+    """Argo CD's ``{a.yaml,b.yaml}`` glob list -> a list of globs."""
+    text = str(pattern)
+    if text.startswith("{") and text.endswith("}"):
+        return [p.strip() for p in text[1:-1].split(",") if p.strip()]
+    return [text]
+
+
+def harness(gitops, rel, found):
+    """Harness GitOps application.yml: an Argo CD application under ``gitops.application``."""
+    application = gitops.get("application")
+    if not isinstance(application, dict):
+        raise GitOpsError("%s: gitops.application is missing" % rel, file=rel)
+    known = {"name", "identifier", "type", "application", "projectIdentifier", "orgIdentifier", "agentIdentifier",
+             "clusterIdentifier", "repoIdentifier", "description", "tags"}
+    for key in sorted(set(gitops) - known):
+        found.note(rel, "Harness application", "gitops.%s is not supported; ignored" % key)
+    meta = dict(application.get("metadata") or {})
+    meta.pop("clusterName", None)
+    meta["name"] = gitops.get("name") or meta.get("name")
+    doc = {"apiVersion": ARGO_GROUP + "v1alpha1", "kind": "Application", "metadata": meta,
+           "spec": application.get("spec") or {}}
+    cluster, app = argo_application(doc, rel, found, cluster_hint=gitops.get("clusterIdentifier"))
+    found.add(cluster, app, rel)
+
+
+# -- ApplicationSet --------------------------------------------------------------------------
+
+PARAM = re.compile(r"\{\{\s*\.?([A-Za-z0-9_.\[\]-]+)\s*\}\}")
+
+
+def application_set(doc, rel, found, fetch_repo):
+    name = _name(doc, rel)
+    spec = doc.get("spec") or {}
+    template = spec.get("template")
+    if not isinstance(template, dict):
+        raise GitOpsError("%s: ApplicationSet %s has no template" % (rel, name), file=rel)
+    for key in sorted(set(spec) - {"generators", "template", "goTemplate", "goTemplateOptions"}):
+        found.note(rel, "ApplicationSet %s" % name, "spec.%s is not supported; ignored" % key)
+    for generator in spec.get("generators") or []:
+        kinds = sorted(generator)
+        if kinds == ["list"]:
+            params = [dict(e) for e in generator["list"].get("elements") or []]
+        elif kinds == ["git"] and generator["git"].get("directories"):
+            params = _git_directories(generator["git"], rel, name, fetch_repo)
+        elif kinds == ["git"] and generator["git"].get("files"):
+            params = _git_files(generator["git"], rel, name, fetch_repo)
+        else:
+            raise GitOpsError("%s: ApplicationSet %s: the %s generator cannot be mapped (list, git directories and "
+                              "git files can)" % (rel, name, "/".join(kinds)), file=rel)
+        for values in params:
+            app_doc = dict(_fill(template, values, rel, name), apiVersion=ARGO_GROUP + "v1alpha1", kind="Application")
+            found.add(*argo_application(app_doc, rel, found), rel)
+
+
+def _checkout(git, rel, name, fetch_repo):
+    if fetch_repo is None:
+        raise GitOpsError("%s: ApplicationSet %s: git generators need a way to fetch %s" % (rel, name, git.get("repoURL")),
+                          file=rel)
+    return fetch_repo(git["repoURL"], git.get("revision") or None)
+
+
+def _path_params(path):
+    return {"path": path, "path.basename": os.path.basename(path),
+            "path.basenameNormalized": re.sub(r"[^a-z0-9-]", "-", os.path.basename(path).lower()),
+            "path.filename": os.path.basename(path)}
+
+
+def _git_directories(git, rel, name, fetch_repo):
+    root = _checkout(git, rel, name, fetch_repo)
+    include, exclude = [], []
+    for entry in git["directories"]:
+        (exclude if entry.get("exclude") else include).append(entry["path"])
+    found = []
+    for folder, dirs, _files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for d in dirs:
+            path = os.path.relpath(os.path.join(folder, d), root)
+            if any(fnmatch.fnmatch(path, p) for p in include) and not any(fnmatch.fnmatch(path, p) for p in exclude):
+                found.append(_path_params(path))
+    return found
+
+
+def _git_files(git, rel, name, fetch_repo):
+    root = _checkout(git, rel, name, fetch_repo)
+    yaml = _yaml()
+    params = []
+    for entry in git["files"]:
+        for path in sorted(glob.glob(os.path.join(root, entry["path"]), recursive=True)):
+            file_rel = os.path.relpath(path, root)
+            try:
+                with open(path, encoding="utf-8") as handle:
+                    data = json.load(handle) if path.endswith(".json") else yaml.load(handle, Loader=yaml.SafeLoader)
+            except (OSError, ValueError, yaml.YAMLError) as err:
+                raise GitOpsError("%s: ApplicationSet %s: cannot read %s of %s: %s"
+                                  % (rel, name, file_rel, git["repoURL"], err), file=rel)
+            for item in data if isinstance(data, list) else [data]:
+                values = dict(_flatten(item or {}), **_path_params(os.path.dirname(file_rel)))
+                values["path.filename"] = os.path.basename(file_rel)
+                params.append(values)
+    return params
+
+
+def _flatten(data, prefix=""):
+    flat = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, prefix + str(key) + "."))
+        else:
+            flat[prefix + str(key)] = value
+    return flat
+
+
+def _fill(value, params, rel, name):
+    """The template with every ``{{param}}`` (or Go template ``{{.param}}``) replaced."""
+    if isinstance(value, dict):
+        return {_fill(k, params, rel, name): _fill(v, params, rel, name) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_fill(v, params, rel, name) for v in value]
+    if not isinstance(value, str):
+        return value
+
+    def replace(match):
+        key = match.group(1)
+        if key not in params:
+            raise GitOpsError("%s: ApplicationSet %s: the template uses {{%s}}, which the generator does not give "
+                              "(it gives %s)" % (rel, name, key, ", ".join(sorted(params))), file=rel)
+        return str(params[key])
+
+    return PARAM.sub(replace, value)
+
+
+# -- Flux ------------------------------------------------------------------------------------
+
+KUSTOMIZATION_FIELDS = {"apiVersion", "kind", "metadata.name", "spec.path", "spec.prune", "spec.targetNamespace",
+                        "spec.postBuild.substitute", "spec.dependsOn", "spec.suspend", "spec.wait", "spec.force"}
+HELMRELEASE_FIELDS = {"apiVersion", "kind", "metadata.name", "spec.chart.spec.chart", "spec.chart.spec.version",
+                      "spec.chart.spec.sourceRef", "spec.values", "spec.releaseName", "spec.targetNamespace",
+                      "spec.dependsOn", "spec.suspend", "spec.install.createNamespace"}
+
+
+def _flux_source(doc, rel, sources, kind):
+    spec = doc.get("spec") or {}
+    # a Kustomization names its source in spec.sourceRef, a HelmRelease in spec.chart.spec.sourceRef
+    ref = spec.get("sourceRef") or ((spec.get("chart") or {}).get("spec") or {}).get("sourceRef") or {}
+    if ref.get("kind") != kind or ref.get("name") not in sources:
+        raise GitOpsError("%s: %s %s: its sourceRef %s/%s is not among the definitions read (a %s is needed)"
+                          % (rel, doc.get("kind"), _name(doc, rel), ref.get("kind"), ref.get("name"), kind), file=rel)
+    return sources[ref["name"]]
+
+
+def _flux_common(doc, spec, app):
+    # Flux creates no namespace (a HelmRelease only with install.createNamespace)
+    app["create_namespace"] = bool((spec.get("install") or {}).get("createNamespace"))
+    if spec.get("targetNamespace"):
+        app["namespace"] = spec["targetNamespace"]
+    if spec.get("dependsOn"):
+        app["depends_on"] = [_app_name(d["name"]) for d in spec["dependsOn"]]
+    if spec.get("suspend"):
+        app["suspend"] = True
+
+
+def flux_kustomization(doc, rel, repositories, found):
+    name = _name(doc, rel)
+    what = "Kustomization %s" % name
+    _unknown(doc, KUSTOMIZATION_FIELDS, rel, what, found)
+    spec = doc.get("spec") or {}
+    source, source_rel = _flux_source(doc, rel, repositories, "GitRepository")
+    source_spec = source.get("spec") or {}
+    _unknown(source, {"apiVersion", "kind", "metadata.name", "spec.url", "spec.ref.branch", "spec.ref.tag",
+                      "spec.ref.semver", "spec.ref.commit", "spec.ref.name", "spec.secretRef"},
+             source_rel, "GitRepository %s" % _name(source, source_rel), found)
+    ref = source_spec.get("ref") or {}
+    app = {"name": _app_name(name), "repo": source_spec.get("url"),
+           "path": re.sub(r"^\./", "", str(spec.get("path") or ".")) or "."}
+    version = ref.get("commit") or ref.get("name") or ref.get("semver") or ref.get("tag") or ref.get("branch")
+    if version:
+        app["version"] = str(version)
+    app["prune"] = bool(spec.get("prune"))
+    app["self_heal"] = True  # Flux always corrects drift on its interval
+    if (spec.get("postBuild") or {}).get("substitute"):
+        app["render"] = {"substitute": spec["postBuild"]["substitute"]}
+    _flux_common(doc, spec, app)
+    return app
+
+
+def flux_helm_release(doc, rel, repositories, found):
+    name = _name(doc, rel)
+    what = "HelmRelease %s" % name
+    _unknown(doc, HELMRELEASE_FIELDS, rel, what, found)
+    spec = doc.get("spec") or {}
+    chart = (spec.get("chart") or {}).get("spec") or {}
+    source, source_rel = _flux_source(doc, rel, repositories, "HelmRepository")
+    source_spec = source.get("spec") or {}
+    _unknown(source, {"apiVersion", "kind", "metadata.name", "spec.url", "spec.type", "spec.secretRef"},
+             source_rel, "HelmRepository %s" % _name(source, source_rel), found)
+    url = str(source_spec.get("url", ""))
+    if source_spec.get("type") == "oci" and not url.startswith("oci://"):
+        url = "oci://" + url
+    app = {"name": _app_name(name), "helm": {"repo": url, "chart": chart.get("chart")}}
+    if chart.get("version"):
+        app["helm"]["version"] = str(chart["version"])
+    render = {"release_name": spec.get("releaseName") or name}
+    if spec.get("values"):
+        render["values"] = spec["values"]
+    app["render"] = render
+    app["self_heal"] = True
+    app["prune"] = True  # a Helm release owns its objects: removed from the chart, removed from the cluster
+    _flux_common(doc, spec, app)
+    return app
