@@ -173,7 +173,9 @@ def run_job(root, playbook, apps, credential, extravars=None):
     with open(os.path.join(data_dir, "env", "envvars"), "w", encoding="utf-8") as handle:
         yaml.safe_dump(envvars, handle)
     with open(os.path.join(data_dir, "env", "extravars"), "w", encoding="utf-8") as handle:
-        yaml.safe_dump(dict({"gitops_report_dir": os.path.join(data_dir, "report")}, **(extravars or {})), handle)
+        # the two tests share the host name awx-cluster: neither's reconcile may take the other's apps for departed
+        yaml.safe_dump(dict({"gitops_report_dir": os.path.join(data_dir, "report"), "gitops_remove_departed": False},
+                            **(extravars or {})), handle)
     # The controller's environment: the collection and ansible-playbook, but no kubeconfig at all.
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KUBECONFIG", "K8S_AUTH_"))}
     env.update(PATH=os.pathsep.join([os.path.dirname(VENV_PYTHON), env.get("PATH", "")]),
