@@ -71,10 +71,7 @@ class Sources:
         with self._lock(url):
             if url not in self._remotes:
                 session = self._session(url, credentials)
-                try:
-                    self._remotes[url] = parse_ls_remote(session("ls-remote", "--symref", url, what="listing the refs"))
-                finally:
-                    session.close()
+                self._remotes[url] = parse_ls_remote(session("ls-remote", "--symref", url, what="listing the refs"))
         refs, head_ref = self._remotes[url]
         sha, ref = resolve(version, refs, head_ref)
         if sha is None:  # an abbreviated sha: only the mirror can expand it
@@ -121,23 +118,20 @@ class Sources:
         """Fetch what ``wanted`` [(sha or version, ref or None)] needs into the mirror, then ``then(session)``."""
         mirror = self.mirror_path(url)
         session = self._session(url, credentials)
-        try:
-            with self._lock(url), file_lock(mirror + ".lock", self.timeout):
-                if not os.path.isdir(os.path.join(mirror, "objects")):
-                    os.makedirs(mirror, exist_ok=True)
-                    session("init", "--bare", "--quiet", "--template=", mirror)
-                session.workdir = mirror
-                known = self._fetched.setdefault(url, set())
-                missing = [(sha, ref) for sha, ref in wanted if sha not in known and not _has_commit(session, sha)]
-                if missing:
-                    refspecs = sorted({"+%s:%s" % (ref, ref) for _sha, ref in missing if ref})
-                    if any(ref is None for _sha, ref in missing):  # a commit by hash: every branch and tag
-                        refspecs = ["+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"]
-                    session("fetch", "--force", "--no-tags", "--quiet", url, *refspecs)
-                known.update(sha for sha, _ref in wanted)
-                return then(session)
-        finally:
-            session.close()
+        with self._lock(url), file_lock(mirror + ".lock", self.timeout):
+            if not os.path.isdir(os.path.join(mirror, "objects")):
+                os.makedirs(mirror, exist_ok=True)
+                session("init", "--bare", "--quiet", "--template=", mirror)
+            session.workdir = mirror
+            known = self._fetched.setdefault(url, set())
+            missing = [(sha, ref) for sha, ref in wanted if sha not in known and not _has_commit(session, sha)]
+            if missing:
+                refspecs = sorted({"+%s:%s" % (ref, ref) for _sha, ref in missing if ref})
+                if any(ref is None for _sha, ref in missing):  # a commit by hash: every branch and tag
+                    refspecs = ["+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"]
+                session("fetch", "--force", "--no-tags", "--quiet", url, *refspecs)
+            known.update(sha for sha, _ref in wanted)
+            return then(session)
 
     def evict(self, max_age=CHECKOUT_MAX_AGE):
         """Remove checkouts unused for ``max_age`` seconds; returns how many. A run that is using one

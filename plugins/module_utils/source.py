@@ -218,9 +218,6 @@ class GitSession:
         env["GIT_SSH_COMMAND"] = " ".join(shlex.quote(a) for a in ssh)
         self.env = env
 
-    def close(self):
-        """Nothing to release (no askpass file any more); callers keep their try/finally."""
-
     def scrub(self, text):
         for secret in self.redact:
             text = text.replace(secret, "********")
