@@ -97,7 +97,6 @@ def apply(cluster, bundle, app, options=None, check=False, want_diff=False, leas
             own_lease.release()
 
 
-
 def _hook_id(app, ref):
     """A label value naming one hook of one app across runs (generateName gives new names)."""
     return hashlib.sha256(("%s|%s|%s|%s" % ((app,) + key_of(ref)[1:])).encode("utf-8")).hexdigest()[:20]

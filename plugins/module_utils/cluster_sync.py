@@ -291,8 +291,10 @@ def _inventory_exists(cluster, store):
 # -- 5. decide ---------------------------------------------------------------------------------
 
 def decide_all(runs, snapshot_cluster, snapshot, sources, settings):
-    each(settings.concurrency, lambda run: run.guard("diff", decide, run, snapshot_cluster, snapshot, sources,
-                                                      settings), [r for r in runs if not r.failed])
+    def one(run):
+        run.guard("diff", decide, run, snapshot_cluster, snapshot, sources, settings)
+
+    each(settings.concurrency, one, [r for r in runs if not r.failed])
 
 
 def decide(run, snapshot_cluster, snapshot, sources, settings):

@@ -222,7 +222,6 @@ def rejection(ref, source, message, objects=(), unreachable=False):
     return out
 
 
-
 def _scoped(obj, ref, namespaced):
     """``obj`` and ``ref`` without a namespace when the kind is cluster-scoped (bundles may say otherwise)."""
     if namespaced or not ref["namespace"]:

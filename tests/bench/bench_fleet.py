@@ -191,8 +191,8 @@ def print_table(rows):
         goal = GOALS.get(what, {}).get(size)
         if goal and not label.startswith("previous"):
             note += "%sgoal <= %.0f s: %s" % ("; " if note else "", goal, "met" if figures["wall"] <= goal else "MISSED")
-        print("%-6d %-18s %-44s %9.2f %8.2f %9.0f  %s" % (size, what, label, figures["wall"], figures["cpu"],
-                                                         figures["rss_mib"], note))
+        print("%-6d %-18s %-44s %9.2f %8.2f %9.0f  %s"
+              % (size, what, label, figures["wall"], figures["cpu"], figures["rss_mib"], note))
     sys.stdout.flush()
 
 

@@ -238,7 +238,6 @@ def test_job_slices_reconcile_disjoint_clusters_that_together_make_the_whole_run
             cluster.delete({"apiVersion": "v1", "kind": "Namespace", "name": "%s-inv%d" % (namespace, n)})
 
 
-
 def test_an_app_removed_from_the_list_is_pruned_with_its_record_or_reported_orphaned_without_prune(
         ansible, kubeconfig, cluster, namespace, workdir):
     repo = GitRepo(workdir)
