@@ -36,7 +36,7 @@ from .errors import GitOpsError
 from .health import Health, assess, worst
 from .inventory import INVENTORY_NAMESPACE, Inventory, current_entry, record_health, rollback_target
 from .lease import Lease
-from .live_snapshot import LiveSnapshot, SnapshotCluster
+from .live_snapshot import LiveSnapshot
 from .refs import describe, key_of
 from .source import cache_root
 
@@ -141,7 +141,7 @@ def sync_cluster(cluster, apps, settings, sources=None):
     except GitOpsError as err:  # the cluster cannot be read: no app can be compared or synced
         for run in runs.values():
             run.guard("read", _raise, err)
-    phase("decide", decide_all, list(runs.values()), SnapshotCluster(cluster, snapshot), snapshot, sources, settings)
+    phase("decide", decide_all, list(runs.values()), cluster, snapshot, sources, settings)
     if not settings.check and any(run.needs_apply and not run.failed for run in runs.values()):
         store.ensure_namespace()  # once, for every Lease and record of the run
     phase("converge", converge_levels, planned["levels"], runs, cluster, store, sources, snapshot, settings)
@@ -290,34 +290,37 @@ def _inventory_exists(cluster, store):
 
 # -- 5. decide ---------------------------------------------------------------------------------
 
-def decide_all(runs, snapshot_cluster, snapshot, sources, settings):
+def decide_all(runs, cluster, snapshot, sources, settings):
     def one(run):
-        run.guard("diff", decide, run, snapshot_cluster, snapshot, sources, settings)
+        run.guard("diff", decide, run, cluster, snapshot, sources, settings)
 
     each(settings.concurrency, one, [r for r in runs if not r.failed])
 
 
-def decide(run, snapshot_cluster, snapshot, sources, settings):
+def decide(run, cluster, snapshot, sources, settings):
     """Set ``run.decision`` and ``run.needs_apply`` from the one read of the cluster."""
     record, bundle, sha = run.record or {}, run.bundle, run.resolved["revision"]
-    if moves_back(run, record.get("revision"), sources, settings):
-        run.health = snapshot_health(run, snapshot)
-        return
-    same = (record.get("revision"), record.get("digest"), record.get("result")) == (sha, bundle.digest, "Succeeded")
+    # A new commit of a repository many apps share leaves most of their bundles as they were: an
+    # app whose content is what it last applied (and whose objects did not drift) has nothing to
+    # do, whatever the revision. Its record keeps the revision that last changed it.
+    same_content = (record.get("digest"), record.get("result")) == (bundle.digest, "Succeeded")
     if settings.mode == "push":
         run.decision = "sync"
-        if not same:
-            run.needs_apply = True
-            return
-    elif record.get("revision") == sha and record.get("digest") == bundle.digest:
+    elif record.get("revision") == sha or same_content:
         run.decision = "in sync"
     elif sha in [h.get("rollback_of") for h in record.get("history") or ()]:
         run.decision = "rolled back before"  # waits for a new commit (or a push), not retried each run
     else:
-        run.decision, run.needs_apply = "new revision", True
+        run.decision = "new revision"
+    if run.decision in ("sync", "new revision") and not same_content:
+        if moves_back(run, record.get("revision"), sources, settings):
+            run.health = snapshot_health(run, snapshot)
+        else:
+            run.needs_apply = True
         return
-    plan = make_plan(snapshot_cluster, bundle, record, ignore=run.app["ignore_differences"],
-                     concurrency=settings.concurrency, replace_on_immutable=run.app["replace_on_immutable"])
+    plan = make_plan(cluster, bundle, record, ignore=run.app["ignore_differences"],
+                     concurrency=settings.concurrency, replace_on_immutable=run.app["replace_on_immutable"],
+                     live_index=snapshot.index)
     if plan.rejected:
         raise rejected_error(plan.rejected, bundle.path)
     deletes = plan.deletes if run.app["prune"] else []

@@ -233,19 +233,21 @@ def _scoped(obj, ref, namespaced):
 
 
 def make_plan(cluster, bundle, record=None, field_manager="gitops.k8s", ignore=(), concurrency=8,
-              validate_creates=False, force=True, live=None, replace_on_immutable=False):
+              validate_creates=False, force=True, live=None, replace_on_immutable=False, live_index=None):
     """Compare ``bundle`` (hooks excluded) and the inventory ``record`` with the cluster.
 
     With ``validate_creates`` objects that do not exist yet get a dry-run too (apply validates the
     whole bundle before its first write; diff shows them as they are written). ``force`` is the
     force of the dry-run apply: without it, field conflicts are rejections. ``live`` serves the
     LISTs, ``(resource, namespace or None) -> [objects]``; by default one request each.
+    ``live_index`` instead is ``{key_of(ref): object}`` of every live object of the kinds the bundle
+    and the record name (the per-cluster engine's one read, shared by all its apps).
     """
     settings = Settings(field_manager, ignore, force, replace_on_immutable, concurrency)
     live = live or (lambda resource, namespace: cluster.list(resource, namespace=namespace)[0])
     recorded = {key_of(o): o for o in (record or {}).get("objects", ())}
     kinds = resolve_kinds(cluster, bundle, recorded)
-    live_objects = list_live(kinds.lists(), live, settings.concurrency)
+    live_objects = live_index if live_index is not None else list_live(kinds.lists(), live, settings.concurrency)
     to_dry_run = fast_path(kinds.items, recorded, live_objects, settings, validate_creates)
     missing = missing_namespaces(cluster, to_dry_run, live) if validate_creates else set()
     rejected = kinds.rejected + dry_run(cluster, to_dry_run, settings, missing)

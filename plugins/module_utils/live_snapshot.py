@@ -3,9 +3,9 @@
 
 The engine says up front which (resource, namespace) pairs its applications need; ``load``
 makes one LIST per resource -- cluster-wide when several namespaces need it, else in the one
-namespace -- concurrently. ``SnapshotCluster`` then stands in for the Cluster in the read-only
-comparison (``diff.make_plan``): its ``list`` answers from the snapshot, every other call goes
-to the cluster. Writes never go through a snapshot: apply re-reads under the app's Lease.
+namespace -- concurrently. Every app's comparison (``diff.make_plan(live_index=...)``) and health
+reading then looks objects up in ``index``. Writes never go by the snapshot: apply re-reads under
+the app's Lease.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ class LiveSnapshot:
     def __init__(self, cluster):
         self.cluster = cluster
         self._wanted = {}    # resource -> set of namespaces (None: cluster-scoped)
-        self._items = {}     # resource -> [objects]
         self._by_key = {}    # key_of(ref) -> object
         self._listed = {}    # resource -> set of namespaces listed (None: cluster-wide)
 
@@ -27,7 +26,7 @@ class LiveSnapshot:
         self._wanted.setdefault(resource, set()).add(namespace if resource.namespaced else None)
 
     def load(self, concurrency=8):
-        """LIST every wanted resource once; returns the number of LISTs made.
+        """LIST every wanted resource once.
 
         A cluster-wide LIST the credentials may not make (403: RoleBindings per namespace) becomes
         one LIST per wanted namespace.
@@ -36,21 +35,17 @@ class LiveSnapshot:
         for resource, namespaces in self._wanted.items():
             if resource not in self._listed:
                 plan.append((resource, next(iter(namespaces)) if len(namespaces) == 1 else None))
-        count = 0
         while plan:
             lists = each(concurrency, self._list_or_forbidden, plan)
-            count += len(plan)
             retry = []
             for (resource, scope), items in zip(plan, lists):
                 if items is None:
                     retry += [(resource, ns) for ns in sorted(self._wanted[resource])]
                     continue
                 self._listed.setdefault(resource, set()).add(scope)
-                self._items.setdefault(resource, []).extend(items)
                 for obj in items:
                     self._by_key[key_of(ref_of(obj))] = obj
             plan = retry
-        return count
 
     def _list_or_forbidden(self, pair):
         resource, scope = pair
@@ -61,31 +56,12 @@ class LiveSnapshot:
                 return None
             raise
 
-    def covers(self, resource, namespace):
-        scopes = self._listed.get(resource, ())
-        return None in scopes or (namespace is not None and namespace in scopes)
-
-    def list(self, resource, namespace=None):
-        items = self._items[resource]
-        if namespace is None or not resource.namespaced:
-            return list(items)
-        return [o for o in items if (o.get("metadata") or {}).get("namespace") == namespace]
-
     def get(self, ref):
         """The live object of ``ref`` as listed (None when it did not exist)."""
         return self._by_key.get(key_of(ref))
 
+    @property
+    def index(self):
+        """{key_of(ref): object} of everything listed."""
+        return self._by_key
 
-class SnapshotCluster:
-    """A Cluster whose plain LISTs come from a LiveSnapshot (see the module docstring)."""
-
-    def __init__(self, cluster, snapshot):
-        self._cluster, self._snapshot = cluster, snapshot
-
-    def __getattr__(self, name):
-        return getattr(self._cluster, name)
-
-    def list(self, resource, namespace=None, label_selector=None, field_selector=None):
-        if label_selector or field_selector or not self._snapshot.covers(resource, namespace):
-            return self._cluster.list(resource, namespace, label_selector=label_selector, field_selector=field_selector)
-        return self._snapshot.list(resource, namespace), None
