@@ -8,8 +8,14 @@
   4. PreSync hooks, then waves in order (Namespaces and CRDs first in a wave, CRDs Established
      before the rest; the rest concurrently; with wait_waves each wave healthy before the next),
      then Sync and PostSync hooks; SyncFail hooks when a step fails
-  5. prune      inventory objects not in the bundle, reverse order, prune-disabled ones kept
+  5. prune      inventory objects not in the bundle, reverse order, prune-disabled ones kept, the
+                guards of prune.py (uid, Namespaces and CRDs) checked; a deletion that fails or
+                that a finalizer holds keeps the object recorded and fails the run
   6. record     the final object set, revision, result and a history entry
+
+Every record write goes through ``Inventory.update`` under the app's Lease. Objects new to the
+app are claimed under a second, cluster-wide Lease (``gitops-claims``) from the ownership check
+to the record write, so two apps declaring the same object in one run cannot both pass it.
 
 A plan with nothing to create, update or prune is a no-op: no hooks run, no wave is waited for.
 Hook objects are never recorded in the inventory (they are per-run).
@@ -17,6 +23,7 @@ Hook objects are never recorded in the inventory (they are per-run).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import time
@@ -26,15 +33,19 @@ from .cluster import ApiError
 from .diff import (check_ignore_rules, crd_kinds, make_plan, managed_fingerprint, rejected_error, rejection,
                    report, validate_elsewhere)
 from .errors import GitOpsError
-from .inventory import (INVENTORY_NAMESPACE, Inventory, history_entry, new_record, object_entry, push_history,
-                        union_objects)
+from .inventory import (INVENTORY_NAMESPACE, Inventory, history_entry, key_secret_digests, new_record, object_entry,
+                        push_history, union_objects)
 from .lease import Lease
 from .masking import redact
+from .prune import guarded, recreated, refusal
 from .refs import describe, group_of, key_of, ref_of
 
 HOOK_LABEL = "gitops.k8s/hook"
 FIRST_KINDS = {("", "Namespace"), ("apiextensions.k8s.io", "CustomResourceDefinition")}
 DEFAULT_HOOK_POLICY = ["BeforeHookCreation"]
+CLAIMS_LEASE = "gitops-claims"
+# How long a pruned object may take to disappear before the run reports what holds it.
+PRUNE_SETTLE = 5.0
 
 
 class Options:
@@ -65,9 +76,10 @@ def apply(cluster, bundle, app, options=None, check=False, want_diff=False):
     lease = None
     if not check:
         store.ensure_namespace()
-        if options.lock:
-            lease = Lease(cluster, app, options.inventory_namespace)
-            lease.acquire(options.lock_timeout)
+    key_secret_digests(bundle, store.digest_key(create=not check))
+    if not check and options.lock:
+        lease = Lease(cluster, app, options.inventory_namespace)
+        lease.acquire(options.lock_timeout)
     try:
         return Run(cluster, bundle, app, options, store, lease, check, want_diff).execute()
     finally:
@@ -92,16 +104,18 @@ class Run:
         self.cluster, self.bundle, self.app, self.opts = cluster, bundle, app, options
         self.store, self.lease, self.check, self.want_diff = store, lease, check, want_diff
         self.started = time.monotonic()
-        self.requests_before = cluster.requests_made
+        self.requests_before, self.retries_before = cluster.requests_made, cluster.retries_made
         self.applied = {}   # key -> server response of our apply
-        self.pruned, self.prune_failed, self.hooks = [], [], []
+        self.pruned, self.prune_failed, self.prune_refused, self.hooks = [], [], [], []
+        self.disowned = set()  # keys recorded but recreated by someone else: dropped from the record
         self.hook_pairs = [(e, o) for e, o in bundle.pairs() if e.get("hook")]
 
     # -- the steps -------------------------------------------------------------------------
 
     def execute(self):
-        record, version = self.store.read(self.app)
+        record, _version = self.store.read(self.app)
         record = record or new_record(self.app)
+        self.recorded = {key_of(o): o for o in record.get("objects") or ()}
         plan = self.plan = make_plan(
             self.cluster, self.bundle, record, field_manager=self.opts.field_manager, ignore=self.opts.ignore,
             concurrency=self.opts.concurrency, validate_creates=True, force=self.opts.force_conflicts,
@@ -124,15 +138,20 @@ class Run:
                               namespaces=to_create_ns)
         noop = not plan.changes and not deletes
         if self.check:
-            self._dry_run_prune(deletes)
+            self._prune(deletes, dry_run=True)
             return self._result(record, noop)
         if noop:
-            self._record_noop(record, version)
+            self._record_noop(record)
             return self._result(record, noop)
 
-        record["objects"] = union_objects(record.get("objects") or [], [i.ref for i in plan.items])
-        record["result"] = "Running"
-        version = self.store.write(self.app, record, version)
+        def running(current):
+            current["objects"] = union_objects(current.get("objects") or [], [i.ref for i in plan.items])
+            current["result"] = "Running"
+            return current
+
+        with self._claims(any(i.key not in self.recorded for i in plan.items)):
+            owners = self._foreign_owners()  # again, now that no other app can claim meanwhile
+            self.store.update(self.app, running, lease=self.lease)
         for other in sorted(set(owners.values())):
             mine = {k for k, v in owners.items() if v == other}
             self.store.update(other, lambda r: dict(r, objects=[o for o in r.get("objects") or () if key_of(o) not in mine]))
@@ -148,18 +167,36 @@ class Run:
             self._run_hooks("Sync")
             self._run_hooks("PostSync")
             self._prune(deletes)
+            if self.prune_failed:
+                raise GitOpsError("%d object(s) could not be pruned (they stay recorded):\n  %s" % (
+                    len(self.prune_failed), "\n  ".join("%s: %s" % (describe(f), f["message"]) for f in self.prune_failed)),
+                    prune_failed=self.prune_failed)
         except GitOpsError as err:
             message = str(err)
             try:
                 self._run_hooks("SyncFail")
             except GitOpsError as hook_err:
                 message += "; SyncFail hooks failed too: %s" % hook_err
-            self._record_final(record, version, "Failed", message)
+            self._record_final("Failed", message)
             err.details.setdefault("inventory", self.store.where(self.app))
             raise GitOpsError(message, **dict(err.details, hooks=self.hooks, created=self._refs("create"),
-                                              configured=self._refs("update"), pruned=self.pruned))
-        self._record_final(record, version, "Succeeded", None)
+                                              configured=self._refs("update"), pruned=self.pruned,
+                                              prune_failed=self.prune_failed, prune_refused=self.prune_refused))
+        self._record_final("Succeeded", None)
         return self._result(record, noop)
+
+    @contextlib.contextmanager
+    def _claims(self, needed):
+        """Hold the cluster-wide claims Lease while ``needed`` (the bundle has objects new to the app)."""
+        if not needed or not self.lease:
+            yield
+            return
+        claims = Lease(self.cluster, self.app, self.opts.inventory_namespace, name=CLAIMS_LEASE)
+        claims.acquire(self.opts.lock_timeout)
+        try:
+            yield
+        finally:
+            claims.release()
 
     def _validate_hooks(self, missing_namespaces):
         """Dry-run every hook object (a create for generateName, an apply otherwise)."""
@@ -317,23 +354,59 @@ class Run:
 
     # -- prune -----------------------------------------------------------------------------
 
-    def _prune(self, deletes):
+    def _prune(self, deletes, dry_run=False):
+        """Delete ``deletes`` (reverse order) that pass the guards of prune.py; then see them go."""
+        recorded = self.recorded
+        others = None
+        deleted = []
         for item in reversed(deletes):
             if self.lease:
                 self.lease.check()
+            if recreated(recorded.get(item.key), item.live):
+                self._disown(item.ref)
+                continue
+            if guarded(item.ref):
+                if others is None:
+                    others = [r for r in self.store.read_all() if r.get("app") != self.app]
+                why = refusal(item.ref, item.live, others, self.opts.inventory_namespace)
+                if why:
+                    self.prune_refused.append(dict(item.ref, message=why))
+                    continue
             try:
-                self.cluster.delete(item.ref, propagation=self.opts.prune_propagation)
-                self.pruned.append(item.ref)
+                self.cluster.delete(item.ref, propagation=self.opts.prune_propagation, dry_run=dry_run,
+                                    uid=(recorded.get(item.key) or {}).get("uid"))
+            except ApiError as err:
+                if err.status == 409:  # the uid precondition: recreated since we listed it
+                    self._disown(item.ref)
+                else:
+                    self.prune_failed.append(dict(item.ref, message=str(err)))
+                continue
             except GitOpsError as err:
                 self.prune_failed.append(dict(item.ref, message=str(err)))
+                continue
+            deleted.append(item.ref)
+        self.pruned.extend(deleted if dry_run else self._settled(deleted))
 
-    def _dry_run_prune(self, deletes):
-        for item in reversed(deletes):
-            try:
-                self.cluster.delete(item.ref, propagation=self.opts.prune_propagation, dry_run=True)
-                self.pruned.append(item.ref)
-            except GitOpsError as err:
-                self.prune_failed.append(dict(item.ref, message=str(err)))
+    def _disown(self, ref):
+        self.disowned.add(key_of(ref))
+        self.prune_refused.append(dict(ref, message="recreated by someone else since this app applied it (another "
+                                                    "uid): not ours, not pruned, dropped from the record"))
+
+    def _settled(self, refs):
+        """The ``refs`` that are gone within PRUNE_SETTLE seconds; the others go to prune_failed
+        (a finalizer holds them) and stay recorded."""
+        deadline, pending = time.monotonic() + PRUNE_SETTLE, list(refs)
+        while True:
+            live = {key_of(r): self.cluster.get(r) for r in pending}
+            pending = [r for r in pending if live[key_of(r)] is not None]
+            if not pending or time.monotonic() > deadline:
+                break
+            time.sleep(0.25)
+        for ref in pending:
+            meta = live[key_of(ref)]["metadata"]
+            holders = ", ".join(meta.get("finalizers") or ()) or "(none left, still terminating)"
+            self.prune_failed.append(dict(ref, message="deletion is held by finalizer(s) %s" % holders))
+        return [r for r in refs if r not in pending]
 
     # -- records and result ----------------------------------------------------------------
 
@@ -345,12 +418,13 @@ class Run:
             out = self.applied.get(item.key)
             if out is not None:
                 entries.append(object_entry(item.ref, item.digest, out["metadata"].get("resourceVersion"),
-                                            managed_fingerprint(out, self.opts.field_manager)))
+                                            managed_fingerprint(out, self.opts.field_manager), out["metadata"].get("uid")))
             elif item.action == "unchanged" and item.fast:
-                entries.append(dict(recorded[item.key]))
+                entries.append(dict(recorded[item.key], **_uid_of(item.live)))
             elif item.action == "unchanged":
                 entries.append(object_entry(item.ref, item.digest, item.live["metadata"].get("resourceVersion"),
-                                            managed_fingerprint(item.live, self.opts.field_manager)))
+                                            managed_fingerprint(item.live, self.opts.field_manager),
+                                            item.live["metadata"].get("uid")))
             elif item.key in recorded:  # not applied (the run failed first): keep what we knew
                 entries.append(dict(recorded[item.key]))
             else:
@@ -358,37 +432,44 @@ class Run:
         return entries
 
     def _leftovers(self, record):
-        """Inventory objects no longer in the bundle that still exist (not pruned, prune disabled, failed)."""
-        gone = {key_of(r) for r in self.pruned}
+        """Inventory objects no longer in the bundle that still exist (not pruned, prune disabled or
+        refused, failed), except those someone else recreated (not ours)."""
+        gone = {key_of(r) for r in self.pruned} | self.disowned
         bundle = {i.key for i in self.plan.items}
         live_left = {i.key for i in self.plan.deletes + self.plan.kept}
         return [dict(o) for o in record.get("objects") or ()
                 if key_of(o) not in bundle and key_of(o) not in gone and key_of(o) in live_left]
 
-    def _record_final(self, record, version, result, message):
-        record.update({
-            "objects": self._object_entries(record) + self._leftovers(record),
-            "revision": self.opts.revision if result == "Succeeded" else record.get("revision"),
-            "digest": self.bundle.digest if result == "Succeeded" else record.get("digest"),
-            "time": time.time(), "result": result, "message": message, "trigger": self.opts.trigger,
-            "field_manager": self.opts.field_manager,
-        })
-        push_history(record, history_entry(
-            self.opts.revision, self.bundle.digest, result, self.opts.trigger, rollback_of=self.opts.rollback_of,
-            message=message, duration=time.monotonic() - self.started), self.opts.history_limit)
+    def _record_final(self, result, message):
+        """Write the outcome of the run: the record is read again (a health verdict may have been
+        written meanwhile) and this run's outcome put on it, under the Lease."""
+        duration = time.monotonic() - self.started
+
+        def change(record):
+            record.update({
+                "objects": self._object_entries(record) + self._leftovers(record),
+                "revision": self.opts.revision if result == "Succeeded" else record.get("revision"),
+                "digest": self.bundle.digest if result == "Succeeded" else record.get("digest"),
+                "time": time.time(), "result": result, "message": message, "trigger": self.opts.trigger,
+                "field_manager": self.opts.field_manager,
+            })
+            return push_history(record, history_entry(
+                self.opts.revision, self.bundle.digest, result, self.opts.trigger, rollback_of=self.opts.rollback_of,
+                message=message, duration=duration), self.opts.history_limit)
+
         try:
-            self.store.write(self.app, record, version)
+            self.store.update(self.app, change, lease=self.lease)
         except GitOpsError as err:
             raise GitOpsError("app %s was applied (%s) but its inventory could not be written: %s"
                               % (self.app, result, err), inventory=self.store.where(self.app))
 
-    def _record_noop(self, record, version):
+    def _record_noop(self, record):
         """Nothing to change: refresh fingerprints; a new revision or digest gets a history entry."""
         entries = self._object_entries(record) + self._leftovers(record)
         new_revision = (self.opts.revision, self.bundle.digest) != (record.get("revision"), record.get("digest"))
         if not new_revision and entries == record.get("objects") and record.get("result") == "Succeeded":
             return
-        self._record_final(record, version, "Succeeded", None)
+        self._record_final("Succeeded", None)
 
     def _refs(self, action):
         return [i.ref for i in self.plan.items if i.action == action and (self.check or i.key in self.applied)]
@@ -402,6 +483,7 @@ class Run:
             "unchanged": [i.ref for i in plan.items if i.action == "unchanged"],
             "pruned": self.pruned,
             "prune_failed": self.prune_failed,
+            "prune_refused": self.prune_refused,
             "prune_skipped": [i.ref for i in plan.kept] + ([] if self.opts.prune else [i.ref for i in plan.deletes]),
             "hooks": self.hooks,
             "unvalidated": plan.unvalidated,
@@ -412,11 +494,17 @@ class Run:
             "fast_path": sum(1 for i in plan.items if i.fast),
             "duration": round(time.monotonic() - self.started, 3),
             "api_requests": self.cluster.requests_made - self.requests_before,
+            "api_retries": self.cluster.retries_made - self.retries_before,
         }
         if self.want_diff:
             result["resources"], result["ansible_diff"] = report(plan, self.opts.ignore, self.opts.show_secrets,
                                                                  deletes=plan.deletes if self.opts.prune else [])
         return result
+
+
+def _uid_of(live):
+    uid = ((live or {}).get("metadata") or {}).get("uid")
+    return {"uid": uid} if uid else {}
 
 
 def _ref(hook):

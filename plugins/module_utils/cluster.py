@@ -409,10 +409,13 @@ class Cluster:
             what="%s %s" % (obj["kind"], meta.get("name") or meta.get("generateName")),
         )
 
-    def delete(self, ref, propagation="Background", dry_run=False):
-        """Delete; returns False when it was already gone."""
+    def delete(self, ref, propagation="Background", dry_run=False, uid=None):
+        """Delete; returns False when it was already gone. With ``uid``, only the object of that uid
+        (the server answers 409 when the name now belongs to another object)."""
         res = self._res(ref)
         body = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": propagation}
+        if uid:
+            body["preconditions"] = {"uid": uid}
         query = {"dryRun": "All"} if dry_run else None
         try:
             self.request("DELETE", res.path(ref.get("namespace"), ref["name"]), body=body, query=query, what=describe(ref))

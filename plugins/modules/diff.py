@@ -141,6 +141,15 @@ api_requests:
   returned: always
   type: int
   sample: 4
+api_retries:
+  description:
+    - How many requests were sent again after a throttling answer (429, honouring C(Retry-After)), a server
+      error (5xx) or a lost connection, with bounded, jittered back-off. Only requests that are safe to repeat
+      are retried (reads, server-side apply, replace with a resourceVersion, delete); a create is retried only
+      when the server did not act on it.
+  returned: always
+  type: int
+  sample: 0
 diff:
   description: In diff mode, one before/after per object that would change, as C(ansible-playbook --diff) prints it.
   returned: in diff mode
@@ -152,7 +161,7 @@ from ansible_collections.gitops.k8s.plugins.module_utils.ansible_module import r
 from ansible_collections.gitops.k8s.plugins.module_utils.bundle import Bundle
 from ansible_collections.gitops.k8s.plugins.module_utils.cluster import CLUSTER_ARGSPEC, Cluster
 from ansible_collections.gitops.k8s.plugins.module_utils.diff import IGNORE_ARGSPEC, diff
-from ansible_collections.gitops.k8s.plugins.module_utils.inventory import INVENTORY_ARGSPEC, read_record
+from ansible_collections.gitops.k8s.plugins.module_utils.inventory import INVENTORY_ARGSPEC, Inventory, key_secret_digests
 
 ARGSPEC = dict(
     CLUSTER_ARGSPEC,
@@ -170,12 +179,15 @@ def engine(module):
     params = module.params
     bundle = Bundle.load(params["bundle"])
     cluster = Cluster.from_params(params, pool_size=max(16, params["concurrency"]))
-    record = read_record(cluster, params["app"], params["inventory_namespace"], params["inventory_kind"]) \
-        if params["app"] else None
+    record = None
+    if params["app"]:
+        store = Inventory(cluster, params["inventory_namespace"], params["inventory_kind"])
+        record = store.read(params["app"])[0]
+        key_secret_digests(bundle, store.digest_key())
     result, ansible_diff = diff(cluster, bundle, record, field_manager=params["field_manager"],
                                 ignore=params["ignore_differences"], show_secrets=params["show_secrets"],
                                 concurrency=params["concurrency"])
-    result["api_requests"] = cluster.requests_made
+    result.update(api_requests=cluster.requests_made, api_retries=cluster.retries_made)
     if module._diff:
         result["diff"] = ansible_diff
     return result
