@@ -73,18 +73,21 @@ def apply(cluster, bundle, app, options=None, check=False, want_diff=False):
     """
     options = options or Options()
     store = Inventory(cluster, options.inventory_namespace, options.inventory_kind)
+    retries_before = cluster.retries_made
     lease = None
     if not check:
         store.ensure_namespace()
-    key_secret_digests(bundle, store.digest_key(create=not check))
+    bundle = key_secret_digests(bundle, store.digest_key(create=not check))
     if not check and options.lock:
         lease = Lease(cluster, app, options.inventory_namespace)
         lease.acquire(options.lock_timeout)
     try:
-        return Run(cluster, bundle, app, options, store, lease, check, want_diff).execute()
+        result = Run(cluster, bundle, app, options, store, lease, check, want_diff).execute()
     finally:
         if lease:
             lease.release()
+    result["api_retries"] = cluster.retries_made - retries_before
+    return result
 
 
 def _parallel(concurrency, func, items):
@@ -104,7 +107,7 @@ class Run:
         self.cluster, self.bundle, self.app, self.opts = cluster, bundle, app, options
         self.store, self.lease, self.check, self.want_diff = store, lease, check, want_diff
         self.started = time.monotonic()
-        self.requests_before, self.retries_before = cluster.requests_made, cluster.retries_made
+        self.requests_before = cluster.requests_made
         self.applied = {}   # key -> server response of our apply
         self.pruned, self.prune_failed, self.prune_refused, self.hooks = [], [], [], []
         self.disowned = set()  # keys recorded but recreated by someone else: dropped from the record
@@ -393,19 +396,19 @@ class Run:
                                                     "uid): not ours, not pruned, dropped from the record"))
 
     def _settled(self, refs):
-        """The ``refs`` that are gone within PRUNE_SETTLE seconds; the others go to prune_failed
-        (a finalizer holds them) and stay recorded."""
+        """The ``refs`` whose deletion no finalizer holds PRUNE_SETTLE seconds later; the others go
+        to prune_failed and stay recorded. A Namespace still emptied by its controller, or an object
+        whose dependents the garbage collector is still deleting, is on its way: pruned."""
         deadline, pending = time.monotonic() + PRUNE_SETTLE, list(refs)
         while True:
             live = {key_of(r): self.cluster.get(r) for r in pending}
-            pending = [r for r in pending if live[key_of(r)] is not None]
+            pending = [r for r in pending if _held(live[key_of(r)])]
             if not pending or time.monotonic() > deadline:
                 break
             time.sleep(0.25)
         for ref in pending:
-            meta = live[key_of(ref)]["metadata"]
-            holders = ", ".join(meta.get("finalizers") or ()) or "(none left, still terminating)"
-            self.prune_failed.append(dict(ref, message="deletion is held by finalizer(s) %s" % holders))
+            self.prune_failed.append(dict(ref, message="deletion is held by finalizer(s) %s"
+                                          % ", ".join(_holding(live[key_of(ref)]))))
         return [r for r in refs if r not in pending]
 
     # -- records and result ----------------------------------------------------------------
@@ -494,12 +497,23 @@ class Run:
             "fast_path": sum(1 for i in plan.items if i.fast),
             "duration": round(time.monotonic() - self.started, 3),
             "api_requests": self.cluster.requests_made - self.requests_before,
-            "api_retries": self.cluster.retries_made - self.retries_before,
         }
         if self.want_diff:
             result["resources"], result["ansible_diff"] = report(plan, self.opts.ignore, self.opts.show_secrets,
                                                                  deletes=plan.deletes if self.opts.prune else [])
         return result
+
+
+# Finalizers of the garbage collector itself: they end on their own.
+GC_FINALIZERS = ("foregroundDeletion", "orphan")
+
+
+def _holding(live):
+    return [f for f in (live or {}).get("metadata", {}).get("finalizers") or () if f not in GC_FINALIZERS]
+
+
+def _held(live):
+    return live is not None and bool(_holding(live))
 
 
 def _uid_of(live):

@@ -107,11 +107,10 @@ def record_digest(ref, digest, key):
 
 
 def key_secret_digests(bundle, key):
-    """Replace, in memory, the digest of every Secret of ``bundle`` by its keyed form, so that the
-    comparison with the record (fast path) and the entries written to it use the same digests."""
-    for entry in bundle.entries:
-        entry["digest"] = record_digest(entry, entry.get("digest"), key)
-    return bundle
+    """``bundle`` with the digest of every Secret keyed (a copy; the files are left alone), so that
+    the comparison with the record (fast path) and the entries written to it use the same digests."""
+    entries = [dict(e, digest=record_digest(e, e.get("digest"), key)) for e in bundle.entries]
+    return type(bundle)(bundle.path, dict(bundle.index, objects=entries), bundle.objects)
 
 
 def union_objects(previous, upcoming):
