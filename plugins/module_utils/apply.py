@@ -66,26 +66,32 @@ class Options:
         self.show_secrets, self.revision = show_secrets, revision
 
 
-def apply(cluster, bundle, app, options=None, check=False, want_diff=False):
+def apply(cluster, bundle, app, options=None, check=False, want_diff=False, lease=None):
     """Apply ``bundle`` as application ``app``; returns the module result (see modules/apply.py).
 
     ``want_diff`` adds ``resources`` and ``ansible_diff`` (the diff module's report) to the result.
+    ``lease``: the app's Lease, already held by the caller (who decided under it and releases it);
+    without one, apply takes and releases its own (``options.lock``).
     """
     options = options or Options()
+    if bundle.revision and options.revision and bundle.revision != options.revision:
+        raise GitOpsError("bundle %s was rendered from revision %s, not %s: refusing to record one revision for "
+                          "another's content" % (bundle.path, bundle.revision, options.revision),
+                          bundle=bundle.path, bundle_revision=bundle.revision, revision=options.revision)
     store = Inventory(cluster, options.inventory_namespace, options.inventory_kind)
     retries_before = cluster.retries_made
-    lease = None
+    own_lease = None
     if not check:
         store.ensure_namespace()
     bundle = key_secret_digests(bundle, store.digest_key(create=not check))
-    if not check and options.lock:
-        lease = Lease(cluster, app, options.inventory_namespace)
-        lease.acquire(options.lock_timeout)
+    if not check and options.lock and lease is None:
+        lease = own_lease = Lease(cluster, app, options.inventory_namespace)
+        own_lease.acquire(options.lock_timeout)
     try:
         result = Run(cluster, bundle, app, options, store, lease, check, want_diff).execute()
     finally:
-        if lease:
-            lease.release()
+        if own_lease:
+            own_lease.release()
     result["api_retries"] = cluster.retries_made - retries_before
     return result
 

@@ -46,8 +46,10 @@ def _revision(root):
 
 
 def render(source, path=".", type="auto", namespace=None, labels=None, annotations=None, substitute=None,
-           substitute_strict=True, allow_empty=False, dest=None, check_mode=False, **options):
+           substitute_strict=True, allow_empty=False, dest=None, check_mode=False, revision=None, **options):
     """Render ``path`` of the checkout ``source``; write the bundle; return the render result dict.
+
+    ``revision`` is the commit the bundle records; by default the one ``source`` is checked out at.
 
     ``options`` are the renderer's own (recurse, include, exclude, release_name, values_files,
     values, include_crds, kube_version, api_versions, vars, ext_vars, tla, jsonnet_libs,
@@ -64,7 +66,8 @@ def render(source, path=".", type="auto", namespace=None, labels=None, annotatio
     if not objects and not allow_empty:
         raise GitOpsError("rendering %s (%s) produced no objects; set allow_empty: true if that is intended"
                           % (checkout.relpath(target), kind), path=path)
-    result = write(objects, entries, dest, check_mode, _revision(checkout.root), {"type": kind, "version": version})
+    result = write(objects, entries, dest, check_mode, revision or _revision(checkout.root),
+                   {"type": kind, "version": version})
     result["skipped"] = skipped
     return result
 

@@ -1,0 +1,436 @@
+# Copyright: gitops.k8s contributors; Apache License 2.0 (see LICENSE)
+"""The per-cluster sync engine: every application of one cluster converged by one process.
+
+  1. plan      validate ``gitops_apps``, order them by ``depends_on`` (apps.py)
+  2. sources   each repository listed and fetched once, each commit checked out once, read-only
+               (checkouts.py)
+  3. render    each (commit, path, namespace, render options) rendered once into a bundle
+  4. read      discovery once, every record with one LIST, one LIST per kind for all apps
+               (live_snapshot.py)
+  5. decide    per app, from that one read: unchanged, new revision, drift (diff.make_plan's fast
+               path: an unchanged app costs no request at all)
+  6. converge  dependency level after level, the apps of a level concurrently; for each app that
+               has work: its Lease, the decision checked again under it (another run may have
+               moved the app meanwhile), apply, health wait, verdict recorded, rollback on failure
+  7. results   one result per app in the shape report.py reads; ``progress`` gets one line per
+               app as it finishes
+
+Every step of an app is guarded: a failure is that app's (``error`` names the step), never the
+run's; apps that depend on it are skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from . import report
+from .apply import Options, apply
+from .apps import normalize_app, plan as plan_apps
+from .bundle import Bundle
+from .checkouts import Sources
+from .diff import make_plan, report as diff_report, rejected_error
+from .errors import GitOpsError
+from .health import Health, assess, worst
+from .inventory import INVENTORY_NAMESPACE, Inventory, current_entry, record_health, rollback_target
+from .lease import Lease
+from .live_snapshot import LiveSnapshot, SnapshotCluster
+
+DEFAULT_CONCURRENCY = 4
+DEFAULT_LOCK_TIMEOUT = 300
+# App keys that are not render options of the app's `render` mapping.
+RENDER_RESERVED = ("source", "path", "namespace", "dest", "check_mode", "revision")
+
+
+class Settings:
+    """How one run goes: mode (push | reconcile), selection, revision override, check/diff mode."""
+
+    def __init__(self, mode="reconcile", select=None, revision=None, cluster_name="cluster", check=False,
+                 want_diff=False, concurrency=DEFAULT_CONCURRENCY, lock_timeout=DEFAULT_LOCK_TIMEOUT,
+                 inventory_namespace=INVENTORY_NAMESPACE, inventory_kind="ConfigMap", progress=None):
+        if mode not in ("push", "reconcile"):
+            raise GitOpsError("mode must be push or reconcile, not %r" % (mode,))
+        self.mode, self.select, self.revision = mode, select, revision or None
+        self.cluster_name, self.check, self.want_diff = cluster_name, check, want_diff
+        self.concurrency, self.lock_timeout = max(1, int(concurrency)), lock_timeout
+        self.inventory_namespace, self.inventory_kind = inventory_namespace, inventory_kind
+        self.progress = progress or (lambda line: None)
+
+    @property
+    def trigger(self):
+        return "push" if self.mode == "push" else "pull"
+
+
+class AppSync:
+    """One application's way through a run; ``result()`` is what the report reads."""
+
+    def __init__(self, app, settings):
+        self.app, self.name, self.settings = app, app["name"], settings
+        self.started = time.monotonic()
+        self.decision, self.error, self.skipped = "", {}, None
+        self.resolved = self.checkout = self.bundle = self.record = self.record_after = None
+        self.fetch, self.diff, self.apply, self.health, self.rollback = {}, {}, {}, {}, {}
+        self.ansible_diff = []
+        self.needs_apply = False
+
+    @property
+    def failed(self):
+        return bool(self.error) or bool(self.skipped)
+
+    def fail(self, step, err):
+        self.error = {"step": step, "msg": str(err)}
+        if isinstance(err, GitOpsError):
+            self.error["details"] = {k: v for k, v in err.details.items() if k in ("rejected", "failed", "object", "file")}
+
+    def guard(self, step, func, *args):
+        """Run one step of this app; a GitOpsError becomes the app's error."""
+        if self.failed:
+            return None
+        try:
+            return func(*args)
+        except GitOpsError as err:
+            self.fail(step, err)
+        return None
+
+    def result(self):
+        info = dict(self.record_after or self.record or {})
+        info.pop("objects", None)
+        return {
+            "app": self.name, "cluster": self.settings.cluster_name, "namespace": self.app.get("namespace"),
+            "trigger": self.settings.trigger, "decision": self.decision, "ok": not self.error,
+            "check_mode": self.settings.check, "duration": round(time.monotonic() - self.started, 3),
+            "fetch": self.fetch, "info": {"record": info or None}, "diff": self.diff, "apply": self.apply,
+            "health": self.health, "rollback": self.rollback, "error": self.error,
+        } if not self.skipped else {
+            "app": self.name, "cluster": self.settings.cluster_name, "namespace": self.app.get("namespace"),
+            "ok": False, "skipped": self.skipped, "error": {"step": "dependencies", "msg": self.skipped},
+        }
+
+
+def sync_cluster(cluster, apps, settings, sources=None):
+    """Converge the applications ``apps`` (gitops_apps) on ``cluster``; returns the task result."""
+    started, requests_before = time.monotonic(), cluster.requests_made
+    planned = plan_apps(apps, settings.select)
+    by_name = {app["name"]: app for app in (normalize_app(a, i) for i, a in enumerate(apps))}
+    runs = {name: AppSync(by_name[name], settings) for level in planned["levels"] for name in level}
+    sources = sources or Sources()
+    phases = {}
+
+    def phase(name, func, *args):
+        begun = time.monotonic()
+        func(*args)
+        phases[name] = round(time.monotonic() - begun, 3)
+
+    store = Inventory(cluster, settings.inventory_namespace, settings.inventory_kind)
+    phase("sources", fetch_sources, list(runs.values()), sources, settings)
+    phase("render", render_bundles, list(runs.values()), settings)
+    snapshot = LiveSnapshot(cluster)
+    try:
+        phase("read", read_cluster, list(runs.values()), cluster, store, snapshot, settings)
+    except GitOpsError as err:  # the cluster cannot be read: no app can be compared or synced
+        for run in runs.values():
+            run.guard("read", _raise, err)
+    phase("decide", decide_all, list(runs.values()), SnapshotCluster(cluster, snapshot), snapshot, settings)
+    if not settings.check and any(run.needs_apply and not run.failed for run in runs.values()):
+        store.ensure_namespace()  # once, for every Lease and record of the run
+    phase("converge", converge_levels, planned["levels"], runs, cluster, store, sources, snapshot, settings)
+    results = [runs[name].result() for level in planned["levels"] for name in level]
+    results += [{"app": name, "cluster": settings.cluster_name, "namespace": by_name[name]["namespace"],
+                 "skipped": "suspended", "suspended": True} for name in planned["suspended"]]
+    diffs = [d for level in planned["levels"] for name in level for d in runs[name].ansible_diff]
+    return {
+        "changed": any(r.get("apply", {}).get("changed") for r in results),
+        "results": results,
+        "failed_apps": [r["app"] for r in results if not r.get("ok", True) and not r.get("suspended")],
+        "phases": phases,
+        "duration": round(time.monotonic() - started, 3),
+        "api_requests": cluster.requests_made - requests_before,
+        "ansible_diff": diffs,
+    }
+
+
+# -- 2. sources --------------------------------------------------------------------------------
+
+def fetch_sources(runs, sources, settings):
+    """Resolve every app's version and check its commit out; each repository once, concurrently."""
+    by_repo = {}
+    for run in runs:
+        by_repo.setdefault(run.app["repo"], []).append(run)
+
+    def one_repo(group):
+        for run in group:
+            run.guard("fetch", fetch_one, run, sources, settings)
+
+    _each(settings.concurrency, one_repo, list(by_repo.values()))
+
+
+def fetch_one(run, sources, settings):
+    version = settings.revision or run.app.get("version")
+    run.resolved = sources.resolve(run.app["repo"], version, run.app["credentials"])
+    run.checkout, commit = sources.checkout(run.resolved, run.app["credentials"])
+    run.fetch = dict(run.resolved, commit=commit, path=run.checkout, changed=False, previous_revision=None)
+
+
+# -- 3. render ---------------------------------------------------------------------------------
+
+def render_bundles(runs, settings):
+    """Render each distinct (commit, path, namespace, render options) once."""
+    from .render import render  # the renderers are only needed when something is rendered
+
+    groups = {}
+    for run in runs:
+        if run.failed:
+            continue
+        key = json.dumps([run.resolved["revision"], run.app["path"], run.app["namespace"], run.app["render"]],
+                         sort_keys=True)
+        groups.setdefault(key, []).append(run)
+
+    def one(group):
+        first = group[0]
+        options = dict(first.app["render"])
+        clash = sorted(set(options) & set(RENDER_RESERVED))
+        try:
+            if clash:
+                raise GitOpsError("render options of app %s may not set %s" % (first.name, ", ".join(clash)))
+            rendered = render(first.checkout, path=first.app["path"], namespace=first.app["namespace"],
+                              revision=first.resolved["revision"], **options)
+            bundle = Bundle.load(rendered["bundle"])
+        except TypeError as err:  # an unknown render option
+            for run in group:
+                run.fail("render", GitOpsError("app %s: bad render option: %s" % (run.name, err)))
+            return
+        except GitOpsError as err:
+            for run in group:
+                run.fail("render", err)
+            return
+        for run in group:
+            run.bundle = bundle
+
+    _each(settings.concurrency, one, list(groups.values()))
+
+
+# -- 4. read -----------------------------------------------------------------------------------
+
+def read_cluster(runs, cluster, store, snapshot, settings):
+    """Every record (one LIST) and one LIST per kind that any app's bundle or record names."""
+    records = {r.get("app"): r for r in store.read_all()} if _inventory_exists(cluster, store) else {}
+    for run in runs:
+        run.record = records.get(run.name)
+        if run.record:
+            run.fetch["previous_revision"] = run.record.get("revision")
+        if run.resolved:
+            run.fetch["changed"] = run.fetch["revision"] != run.fetch["previous_revision"]
+        refs = [e for e in (run.bundle.entries if run.bundle else ()) if not e.get("hook")]
+        refs += list((run.record or {}).get("objects") or ())
+        for ref in refs:
+            try:
+                resource = cluster.resource(ref["apiVersion"], ref["kind"])
+            except GitOpsError:
+                continue  # a kind that is not served (yet): the app's own plan says what it means
+            snapshot.want(resource, ref.get("namespace") or None)
+    snapshot.load(settings.concurrency)
+
+
+def _inventory_exists(cluster, store):
+    try:
+        return cluster.get({"apiVersion": "v1", "kind": "Namespace", "name": store.namespace}) is not None
+    except GitOpsError:
+        return True  # cannot tell (no permission to read namespaces): read_all says more
+
+
+# -- 5. decide ---------------------------------------------------------------------------------
+
+def decide_all(runs, snapshot_cluster, snapshot, settings):
+    _each(settings.concurrency, lambda run: run.guard("diff", decide, run, snapshot_cluster, snapshot, settings),
+          [r for r in runs if not r.failed])
+
+
+def decide(run, snapshot_cluster, snapshot, settings):
+    """Set ``run.decision`` and ``run.needs_apply`` from the one read of the cluster."""
+    record, bundle, sha = run.record or {}, run.bundle, run.resolved["revision"]
+    same = (record.get("revision"), record.get("digest"), record.get("result")) == (sha, bundle.digest, "Succeeded")
+    if settings.mode == "push":
+        run.decision = "sync"
+        if not same:
+            run.needs_apply = True
+            return
+    elif record.get("revision") == sha and record.get("digest") == bundle.digest:
+        run.decision = "in sync"
+    elif sha in [h.get("rollback_of") for h in record.get("history") or ()]:
+        run.decision = "rolled back before"  # waits for a new commit (or a push), not retried each run
+    else:
+        run.decision, run.needs_apply = "new revision", True
+        return
+    plan = make_plan(snapshot_cluster, bundle, record, ignore=run.app["ignore_differences"],
+                     concurrency=settings.concurrency)
+    if plan.rejected:
+        raise rejected_error(plan.rejected, bundle.path)
+    deletes = plan.deletes if run.app["prune"] else []
+    resources, ansible_diff = diff_report(plan, run.app["ignore_differences"], deletes=deletes)
+    run.diff = {"changed": bool(resources), "summary": plan.summary(), "resources": resources,
+                "fast_path": sum(1 for i in plan.items if i.fast)}
+    if not resources:
+        run.health = snapshot_health(run, snapshot)
+        return
+    if run.decision == "in sync":
+        run.decision = "drift"
+        run.needs_apply = bool(run.app["self_heal"])
+    elif run.decision == "sync":
+        run.needs_apply = True
+    if not run.needs_apply:
+        run.ansible_diff = ansible_diff if settings.want_diff else []
+        run.health = snapshot_health(run, snapshot)
+
+
+def snapshot_health(run, snapshot):
+    """The recorded objects' health as the snapshot shows them: a reading, not a wait."""
+    refs = [e for e in (run.bundle.entries if run.bundle else ()) if not e.get("hook")]
+    resources = []
+    for entry in refs:
+        ref = {k: entry.get(k) or "" for k in ("apiVersion", "kind", "namespace", "name")}
+        status, message = assess(snapshot.get(ref), run.app["custom_health"] or None)
+        resources.append({"ref": ref, "status": status, "message": message})
+    status = worst(r["status"] for r in resources) if resources else Health.HEALTHY
+    return {"healthy": status in Health.SETTLED, "status": status, "resources": resources, "waited": False}
+
+
+# -- 6. converge -------------------------------------------------------------------------------
+
+def converge_levels(levels, runs, cluster, store, sources, snapshot, settings):
+    """Level after level; a failed dependency skips its dependents, unrelated apps go on."""
+    for level in levels:
+        batch = []
+        for name in level:
+            run = runs[name]
+            blocking = [dep for dep in run.app["depends_on"] if dep in runs and runs[dep].failed]
+            if blocking and not run.failed:
+                run.skipped = "not synced: dependency %s did not succeed" % ", ".join(blocking)
+            batch.append(run)
+        _each(settings.concurrency, lambda run: converge_one(run, cluster, store, sources, snapshot, settings), batch)
+
+
+def converge_one(run, cluster, store, sources, snapshot, settings):
+    if run.needs_apply and not run.failed:
+        if settings.check:
+            run.guard("apply", apply_app, run, cluster, run.bundle, run.resolved["revision"], None, None, settings)
+            run.health = snapshot_health(run, snapshot)
+        else:
+            run.guard("apply", converge_under_lease, run, cluster, store, sources, settings)
+    settings.progress(report.status_lines([report.app_row(run.result())])[0])
+
+
+def converge_under_lease(run, cluster, store, sources, settings):
+    """Lease, decision checked again, apply, health wait and verdict, rollback on failure."""
+    lease = Lease(cluster, run.name, settings.inventory_namespace)
+    lease.acquire(settings.lock_timeout)
+    try:
+        if superseded(run, store.read(run.name)[0] or {}, settings):
+            return
+        run.guard("apply", apply_app, run, cluster, run.bundle, run.resolved["revision"], None, lease, settings)
+        run.guard("health", wait_and_record, run, cluster, store, run.bundle, run.health, settings)
+        if not run.failed and run.app["wait"]["enabled"] and not run.health.get("healthy"):
+            run.fail("health", GitOpsError(run.health.get("summary") or "not healthy"))
+        if run.error and run.error["step"] in ("apply", "health") and run.app["rollback"]:
+            roll_back(run, cluster, store, sources, lease, settings)
+    finally:
+        lease.release()
+
+
+def superseded(run, record, settings):
+    """True (and the app left alone) when another run moved the app since this run decided."""
+    decided = (run.record or {}).get("revision")
+    if record.get("revision") == decided or record.get("revision") == run.resolved["revision"]:
+        return False
+    if settings.mode == "push" and settings.revision:
+        return False  # an explicit revision is asked for: deliver it
+    run.decision = "superseded"
+    run.needs_apply = False
+    run.record_after = record
+    run.fetch["previous_revision"] = record.get("revision")
+    run.diff = {"changed": False, "resources": [], "superseded_by": record.get("revision"),
+                "message": "another run synced %s while this one decided; left as it is"
+                           % (record.get("revision") or "")[:7]}
+    return True
+
+
+def apply_app(run, cluster, bundle, revision, rollback_of, lease, settings):
+    options = Options(
+        prune=run.app["prune"], ignore=run.app["ignore_differences"], custom_health=run.app["custom_health"] or None,
+        trigger=settings.trigger, revision=revision, rollback_of=rollback_of, timeout=run.app["wait"]["timeout"],
+        inventory_namespace=settings.inventory_namespace, inventory_kind=settings.inventory_kind,
+        lock_timeout=settings.lock_timeout,
+    )
+    result = apply(cluster, bundle, run.name, options, check=settings.check, want_diff=settings.want_diff, lease=lease)
+    if settings.want_diff:
+        run.ansible_diff = result.pop("ansible_diff", [])
+    if rollback_of:
+        run.rollback["apply"] = result
+    else:
+        run.apply = result
+
+
+def wait_and_record(run, cluster, store, bundle, into, settings):
+    """Wait for the bundle's objects (hooks excluded) and record the verdict on the sync's history entry."""
+    from .waiter import wait_healthy  # the watch engine: only apps that were applied need it
+
+    record = store.read(run.name)[0]
+    run.record_after = record
+    synced = current_entry(record)
+    refs = [e for e in bundle.entries if not e.get("hook")]
+    wait = run.app["wait"]["enabled"]
+    outcome = wait_healthy(cluster, refs, timeout=run.app["wait"]["timeout"], fail_fast=run.app["wait"]["fail_fast"],
+                           custom_health=run.app["custom_health"] or None, wait=wait)
+    outcome["recorded"] = None
+    if synced and wait:
+        outcome["recorded"] = record_health(cluster, run.name, outcome["status"], synced,
+                                            settings.inventory_namespace, settings.inventory_kind)
+        run.record_after = store.read(run.name)[0]
+    into.clear()
+    into.update(outcome)
+
+
+def roll_back(run, cluster, store, sources, lease, settings):
+    """Go back to the newest revision recorded healthy (other than the one that failed)."""
+    failed = run.resolved["revision"]
+    record = store.read(run.name)[0] or {}
+    target = rollback_target(record.get("history"), failed)
+    run.rollback = {"revision": target["revision"] if target else "", "apply": {}, "health": {}}
+    if not target:
+        run.rollback["msg"] = "no revision of %s other than %s was recorded healthy in its history" % (run.name, failed[:7])
+        return
+    try:
+        resolved = sources.resolve(run.app["repo"], target["revision"], run.app["credentials"])
+        checkout, _commit = sources.checkout(resolved, run.app["credentials"])
+        from .render import render
+
+        options = dict(run.app["render"])
+        rendered = render(checkout, path=run.app["path"], namespace=run.app["namespace"],
+                          revision=target["revision"], **options)
+        bundle = Bundle.load(rendered["bundle"])
+        apply_app(run, cluster, bundle, target["revision"], failed, lease, settings)
+        wait_and_record(run, cluster, store, bundle, run.rollback.setdefault("health", {}), settings)
+        if not run.rollback["health"].get("healthy"):
+            run.rollback["msg"] = "the rollback did not become healthy: %s" % run.rollback["health"].get("summary")
+            run.rollback["health"]["failed"] = True
+    except GitOpsError as err:
+        run.rollback["msg"] = str(err)
+    except TypeError as err:
+        run.rollback["msg"] = "bad render option: %s" % err
+
+
+# -- helpers -----------------------------------------------------------------------------------
+
+def _raise(err):
+    raise err
+
+
+def _each(concurrency, func, items):
+    """``func(item)`` for every item, at most ``concurrency`` at a time; results in order."""
+    if not items:
+        return []
+    if len(items) == 1 or concurrency == 1:
+        return [func(item) for item in items]
+    with ThreadPoolExecutor(max_workers=min(concurrency, len(items))) as pool:
+        return list(pool.map(func, items))
+

@@ -1,0 +1,54 @@
+# Copyright: gitops.k8s contributors; Apache License 2.0 (see LICENSE)
+"""Options of gitops.k8s.cluster_sync and the call from them into the per-cluster engine
+(shared by the module and its action plugin)."""
+
+from __future__ import annotations
+
+from .apps import APP_KEYS, CREDENTIAL_KEYS
+from .cluster import CLUSTER_ARGSPEC, Cluster
+from .cluster_sync import DEFAULT_CONCURRENCY, DEFAULT_LOCK_TIMEOUT, Settings, sync_cluster
+from .inventory import INVENTORY_ARGSPEC
+
+# Every app key is accepted as given (apps.py validates them with messages that name the app);
+# the credentials are spelled out so that their secrets are no_log.
+APP_OPTIONS = {key: {"type": "raw"} for key in APP_KEYS}
+APP_OPTIONS["credentials"] = {"type": "dict", "options": {
+    key: {"type": "bool" if key == "accept_hostkey" else "str", "no_log": key == "password"} for key in CREDENTIAL_KEYS}}
+
+ARGSPEC = dict(
+    CLUSTER_ARGSPEC,
+    apps={"type": "list", "elements": "dict", "required": True, "options": APP_OPTIONS},
+    mode={"type": "str", "choices": ["push", "reconcile"], "default": "reconcile"},
+    select={"type": "raw"},
+    revision={"type": "str"},
+    cluster_name={"type": "str", "default": "cluster"},
+    concurrency={"type": "int", "default": DEFAULT_CONCURRENCY},
+    lock_timeout={"type": "float", "default": DEFAULT_LOCK_TIMEOUT},
+    **INVENTORY_ARGSPEC,
+)
+
+
+def _given(app):
+    """Drop the keys Ansible filled with None (absent in the user's mapping)."""
+    out = {k: v for k, v in app.items() if v is not None}
+    if isinstance(out.get("credentials"), dict):
+        out["credentials"] = {k: v for k, v in out["credentials"].items() if v is not None}
+    return out
+
+
+def run_task(params, check=False, want_diff=False, progress=None):
+    """Run the engine from module options; returns the task result (``diff`` for --diff)."""
+    concurrency = params["concurrency"]
+    settings = Settings(
+        mode=params["mode"], select=params.get("select"), revision=params.get("revision"),
+        cluster_name=params["cluster_name"], check=check, want_diff=want_diff, concurrency=concurrency,
+        lock_timeout=params["lock_timeout"], inventory_namespace=params["inventory_namespace"],
+        inventory_kind=params["inventory_kind"], progress=progress,
+    )
+    # every app of a level may apply with apply's own 8 workers at once
+    cluster = Cluster.from_params(params, pool_size=max(16, concurrency * 8))
+    result = sync_cluster(cluster, [_given(app) for app in params["apps"]], settings)
+    diffs = result.pop("ansible_diff")
+    if want_diff and diffs:
+        result["diff"] = diffs
+    return result

@@ -1,0 +1,141 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: gitops.k8s contributors; Apache License 2.0 (see LICENSE)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: cluster_sync
+short_description: Converge every application of one cluster in one process - the engine of the push and reconcile playbooks
+version_added: 0.2.0
+description:
+  - Takes the applications of one cluster (the O(apps) list, C(gitops_apps)) and converges them in one process, which
+    is what the C(gitops.k8s.push) and C(gitops.k8s.reconcile) playbooks and the C(gitops.k8s.sync) role run, once per
+    cluster host.
+  - Each repository is listed and fetched once per run however many applications use it, and each commit is checked
+    out once into its own read-only directory (C(~/.cache/gitops-k8s/checkouts/<sha>)), so applications of one
+    repository at different versions never render each other's commit.
+  - Each distinct (commit, path, namespace, render options) is rendered once, as M(gitops.k8s.render) does.
+  - The cluster is read once - discovery, every inventory record with one LIST, and one LIST per kind for all
+    applications - and every application is compared from that read. An application whose revision, bundle and
+    live objects are unchanged costs no further request; its health is read from the same LISTs.
+  - "O(mode=push): every selected application is delivered at its version (or O(revision)): applied unless it
+    provably is already there. O(mode=reconcile): a new commit is applied, drift is reported and, with the app's
+    C(self_heal), undone; a revision that was rolled back before waits for a new commit."
+  - Applications with work are converged dependency level after level (C(depends_on)), the applications of one level
+    concurrently (O(concurrency)). For each one the app's Lease is taken, the decision is checked again under it (an
+    application that another run moved meanwhile is left as it is, said C(superseded)), then it is applied
+    (M(gitops.k8s.apply)), waited for (M(gitops.k8s.health_wait)) with the verdict recorded in its history and, with
+    C(rollback), rolled back to the newest revision recorded healthy when it fails.
+  - One application's failure never stops the others; applications that depend on it are skipped. The task itself
+    fails only when O(apps) is invalid; the playbooks fail at the end, after the report, naming every failed app.
+  - "When the task runs with a local connection (how cluster hosts are reached) one line per application is printed
+    as it finishes, for example C(web@prod: SYNCED, HEALTHY, synced at 3f2a9c1 (Scale web))."
+author:
+  - gitops.k8s developers (@gitops-k8s)
+extends_documentation_fragment:
+  - gitops.k8s.cluster
+  - gitops.k8s.inventory
+attributes:
+  check_mode:
+    support: full
+    description: Fetches and renders (on the controller) and reports what would change; nothing is written to the cluster.
+  diff_mode:
+    support: full
+    description: Shows the per-object diff (Secret values masked) of every application that would change.
+options:
+  apps:
+    description:
+      - The applications of this cluster, as documented in C(docs/applications.md) (keys C(name), C(repo), C(version),
+        C(path), C(render), C(namespace), C(prune), C(self_heal), C(rollback), C(wait), C(ignore_differences),
+        C(custom_health), C(depends_on), C(suspend), C(credentials)).
+      - Invalid applications (unknown key, wrong type, unknown dependency, dependency cycle) fail the task before
+        anything runs.
+    type: list
+    elements: dict
+    required: true
+  mode:
+    description: C(push) delivers every selected application; C(reconcile) converges them with Git (see the description).
+    type: str
+    choices: [push, reconcile]
+    default: reconcile
+  select:
+    description: Names of the applications to sync (a list or a comma-separated string); default all.
+    type: raw
+  revision:
+    description: A sha, tag or branch to deliver instead of each selected application's C(version) (use it with O(select)).
+    type: str
+  cluster_name:
+    description: Name of the cluster in results, lines and the report (the playbooks pass C(inventory_hostname)).
+    type: str
+    default: cluster
+  concurrency:
+    description: How many applications of one dependency level converge at the same time, and how many LISTs, fetches
+      and renders run at once.
+    type: int
+    default: 4
+  lock_timeout:
+    description: Seconds to wait for an application's Lease held by another run before that application fails.
+    type: float
+    default: 300
+"""
+
+EXAMPLES = r"""
+- name: Reconcile every application of this cluster
+  gitops.k8s.cluster_sync:
+    apps: "{{ gitops_apps }}"
+    mode: reconcile
+    cluster_name: "{{ inventory_hostname }}"
+    kubeconfig: ~/.kube/prod
+  register: synced
+
+- name: Push one application at a commit
+  gitops.k8s.cluster_sync:
+    apps: "{{ gitops_apps }}"
+    mode: push
+    select: web
+    revision: 3f2a9c1e0b7d
+"""
+
+RETURN = r"""
+results:
+  description:
+    - One result per application, in dependency order, as C(gitops.k8s.report) reads them - C(app), C(cluster),
+      C(namespace), C(trigger), C(decision) (sync, in sync, new revision, drift, rolled back before, superseded),
+      C(ok), C(check_mode), C(duration), C(fetch) (repo, ref, revision, previous_revision, changed, commit, path),
+      C(info) (the record after the run, without its objects), C(diff), C(apply) (the M(gitops.k8s.apply) result),
+      C(health) (the M(gitops.k8s.health_wait) result or a reading), C(rollback) and C(error) (C(step), C(msg)).
+    - Skipped applications (a failed dependency, C(suspend)) have C(skipped) with the reason.
+  returned: always
+  type: list
+  elements: dict
+failed_apps:
+  description: Names of the applications that failed or were skipped because a dependency failed.
+  returned: always
+  type: list
+  elements: str
+phases:
+  description: Seconds spent in each phase of the run (sources, render, read, decide, converge).
+  returned: always
+  type: dict
+  sample: {"sources": 0.21, "render": 0.35, "read": 0.08, "decide": 0.05, "converge": 0.0}
+duration:
+  description: Seconds the whole run took.
+  returned: always
+  type: float
+api_requests:
+  description: Requests sent to the API server.
+  returned: always
+  type: int
+"""
+
+from ansible_collections.gitops.k8s.plugins.module_utils.ansible_module import run_module
+from ansible_collections.gitops.k8s.plugins.module_utils.cluster_sync_task import ARGSPEC, run_task
+
+
+def main():
+    run_module(ARGSPEC, lambda module: run_task(module.params, check=module.check_mode, want_diff=module._diff))
+
+
+if __name__ == "__main__":
+    main()
