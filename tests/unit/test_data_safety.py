@@ -124,3 +124,60 @@ def test_secret_digests_are_keyed_and_others_are_not():
     assert one != plain and one != two and one.startswith("hmac-sha256:")
     assert inventory.record_digest(dict(ref, kind="ConfigMap"), plain, b"k1") == plain
     assert inventory.record_digest(ref, None, b"k1") is None
+
+
+# -- bundles: Secrets sealed, cache bounded ----------------------------------------------------
+
+def _bundle_objects():
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db", "namespace": "a"},
+              "stringData": {"password": "correct-horse-battery-staple"}}
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "a"}, "data": {"k": "v"}}
+    return [secret, cm], [{"apiVersion": "v1", "kind": k, "namespace": "a", "name": n} for k, n in (("Secret", "db"),
+                                                                                                   ("ConfigMap", "c"))]
+
+
+def test_secrets_are_never_written_in_clear_and_load_back(tmp_path, monkeypatch):
+    from ansible_collections.gitops.k8s.plugins.module_utils.bundle import Bundle, MANIFEST, object_digest, write_bundle
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    objects, entries = _bundle_objects()
+    write_bundle(str(tmp_path / "b"), [dict(o) for o in objects], entries)
+    on_disk = (tmp_path / "b" / MANIFEST).read_text()
+    assert "correct-horse-battery-staple" not in on_disk and "password" not in on_disk
+    assert "name: c" in on_disk and "k: v" in on_disk, "other objects stay readable"
+    key = tmp_path / "cache" / "gitops-k8s" / "keys" / "bundle.key"
+    assert oct(key.stat().st_mode & 0o777) == "0o600"
+    loaded = Bundle.load(str(tmp_path / "b"))
+    assert loaded.objects == objects and loaded.entries[0]["digest"] == object_digest(objects[0])
+
+    key.unlink()  # another controller (or the key removed): a clear error, no garbage
+    with pytest.raises(GitOpsError, match="sealed Secrets .* render it again"):
+        Bundle.load(str(tmp_path / "b"))
+
+
+def test_cache_eviction_by_age_and_count_spares_bundles_in_use(tmp_path):
+    import os
+
+    from ansible_collections.gitops.k8s.plugins.module_utils import bundle
+
+    now = 1_000_000.0
+    ages = {"fresh": 10, "in-use-but-many": 1800, "old": 2 * 86400, "stale-beyond-count": 7200}
+    for name, age in ages.items():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / bundle.INDEX).write_text("{}")
+        os.utime(tmp_path / name / bundle.INDEX, (now - age, now - age))
+    (tmp_path / ".render-staging").mkdir()
+    original = bundle.CACHE_MAX_BUNDLES
+    bundle.CACHE_MAX_BUNDLES = 1
+    try:
+        bundle.evict(str(tmp_path), now=now)
+    finally:
+        bundle.CACHE_MAX_BUNDLES = original
+    assert sorted(os.listdir(tmp_path)) == [".render-staging", "fresh", "in-use-but-many"]
+
+
+def test_render_options_that_may_carry_secrets_are_no_log():
+    from ansible_collections.gitops.k8s.plugins.modules.render import ARGSPEC
+
+    for name in ("values", "vars", "substitute", "ext_vars", "tla"):
+        assert ARGSPEC[name].get("no_log") is True, name
