@@ -26,6 +26,13 @@ description:
     to PreSync, post-install and post-upgrade to PostSync, hook-weight to the wave). Hooks keep their place in the
     index, flagged by C(hook); objects that are never applied (C(Skip), Helm test hooks) are listed in RV(skipped).
   - Render applies nothing; it touches only the bundle directory.
+  - Secrets are never written in clear - each Secret of the bundle is sealed (AES-256-GCM) with a key of this
+    controller kept in C(~/.cache/gitops-k8s/keys/bundle.key) (mode 0600); the diff, apply and health_wait modules
+    open them on the same controller. Cached bundles unused for a day (or beyond the 256 most recently used) are
+    evicted; a bundle used within the last hour never is.
+  - O(values), O(vars), O(substitute), O(ext_vars) and O(tla) are C(no_log) - not logged, not shown in the
+    invocation, and masked in the result; their values shorter than 4 characters are not masked (Ansible would
+    mask them inside every string of the result).
 author:
   - gitops.k8s developers (@gitops-k8s)
 attributes:
@@ -278,18 +285,18 @@ ARGSPEC = {
     "exclude": {"type": "list", "elements": "str"},
     "release_name": {"type": "str"},
     "values_files": {"type": "list", "elements": "str"},
-    "values": {"type": "dict"},
+    "values": {"type": "dict", "no_log": True},
     "include_crds": {"type": "bool", "default": True},
     "kube_version": {"type": "str"},
     "api_versions": {"type": "list", "elements": "str"},
     "kustomize_enable_helm": {"type": "bool", "default": False},
-    "vars": {"type": "dict"},
-    "ext_vars": {"type": "dict"},
-    "tla": {"type": "dict"},
+    "vars": {"type": "dict", "no_log": True},
+    "ext_vars": {"type": "dict", "no_log": True},
+    "tla": {"type": "dict", "no_log": True},
     "jsonnet_libs": {"type": "list", "elements": "str"},
     "helm_binary": {"type": "str"},
     "kustomize_binary": {"type": "str"},
-    "substitute": {"type": "dict"},
+    "substitute": {"type": "dict", "no_log": True},
     "substitute_strict": {"type": "bool", "default": True},
     "namespace": {"type": "str"},
     "labels": {"type": "dict"},
@@ -299,15 +306,33 @@ ARGSPEC = {
 }
 
 
-# Values here may come from a vault; the result's invocation shows only their keys.
+# Options that may carry secrets (from a vault): no_log, so Ansible neither logs them (syslog,
+# journal) nor shows them (invocation, -vvv), and masks their values in the result.
 HIDDEN = ("values", "vars", "substitute", "ext_vars", "tla")
+# Ansible masks a no_log value wherever it appears in the result, inside other strings too: a value
+# such as 3 or "on" would garble digests and names. Values shorter than this are not secrets worth
+# that; they stay visible.
+MASK_MIN_LENGTH = 4
+
+
+def _unmask_trivial(module):
+    def leaves(value):
+        if isinstance(value, dict):
+            for item in value.values():
+                yield from leaves(item)
+        elif isinstance(value, (list, tuple)):
+            for item in value:
+                yield from leaves(item)
+        elif len(str(value)) < MASK_MIN_LENGTH:
+            yield str(value)
+
+    for name in HIDDEN:
+        module.no_log_values.difference_update(leaves(module.params[name]))
 
 
 def engine_call(module):
+    _unmask_trivial(module)
     params = dict(module.params)
-    for name in HIDDEN:
-        if params[name]:
-            module.params[name] = dict.fromkeys(params[name], "********")
     before = read_index(params["dest"]) if module._diff and params["dest"] else None
     result = render(check_mode=module.check_mode, **params)
     if module._diff:
