@@ -350,3 +350,44 @@ def test_secret_digests_in_the_record_are_keyed(cluster, namespace, workdir, new
     assert key is not None and key["data"]
     again = apply(cluster, bundle, app, Options(revision=bundle.revision))
     assert again["fast_path"] == 2, "keyed digests still let unchanged Secrets take the fast path"
+
+
+# -- 8. nothing secret printed or written ------------------------------------------------------
+
+def test_a_vvv_diff_run_prints_and_writes_no_secret_value(ansible, kubeconfig, cluster, namespace, workdir, new_app,
+                                                          tmp_path):
+    import base64
+    import glob
+
+    app, password, token = new_app(), "Sup3r-s3cret-pa55word", "tok-7f1c9e0b44d2"
+    repo = os.path.join(workdir, "repo")
+    os.makedirs(repo)
+    with open(os.path.join(repo, "secret.yaml"), "w", encoding="utf-8") as handle:
+        handle.write("apiVersion: v1\nkind: Secret\nmetadata: {name: db}\nstringData:\n  password: ${DB_PASSWORD}\n"
+                     "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\ndata: {replicas: '3'}\n")
+    env_cache = str(tmp_path / "cache")
+    ansible.env = dict(ansible.env, XDG_CACHE_HOME=env_cache)
+    play = [{"hosts": "localhost", "gather_facts": False, "tasks": [
+        {"gitops.k8s.render": {"source": repo, "namespace": namespace, "substitute": {"DB_PASSWORD": password},
+                               "values": {"token": token}}, "register": "rendered"},
+        {"gitops.k8s.apply": {"bundle": "{{ rendered.bundle }}", "app": app, "revision": "{{ rendered.revision }}"}},
+        {"gitops.k8s.diff": {"bundle": "{{ rendered.bundle }}", "app": app}},
+        {"ansible.builtin.debug": {"msg": "digest {{ rendered.digest }} count {{ rendered.count }}"}},
+    ]}]
+    proc = ansible.playbook(play, diff=True, args=["-vvv"])
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    live = get(cluster, "v1", "Secret", namespace, "db")
+    assert base64.b64decode(live["data"]["password"]).decode() == password, "the Secret itself was applied"
+
+    forms = [password, token, base64.b64encode(password.encode()).decode()]
+    written = [proc.stdout, proc.stderr]
+    for path in glob.glob(os.path.join(env_cache, "**", "*"), recursive=True):
+        if os.path.isfile(path):
+            with open(path, "rb") as handle:
+                written.append(handle.read().decode("utf-8", "replace"))
+    written.append(json.dumps(cluster.get({"apiVersion": "v1", "kind": "ConfigMap", "namespace": INVENTORY_NAMESPACE,
+                                           "name": "gitops-app-" + app})))
+    for text in written:
+        for form in forms:
+            assert form not in text
+    assert "count 2" in proc.stdout, "short values are not masked inside other output"
