@@ -391,3 +391,26 @@ def test_a_vvv_diff_run_prints_and_writes_no_secret_value(ansible, kubeconfig, c
         for form in forms:
             assert form not in text
     assert "count 2" in proc.stdout, "short values are not masked inside other output"
+
+
+def test_an_unreachable_api_server_fails_after_bounded_retries():
+    closed = Cluster.from_params({"host": "http://127.0.0.1:9"})  # discard port: nothing listens
+    started = time.monotonic()
+    with pytest.raises(GitOpsError, match=r"cannot reach the Kubernetes API at http://127.0.0.1:9: .*\(after 7 attempts\)"):
+        closed.request("GET", "/api")
+    assert closed.retries_made == 6 and 5 < time.monotonic() - started < 60
+
+
+def test_a_lease_that_cannot_be_renewed_is_given_up_before_it_expires(cluster, new_app, fault_proxy):
+    app = new_app()
+    through = Cluster.from_params({"host": fault_proxy})
+    lease = Lease(through, app, INVENTORY_NAMESPACE, duration=3)
+    lease.acquire(5)
+    arm(fault_proxy, [{"method": "PUT", "status": 503, "times": 100}])
+    deadline = time.monotonic() + 3
+    while lease.lost is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    with pytest.raises(GitOpsError, match="could not be renewed .*stopping"):
+        lease.check()
+    arm(fault_proxy, [])
+    lease.release()
