@@ -322,7 +322,7 @@ class Inventory:
                     found.setdefault(key_of(obj), record["app"])
         return found
 
-    def _body(self, app, name, stored, labels):
+    def _body(self, name, stored, labels):
         body = {"apiVersion": "v1", "kind": self.kind,
                 "metadata": {"name": name, "namespace": self.namespace, "labels": dict(MANAGED_BY, **labels)}}
         body.update({k: v for k, v in stored.items() if k != "kind"})
@@ -338,12 +338,12 @@ class Inventory:
                 continue
             try:
                 self.cluster.request("POST", resource.path(self.namespace),
-                                     body=self._body(app, name, shard, {SHARD_LABEL: app}),
+                                     body=self._body(name, shard, {SHARD_LABEL: app}),
                                      what="inventory shard of app %s" % app)
             except ApiError as err:
                 if err.status != 409:  # content-addressed: an existing shard holds the same objects
                     raise
-        body = self._body(app, object_name(app), head, {APP_LABEL: app})
+        body = self._body(object_name(app), head, {APP_LABEL: app})
         what = "inventory of app %s" % app
         if version is None:
             out = self.cluster.request("POST", resource.path(self.namespace), body=body, what=what)
