@@ -407,7 +407,7 @@ class Run:
         whose dependents the garbage collector is still deleting, is on its way: pruned."""
         deadline, pending = time.monotonic() + PRUNE_SETTLE, list(refs)
         while True:
-            live = {key_of(r): self.cluster.get(r) for r in pending}
+            live = {key_of(r): self._still_there(r) for r in pending}
             pending = [r for r in pending if _held(live[key_of(r)])]
             if not pending or time.monotonic() > deadline:
                 break
@@ -416,6 +416,14 @@ class Run:
             self.prune_failed.append(dict(ref, message="deletion is held by finalizer(s) %s"
                                           % ", ".join(_holding(live[key_of(ref)]))))
         return [r for r in refs if r not in pending]
+
+    def _still_there(self, ref):
+        try:
+            return self.cluster.get(ref)
+        except ApiError:
+            raise
+        except GitOpsError:  # its kind is no longer served (its CRD was pruned too): gone with it
+            return None
 
     # -- records and result ----------------------------------------------------------------
 
