@@ -181,3 +181,26 @@ def test_render_options_that_may_carry_secrets_are_no_log():
 
     for name in ("values", "vars", "substitute", "ext_vars", "tla"):
         assert ARGSPEC[name].get("no_log") is True, name
+
+
+# -- prune guards ------------------------------------------------------------------------------
+
+def test_prune_guards_for_namespaces_and_crds():
+    from ansible_collections.gitops.k8s.plugins.module_utils.prune import guarded, recreated, refusal
+
+    ns = {"apiVersion": "v1", "kind": "Namespace", "namespace": "", "name": "shop"}
+    crd = {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition", "namespace": "",
+           "name": "widgets.example.com"}
+    allow = {"metadata": {"annotations": {"gitops.k8s/prune": "allow"}}}
+    crd_live = dict(allow, spec={"group": "example.com", "names": {"kind": "Widget"}})
+    other = [{"app": "billing", "objects": [{"apiVersion": "example.com/v1", "kind": "Widget", "namespace": "shop",
+                                             "name": "w"}]}]
+    assert guarded(ns) and guarded(crd) and not guarded(dict(ns, kind="ConfigMap"))
+    assert "opts in" in refusal(ns, {"metadata": {}}, [], "gitops-system")
+    assert refusal(ns, allow, [], "gitops-system") is None
+    assert "app billing" in refusal(ns, allow, other, "gitops-system")
+    assert "app billing" in refusal(crd, crd_live, other, "gitops-system")
+    assert refusal(crd, dict(crd_live, spec={"group": "example.com", "names": {"kind": "Gadget"}}), other, "x") is None
+    assert "inventory namespace" in refusal(dict(ns, name="gitops-system"), allow, [], "gitops-system")
+    assert recreated({"uid": "a"}, {"metadata": {"uid": "b"}}) and not recreated({"uid": "a"}, {"metadata": {"uid": "a"}})
+    assert not recreated({}, {"metadata": {"uid": "b"}}), "records written before uids were kept: no guard"
