@@ -8,6 +8,7 @@ API server: if the cluster cannot start, those tests fail with the reason.
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -141,3 +142,32 @@ def artifacts():
 def workdir():
     with tempfile.TemporaryDirectory(prefix="gitops-k8s-test-") as path:
         yield path
+
+
+# Local build and test products: build_ignore must keep every one of them out of the artifact.
+# Each is planted into the copy (besides the ones this checkout really has) so that the check does
+# not depend on which parts of the suite ran before.
+LOCAL_PRODUCTS = (".venv/bin/python", ".venv-sanity/lib/site.py", ".pytest_cache/v/cache/lastfailed",
+                  ".ansible/collections/x", "tests/artifacts/report.png", "tests/output/junit.xml",
+                  "plugins/modules/__pycache__/apply.cpython-311.pyc", "gitops-report/report.html",
+                  "context/Containerfile", "gitops-k8s-0.0.1.tar.gz", "changelogs/.plugin-cache.yaml")
+
+
+def collection_source_copy(dest):
+    """A copy of this working tree (tracked and new files) plus its local build and test products."""
+    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=REPO, capture_output=True,
+                            check=True).stdout.decode().split("\0")
+    ignored = subprocess.run(["git", "ls-files", "-oi", "--exclude-standard", "--directory", "-z"], cwd=REPO,
+                             capture_output=True, check=True).stdout.decode().split("\0")
+    for rel in [p for p in listed if p and os.path.isfile(os.path.join(REPO, p))]:
+        os.makedirs(os.path.dirname(os.path.join(dest, rel)), exist_ok=True)
+        shutil.copy2(os.path.join(REPO, rel), os.path.join(dest, rel))
+    # What this checkout really has besides, by name only (a venv is hundreds of MB to copy).
+    planted = [p.rstrip("/") + "/placeholder" if p.endswith("/") else p for p in ignored if p]
+    for rel in planted + list(LOCAL_PRODUCTS):
+        path = os.path.join(dest, rel)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        if not os.path.exists(path):
+            with open(path, "w", encoding="utf-8") as handle:
+                handle.write("a local build or test product\n")
+    return dest

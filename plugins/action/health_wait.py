@@ -11,21 +11,13 @@ without the kubernetes library on the controller, it runs the module as usual (n
 
 from __future__ import annotations
 
+from importlib.util import find_spec
+
 from ansible.plugins.action import ActionBase
-from ansible.utils.display import Display
 
-from ansible_collections.gitops.k8s.plugins.module_utils.errors import GitOpsError
-from ansible_collections.gitops.k8s.plugins.module_utils.waiter import TASK_ARGSPEC, TASK_RULES, task
-
-display = Display()
-
-
-def _controller_has_kubernetes():
-    try:
-        import kubernetes  # noqa: F401  (only whether it imports matters)
-    except ImportError:
-        return False
-    return True
+from ansible_collections.gitops.k8s.plugins.module_utils.health_wait_task import run_health_wait
+from ansible_collections.gitops.k8s.plugins.module_utils.option_specs import HEALTH_WAIT_ARGSPEC, HEALTH_WAIT_RULES
+from ansible_collections.gitops.k8s.plugins.plugin_utils.ansible_action import run_action
 
 
 class ActionModule(ActionBase):
@@ -33,18 +25,6 @@ class ActionModule(ActionBase):
 
     def run(self, tmp=None, task_vars=None):
         # a task `environment` (K8S_AUTH_* for instance) only reaches a module process
-        if self._connection.transport != "local" or any(self._task.environment or ()) or not _controller_has_kubernetes():
+        if self._connection.transport != "local" or any(self._task.environment or ()) or not find_spec("kubernetes"):
             return self._execute_module(task_vars=task_vars)
-        result = super().run(tmp, task_vars)
-        dummy, params = self.validate_argument_spec(argument_spec=TASK_ARGSPEC, **TASK_RULES)
-        host = (task_vars or {}).get("inventory_hostname", "localhost")
-        try:
-            outcome, failure = task(params, check_mode=self._play_context.check_mode,
-                                    progress=lambda line: display.display("  [%s] %s" % (host, line)))
-        except GitOpsError as err:
-            result.update(err.details, failed=True, msg=str(err))
-            return result
-        result.update(outcome)
-        if failure:
-            result.update(failed=True, msg=failure)
-        return result
+        return run_action(self, task_vars, HEALTH_WAIT_ARGSPEC, run_health_wait, **HEALTH_WAIT_RULES)

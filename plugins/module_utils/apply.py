@@ -55,7 +55,7 @@ class Options:
                  prune_propagation="Background", create_namespaces=True, concurrency=8, wait_waves=None,
                  timeout=300, lock=True, lock_timeout=60, history_limit=10, adopt=False, ignore=(),
                  inventory_namespace=INVENTORY_NAMESPACE, inventory_kind="ConfigMap", trigger="push",
-                 rollback_of=None, custom_health=None, show_secrets=False, revision=None):
+                 rollback_of=None, custom_health=None, show_secrets=False, revision=None, owners=None):
         self.field_manager, self.force_conflicts = field_manager, force_conflicts
         self.prune, self.prune_allow_empty, self.prune_propagation = prune, prune_allow_empty, prune_propagation
         self.create_namespaces, self.concurrency, self.wait_waves = create_namespaces, max(1, concurrency), wait_waves
@@ -64,6 +64,9 @@ class Options:
         self.inventory_namespace, self.inventory_kind = inventory_namespace, inventory_kind
         self.trigger, self.rollback_of, self.custom_health = trigger, rollback_of, custom_health
         self.show_secrets, self.revision = show_secrets, revision
+        # (keys, app) -> {key: other app}: who records these objects; default a LIST of every record.
+        # The per-cluster engine answers from the records it read once for all its apps.
+        self.owners = owners
 
 
 def apply(cluster, bundle, app, options=None, check=False, want_diff=False, lease=None):
@@ -159,7 +162,7 @@ class Run:
             return current
 
         with self._claims(any(i.key not in self.recorded for i in plan.items)):
-            owners = self._foreign_owners()  # again, now that no other app can claim meanwhile
+            owners = self._foreign_owners(fresh=True)  # again, now that no other app can claim meanwhile
             self.store.update(self.app, running, lease=self.lease)
         for other in sorted(set(owners.values())):
             mine = {k for k, v in owners.items() if v == other}
@@ -229,9 +232,13 @@ class Run:
 
         return [r for r in _parallel(self.opts.concurrency, one, self.hook_pairs) if r]
 
-    def _foreign_owners(self):
-        """{key: other app} for bundle objects another app's inventory records; fails unless adopt."""
-        owners = self.store.owners([i.key for i in self.plan.items], self.app)
+    def _foreign_owners(self, fresh=False):
+        """{key: other app} for bundle objects another app's inventory records; fails unless adopt.
+
+        ``fresh``: read the records now (under the claims Lease), not the run's snapshot (``owners`` option).
+        """
+        owners = (self.store.owners if fresh else self.opts.owners or self.store.owners)(
+            [i.key for i in self.plan.items], self.app)
         if owners and not self.opts.adopt:
             lines = ["%s is recorded in the inventory of app %s" % (describe(i.ref), owners[i.key])
                      for i in self.plan.items if i.key in owners]
@@ -279,7 +286,7 @@ class Run:
         return len(waves) > 1 or bool(self.hook_pairs)
 
     def _wait(self, refs, what):
-        from .waiter import wait_healthy  # the health_wait engine; imported here to keep apply importable alone
+        from .health_watch import wait_healthy  # the health_wait engine; imported here to keep apply importable alone
 
         outcome = wait_healthy(self.cluster, refs, timeout=self.opts.timeout, fail_fast=True,
                                custom_health=self.opts.custom_health)
@@ -350,7 +357,7 @@ class Run:
     def _hook_outcome(self, hooks):
         if not hooks:
             return None
-        from .waiter import wait_healthy
+        from .health_watch import wait_healthy
 
         outcome = wait_healthy(self.cluster, [_ref(h) for h in hooks], timeout=self.opts.timeout, fail_fast=True,
                                custom_health=self.opts.custom_health)

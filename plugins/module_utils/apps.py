@@ -28,12 +28,15 @@ APP_KEYS = {
     "custom_health": ((list, dict), []),
     "depends_on": ((list,), []),
     "suspend": ((bool,), False),
+    "state": ((str,), "present"),
     "credentials": ((dict,), {}),
 }
 REQUIRED_KEYS = ("name", "repo")
 WAIT_KEYS = {"timeout": (int, float), "enabled": (bool,), "fail_fast": (bool,)}
 CREDENTIAL_KEYS = ("username", "password", "key_file", "known_hosts", "accept_hostkey")
 DEFAULT_WAIT_TIMEOUT = 300
+# absent: reconcile deletes the application (its objects under the prune guards, its record)
+STATES = ("present", "absent")
 
 # The name becomes part of an inventory hostname and of the in-cluster inventory record.
 NAME_PATTERN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -78,6 +81,9 @@ def normalize_app(app, position):
     if not NAME_PATTERN.match(result["name"]) or len(result["name"]) > 63:
         raise GitOpsError("%s: name must be lowercase letters, digits and '-' (at most 63), like a Kubernetes name"
                           % where, app=result["name"])
+    if result["state"] not in STATES:
+        raise GitOpsError("%s: state must be %s, not %r" % (where, " or ".join(STATES), result["state"]),
+                          app=result["name"])
     for dep in result["depends_on"]:
         _check_type("%s: depends_on entries" % where, dep, (str,))
     unknown = sorted(set(result["wait"]) - set(WAIT_KEYS))
@@ -151,7 +157,7 @@ def plan(apps, select=None):
     """Validate ``apps`` and decide what a run does.
 
     ``select``: names (a list or a comma-separated string) to sync; default all. Returns
-    ``{"apps": [...], "levels": [[name...]...], "selected": [...], "suspended": [...]}`` where
+    ``{"apps": [...], "levels": [[name...]...], "selected": [...], "suspended": [...], "absent": [...]}`` where
     ``levels`` holds the selected, non-suspended applications in dependency order and ``apps``
     the normalized applications with credential values removed. Dependencies outside the
     selection still order the run but are not synced.
@@ -176,11 +182,13 @@ def plan(apps, select=None):
                               unknown=unknown)
     selected = [app["name"] for app in normalized if wanted is None or app["name"] in wanted]
     suspended = [app["name"] for app in normalized if app["suspend"] and app["name"] in selected]
-    runnable = set(selected) - set(suspended)
+    absent = [app["name"] for app in normalized if app["state"] == "absent" and app["name"] in selected]
+    runnable = set(selected) - set(suspended) - set(absent)
     levels = [[name for name in level if name in runnable] for level in levels]
     return {
         "apps": [public_app(app) for app in normalized],
         "levels": [level for level in levels if level],
         "selected": selected,
         "suspended": suspended,
+        "absent": absent,
     }

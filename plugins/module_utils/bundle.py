@@ -31,7 +31,7 @@ import shutil
 import tempfile
 import time
 
-from .deps import SafeDumper, SafeLoader, import_library, require_yaml, yaml
+from .deps import import_library, require_yaml
 from .errors import GitOpsError
 from .source import cache_root
 
@@ -165,13 +165,13 @@ class Bundle:
 
     @classmethod
     def load(cls, path):
-        require_yaml("reading a bundle")
+        yaml = require_yaml("reading a bundle")
         index_path, manifest_path = os.path.join(path, INDEX), os.path.join(path, MANIFEST)
         try:
             with open(index_path, encoding="utf-8") as handle:
                 index = json.load(handle)
             with open(manifest_path, encoding="utf-8") as handle:
-                objects = [doc for doc in yaml.load_all(handle, Loader=SafeLoader) if doc]
+                objects = [doc for doc in yaml.load_all(handle, Loader=yaml.SafeLoader) if doc]
             if any(SEALED in doc for doc in objects):
                 key = _key(False)
                 objects = [unseal(doc, key, path) for doc in objects]
@@ -190,7 +190,7 @@ def write_bundle(dest, objects, entries, revision=None, renderer=None):
     Entries get their ``digest`` filled in here. Files are written to a temporary name and
     renamed so a reader never sees half a bundle.
     """
-    require_yaml("writing a bundle")
+    yaml = require_yaml("writing a bundle")
     kinds = {}
     for obj, entry in zip(objects, entries):
         entry["digest"] = object_digest(obj)
@@ -207,7 +207,7 @@ def write_bundle(dest, objects, entries, revision=None, renderer=None):
     if any(_is_secret(obj) for obj in objects):
         key = _key(True)
         objects = [seal(obj, key) if _is_secret(obj) else obj for obj in objects]
-    manifest = yaml.dump_all(objects, Dumper=SafeDumper, default_flow_style=False, sort_keys=False, explicit_start=True)
+    manifest = yaml.dump_all(objects, Dumper=yaml.SafeDumper, default_flow_style=False, sort_keys=False, explicit_start=True)
     for name, text in ((MANIFEST, manifest), (INDEX, json.dumps(index, indent=1, sort_keys=True))):
         fd, tmp = tempfile.mkstemp(dir=dest, prefix="." + name)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:

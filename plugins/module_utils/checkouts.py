@@ -24,7 +24,8 @@ import threading
 import time
 
 from .errors import GitOpsError
-from .source import GitSession, cache_root, default_dest, file_lock, parse_ls_remote, resolve, split_credentials
+from .source import (GitSession, _has_commit, cache_root, default_dest, file_lock, parse_ls_remote, resolve,
+                     split_credentials)
 
 CREDENTIAL_OPTIONS = ("username", "password", "key_file", "known_hosts", "accept_hostkey")
 # Checkouts not used for this long are removed by the next run that finds them.
@@ -101,6 +102,21 @@ class Sources:
         self._checkouts[sha] = (final, info)
         return final, info
 
+    def is_ancestor(self, resolved, other, credentials=None):
+        """True when the commit of ``resolved`` is an ancestor of commit ``other`` (it is older on the
+        same line of history); None when the mirror does not have ``other`` (nothing can be said)."""
+        url, sha = resolved["repo"], resolved["revision"]
+
+        def compare(session):
+            if not _has_commit(session, other):
+                return None
+            try:
+                return session("merge-base", sha, other, what="comparing %s with %s" % (sha[:7], other[:7])) == sha
+            except GitOpsError:
+                return False  # no common history
+
+        return self._with_mirror(url, dict(credentials or {}), [(sha, resolved.get("ref"))], compare)
+
     def _with_mirror(self, url, credentials, wanted, then):
         """Fetch what ``wanted`` [(sha or version, ref or None)] needs into the mirror, then ``then(session)``."""
         mirror = self.mirror_path(url)
@@ -134,14 +150,6 @@ class Sources:
                 _remove_tree(path)
                 removed += 1
         return removed
-
-
-def _has_commit(session, sha):
-    try:
-        session("cat-file", "-e", "%s^{commit}" % sha)
-        return True
-    except GitOpsError:
-        return False
 
 
 def _commit_info(session, sha):

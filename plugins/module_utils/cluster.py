@@ -37,19 +37,6 @@ ENV_FALLBACKS = {
     "validate_certs": "K8S_AUTH_VERIFY_SSL",
 }
 
-# The Ansible argument spec of those options; documented by the gitops.k8s.cluster doc fragment.
-CLUSTER_ARGSPEC = {
-    "kubeconfig": {"type": "path"},
-    "context": {"type": "str"},
-    "host": {"type": "str"},
-    "api_key": {"type": "str", "no_log": True},
-    "ca_cert": {"type": "path"},
-    "client_cert": {"type": "path"},
-    "client_key": {"type": "path", "no_log": False},
-    "validate_certs": {"type": "bool"},
-    "request_timeout": {"type": "float", "default": 60},
-}
-
 # Retries of one request (429, 5xx, connection failures; see ``retryable``): at most RETRIES
 # more attempts, sleeping ``backoff`` between them -- about 25 s in all, enough for an API server
 # restart, bounded so that a dead cluster still fails the run.
@@ -191,7 +178,7 @@ class Cluster:
 
     @classmethod
     def from_params(cls, params, pool_size=16):
-        """Build from module options (see CLUSTER_ARGSPEC), with K8S_AUTH_* fallbacks."""
+        """Build from module options (see option_specs.CLUSTER_ARGSPEC), with K8S_AUTH_* fallbacks."""
         params = resolve_params(params)
         return cls(_configuration(params), request_timeout=params.get("request_timeout") or 60, pool_size=pool_size)
 
@@ -416,9 +403,10 @@ class Cluster:
         body = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": propagation}
         if uid:
             body["preconditions"] = {"uid": uid}
-        query = {"dryRun": "All"} if dry_run else None
+        if dry_run:  # in the body: the server ignores query parameters of a DELETE that has one
+            body["dryRun"] = ["All"]
         try:
-            self.request("DELETE", res.path(ref.get("namespace"), ref["name"]), body=body, query=query, what=describe(ref))
+            self.request("DELETE", res.path(ref.get("namespace"), ref["name"]), body=body, what=describe(ref))
         except ApiError as err:
             if err.status == 404:
                 return False

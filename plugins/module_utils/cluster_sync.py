@@ -36,6 +36,7 @@ from .health import Health, assess, worst
 from .inventory import INVENTORY_NAMESPACE, Inventory, current_entry, record_health, rollback_target
 from .lease import Lease
 from .live_snapshot import LiveSnapshot, SnapshotCluster
+from .refs import describe, key_of
 
 DEFAULT_CONCURRENCY = 4
 DEFAULT_LOCK_TIMEOUT = 300
@@ -48,7 +49,7 @@ class Settings:
 
     def __init__(self, mode="reconcile", select=None, revision=None, cluster_name="cluster", check=False,
                  want_diff=False, concurrency=DEFAULT_CONCURRENCY, lock_timeout=DEFAULT_LOCK_TIMEOUT,
-                 inventory_namespace=INVENTORY_NAMESPACE, inventory_kind="ConfigMap", progress=None):
+                 inventory_namespace=INVENTORY_NAMESPACE, inventory_kind="ConfigMap", progress=None, complete=False):
         if mode not in ("push", "reconcile"):
             raise GitOpsError("mode must be push or reconcile, not %r" % (mode,))
         self.mode, self.select, self.revision = mode, select, revision or None
@@ -56,6 +57,9 @@ class Settings:
         self.concurrency, self.lock_timeout = max(1, int(concurrency)), lock_timeout
         self.inventory_namespace, self.inventory_kind = inventory_namespace, inventory_kind
         self.progress = progress or (lambda line: None)
+        # ``apps`` is every application of the cluster: the recorded ones missing from it departed
+        self.complete = complete
+        self.owners = None  # set by the read phase (see read_cluster)
 
     @property
     def trigger(self):
@@ -73,6 +77,7 @@ class AppSync:
         self.fetch, self.diff, self.apply, self.health, self.rollback = {}, {}, {}, {}, {}
         self.ansible_diff = []
         self.needs_apply = False
+        self.note = ""  # why an app with a new commit was left alone
 
     @property
     def failed(self):
@@ -101,7 +106,7 @@ class AppSync:
             "trigger": self.settings.trigger, "decision": self.decision, "ok": not self.error,
             "check_mode": self.settings.check, "duration": round(time.monotonic() - self.started, 3),
             "fetch": self.fetch, "info": {"record": info or None}, "diff": self.diff, "apply": self.apply,
-            "health": self.health, "rollback": self.rollback, "error": self.error,
+            "health": self.health, "rollback": self.rollback, "error": self.error, "note": self.note,
         } if not self.skipped else {
             "app": self.name, "cluster": self.settings.cluster_name, "namespace": self.app.get("namespace"),
             "ok": False, "skipped": self.skipped, "error": {"step": "dependencies", "msg": self.skipped},
@@ -112,6 +117,7 @@ def sync_cluster(cluster, apps, settings, sources=None):
     """Converge the applications ``apps`` (gitops_apps) on ``cluster``; returns the task result."""
     started, requests_before = time.monotonic(), cluster.requests_made
     planned = plan_apps(apps, settings.select)
+    planned["filtered"] = planned["selected"] != [a.get("name") for a in apps]
     by_name = {app["name"]: app for app in (normalize_app(a, i) for i, a in enumerate(apps))}
     runs = {name: AppSync(by_name[name], settings) for level in planned["levels"] for name in level}
     sources = sources or Sources()
@@ -125,19 +131,29 @@ def sync_cluster(cluster, apps, settings, sources=None):
     store = Inventory(cluster, settings.inventory_namespace, settings.inventory_kind)
     phase("sources", fetch_sources, list(runs.values()), sources, settings)
     phase("render", render_bundles, list(runs.values()), settings)
+    refuse_shared_objects(list(runs.values()))
     snapshot = LiveSnapshot(cluster)
+    records = {}
     try:
-        phase("read", read_cluster, list(runs.values()), cluster, store, snapshot, settings)
+        phase("read", read_cluster, list(runs.values()), cluster, store, snapshot, settings, records)
     except GitOpsError as err:  # the cluster cannot be read: no app can be compared or synced
         for run in runs.values():
             run.guard("read", _raise, err)
-    phase("decide", decide_all, list(runs.values()), SnapshotCluster(cluster, snapshot), snapshot, settings)
+    phase("decide", decide_all, list(runs.values()), SnapshotCluster(cluster, snapshot), snapshot, sources, settings)
     if not settings.check and any(run.needs_apply and not run.failed for run in runs.values()):
         store.ensure_namespace()  # once, for every Lease and record of the run
     phase("converge", converge_levels, planned["levels"], runs, cluster, store, sources, snapshot, settings)
+    if not settings.check:
+        stamp_records(list(runs.values()), store, settings)
     results = [runs[name].result() for level in planned["levels"] for name in level]
     results += [{"app": name, "cluster": settings.cluster_name, "namespace": by_name[name]["namespace"],
                  "skipped": "suspended", "suspended": True} for name in planned["suspended"]]
+    departed = [(name, by_name.get(name)) for name in planned["absent"]]
+    if settings.complete and settings.mode == "reconcile" and not planned["filtered"]:
+        departed += [(name, None) for name, record in sorted(records.items())
+                     if name not in by_name and record.get("cluster") == settings.cluster_name]
+    if departed:
+        phase("remove", remove_departed, departed, records, cluster, store, settings, results)
     diffs = [d for level in planned["levels"] for name in level for d in runs[name].ansible_diff]
     return {
         "changed": any(r.get("apply", {}).get("changed") for r in results),
@@ -210,11 +226,36 @@ def render_bundles(runs, settings):
     _each(settings.concurrency, one, list(groups.values()))
 
 
+def refuse_shared_objects(runs):
+    """An object declared by two apps of the run would be owned by whichever applied last: both fail."""
+    declared = {}
+    for run in runs:
+        for entry in (run.bundle.entries if run.bundle and not run.failed else ()):
+            if not entry.get("hook") and entry.get("name"):
+                declared.setdefault(key_of(entry), []).append((run, entry))
+    for pairs in declared.values():
+        if len({run.name for run, _entry in pairs}) < 2:
+            continue
+        where = ", ".join("app %s (%s)" % (run.name, entry.get("source")) for run, entry in pairs)
+        for run, entry in pairs:
+            if not run.failed:
+                run.fail("render", GitOpsError("%s is declared by more than one application: %s"
+                                               % (describe(entry), where), object=entry))
+
+
 # -- 4. read -----------------------------------------------------------------------------------
 
-def read_cluster(runs, cluster, store, snapshot, settings):
-    """Every record (one LIST) and one LIST per kind that any app's bundle or record names."""
-    records = {r.get("app"): r for r in store.read_all()} if _inventory_exists(cluster, store) else {}
+def read_cluster(runs, cluster, store, snapshot, settings, records):
+    """Every record (one LIST, into ``records``) and one LIST per kind that any app's bundle or
+    record names. Who owns which object is answered from these records for the whole run (two apps
+    of the run cannot declare one object: see ``refuse_shared_objects``)."""
+    if _inventory_exists(cluster, store):
+        records.update((r.get("app"), r) for r in store.read_all())
+    owner_of = {}
+    for name, record in records.items():
+        for obj in record.get("objects") or ():
+            owner_of.setdefault(key_of(obj), name)
+    settings.owners = lambda keys, app: {k: owner_of[k] for k in keys if owner_of.get(k, app) != app}
     for run in runs:
         run.record = records.get(run.name)
         if run.record:
@@ -241,14 +282,17 @@ def _inventory_exists(cluster, store):
 
 # -- 5. decide ---------------------------------------------------------------------------------
 
-def decide_all(runs, snapshot_cluster, snapshot, settings):
-    _each(settings.concurrency, lambda run: run.guard("diff", decide, run, snapshot_cluster, snapshot, settings),
-          [r for r in runs if not r.failed])
+def decide_all(runs, snapshot_cluster, snapshot, sources, settings):
+    _each(settings.concurrency, lambda run: run.guard("diff", decide, run, snapshot_cluster, snapshot, sources,
+                                                      settings), [r for r in runs if not r.failed])
 
 
-def decide(run, snapshot_cluster, snapshot, settings):
+def decide(run, snapshot_cluster, snapshot, sources, settings):
     """Set ``run.decision`` and ``run.needs_apply`` from the one read of the cluster."""
     record, bundle, sha = run.record or {}, run.bundle, run.resolved["revision"]
+    if moves_back(run, record.get("revision"), sources, settings):
+        run.health = snapshot_health(run, snapshot)
+        return
     same = (record.get("revision"), record.get("digest"), record.get("result")) == (sha, bundle.digest, "Succeeded")
     if settings.mode == "push":
         run.decision = "sync"
@@ -325,7 +369,7 @@ def converge_under_lease(run, cluster, store, sources, settings):
     lease = Lease(cluster, run.name, settings.inventory_namespace)
     lease.acquire(settings.lock_timeout)
     try:
-        if superseded(run, store.read(run.name)[0] or {}, settings):
+        if superseded(run, store.read(run.name)[0] or {}, sources, settings):
             return
         run.guard("apply", apply_app, run, cluster, run.bundle, run.resolved["revision"], None, lease, settings)
         run.guard("health", wait_and_record, run, cluster, store, run.bundle, run.health, settings)
@@ -337,21 +381,37 @@ def converge_under_lease(run, cluster, store, sources, settings):
         lease.release()
 
 
-def superseded(run, record, settings):
-    """True (and the app left alone) when another run moved the app since this run decided."""
-    decided = (run.record or {}).get("revision")
-    if record.get("revision") == decided or record.get("revision") == run.resolved["revision"]:
+def moves_back(run, recorded, sources, settings):
+    """True (and the app left alone, said ``superseded``) when its commit is older than the one the
+    cluster runs (an ancestor of it): a reconcile that listed the branch before a push landed must
+    not revert the push. An explicit ``gitops_revision`` or a rollback goes back on purpose."""
+    sha = run.resolved["revision"]
+    if not recorded or recorded == sha or (settings.mode == "push" and settings.revision):
         return False
-    if settings.mode == "push" and settings.revision:
-        return False  # an explicit revision is asked for: deliver it
-    run.decision = "superseded"
-    run.needs_apply = False
+    if not sources.is_ancestor(run.resolved, recorded, run.app["credentials"]):
+        return False
+    run.decision, run.needs_apply = "superseded", False
+    run.note = ("the cluster runs %s, newer than %s: not moved back (push with gitops_revision to go back)"
+                % (recorded[:7], sha[:7]))
+    run.diff = {"changed": True, "resources": [], "summary": {}}  # Git's target is not what runs
+    return True
+
+
+def superseded(run, record, sources, settings):
+    """True (and the app left alone) when another run moved the app since this run decided, to a
+    revision this one would revert (see ``moves_back``) or that is the same."""
+    decided = (run.record or {}).get("revision")
+    if record.get("revision") == decided:
+        return False
     run.record_after = record
     run.fetch["previous_revision"] = record.get("revision")
-    run.diff = {"changed": False, "resources": [], "superseded_by": record.get("revision"),
-                "message": "another run synced %s while this one decided; left as it is"
-                           % (record.get("revision") or "")[:7]}
-    return True
+    if record.get("revision") == run.resolved["revision"] and \
+            (record.get("digest"), record.get("result")) == (run.bundle.digest, "Succeeded"):
+        run.decision, run.needs_apply = "superseded", False
+        run.note = "another run synced %s while this one decided" % record["revision"][:7]
+        run.diff = {"changed": False, "resources": [], "summary": {}}
+        return True
+    return moves_back(run, record.get("revision"), sources, settings)
 
 
 def apply_app(run, cluster, bundle, revision, rollback_of, lease, settings):
@@ -359,7 +419,7 @@ def apply_app(run, cluster, bundle, revision, rollback_of, lease, settings):
         prune=run.app["prune"], ignore=run.app["ignore_differences"], custom_health=run.app["custom_health"] or None,
         trigger=settings.trigger, revision=revision, rollback_of=rollback_of, timeout=run.app["wait"]["timeout"],
         inventory_namespace=settings.inventory_namespace, inventory_kind=settings.inventory_kind,
-        lock_timeout=settings.lock_timeout,
+        lock_timeout=settings.lock_timeout, owners=settings.owners,
     )
     result = apply(cluster, bundle, run.name, options, check=settings.check, want_diff=settings.want_diff, lease=lease)
     if settings.want_diff:
@@ -372,7 +432,7 @@ def apply_app(run, cluster, bundle, revision, rollback_of, lease, settings):
 
 def wait_and_record(run, cluster, store, bundle, into, settings):
     """Wait for the bundle's objects (hooks excluded) and record the verdict on the sync's history entry."""
-    from .waiter import wait_healthy  # the watch engine: only apps that were applied need it
+    from .health_watch import wait_healthy  # the watch engine: only apps that were applied need it
 
     record = store.read(run.name)[0]
     run.record_after = record
@@ -417,6 +477,85 @@ def roll_back(run, cluster, store, sources, lease, settings):
         run.rollback["msg"] = str(err)
     except TypeError as err:
         run.rollback["msg"] = "bad render option: %s" % err
+
+
+def stamp_records(runs, store, settings):
+    """Record which cluster host owns each app and whether it prunes: what reconcile needs to
+    remove the app once it leaves ``gitops_apps``. Written only when it changed."""
+    def stamp(run):
+        wanted = {"cluster": settings.cluster_name, "prune": run.app["prune"]}
+        record = run.record_after or run.record
+        if record is None or all(record.get(k) == v for k, v in wanted.items()):
+            return
+
+        def change(current):
+            if current.get("revision") is None and not current.get("objects"):
+                return None  # never applied: nothing to own
+            return None if all(current.get(k) == v for k, v in wanted.items()) else dict(current, **wanted)
+
+        run.guard("record", store.update, run.name, change)
+
+    _each(settings.concurrency, stamp, [r for r in runs if not r.skipped])
+
+
+# -- 6b. removed applications ------------------------------------------------------------------
+
+def remove_departed(departed, records, cluster, store, settings, results):
+    """Apps that left ``gitops_apps`` (recorded by this cluster host) or have ``state: absent``:
+    with prune, their objects are pruned (apply of an empty bundle: the same guards as any prune),
+    then their record and Lease are deleted; without, they are reported as orphaned."""
+    def one(pair):
+        name, app = pair
+        record = records.get(name)
+        prune = app["prune"] if app else bool((record or {}).get("prune"))
+        result = {"app": name, "cluster": settings.cluster_name, "namespace": (app or {}).get("namespace"),
+                  "trigger": settings.trigger, "ok": True, "check_mode": settings.check, "fetch": {}, "diff": {},
+                  "apply": {}, "health": {}, "rollback": {}, "error": {},
+                  "info": {"record": {k: v for k, v in (record or {}).items() if k != "objects"} or None}}
+        if record is None:
+            result["decision"] = "absent"
+        elif not prune:
+            result["decision"] = "orphaned"
+            result["orphaned"] = [{k: o.get(k) for k in ("apiVersion", "kind", "namespace", "name")}
+                                  for o in record.get("objects") or ()]
+        else:
+            result["decision"] = "removed"
+            try:
+                remove_app(name, cluster, store, settings, result)
+            except GitOpsError as err:
+                result.update(ok=False, error={"step": "remove", "msg": str(err)})
+        results.append(result)
+        settings.progress(report.status_lines([report.app_row(result)])[0])
+
+    _each(settings.concurrency, one, departed)
+
+
+def remove_app(name, cluster, store, settings, result):
+    import tempfile
+
+    from .bundle import write_bundle
+
+    options = Options(prune=True, prune_allow_empty=True, trigger=settings.trigger,
+                      inventory_namespace=settings.inventory_namespace, inventory_kind=settings.inventory_kind,
+                      lock_timeout=settings.lock_timeout)
+    with tempfile.TemporaryDirectory(prefix="gitops-k8s-remove-") as folder:
+        write_bundle(folder, [], [], revision=None)
+        empty = Bundle.load(folder)
+        if settings.check:
+            result["apply"] = apply(cluster, empty, name, options, check=True)
+            return
+        lease = Lease(cluster, name, settings.inventory_namespace)
+        lease.acquire(settings.lock_timeout)
+        try:
+            result["apply"] = apply(cluster, empty, name, options, lease=lease)
+            left = (store.read(name)[0] or {}).get("objects") or []
+            if left:
+                raise GitOpsError("app %s left gitops_apps but %d of its object(s) could not be pruned: %s" % (
+                    name, len(left), ", ".join(describe(o) for o in left[:10])), remaining=left)
+            store.delete(name)
+        finally:
+            lease.release()
+        cluster.delete(dict(lease.where(), apiVersion="coordination.k8s.io/v1"))
 
 
 # -- helpers -----------------------------------------------------------------------------------

@@ -5,9 +5,9 @@
 from __future__ import annotations
 
 from .apps import APP_KEYS, CREDENTIAL_KEYS
-from .cluster import CLUSTER_ARGSPEC, Cluster
+from .cluster import Cluster
 from .cluster_sync import DEFAULT_CONCURRENCY, DEFAULT_LOCK_TIMEOUT, Settings, sync_cluster
-from .inventory import INVENTORY_ARGSPEC
+from .option_specs import CLUSTER_ARGSPEC, INVENTORY_ARGSPEC
 
 # Every app key is accepted as given (apps.py validates them with messages that name the app);
 # the credentials are spelled out so that their secrets are no_log.
@@ -24,6 +24,7 @@ ARGSPEC = dict(
     cluster_name={"type": "str", "default": "cluster"},
     concurrency={"type": "int", "default": DEFAULT_CONCURRENCY},
     lock_timeout={"type": "float", "default": DEFAULT_LOCK_TIMEOUT},
+    complete={"type": "bool", "default": False},
     **INVENTORY_ARGSPEC,
 )
 
@@ -36,19 +37,17 @@ def _given(app):
     return out
 
 
-def run_task(params, check=False, want_diff=False, progress=None):
-    """Run the engine from module options; returns the task result (``diff`` for --diff)."""
+def run_task(call):
+    """The engine call of gitops.k8s.cluster_sync (see ansible_module.Call): the task result."""
+    params = call.params
     concurrency = params["concurrency"]
     settings = Settings(
         mode=params["mode"], select=params.get("select"), revision=params.get("revision"),
-        cluster_name=params["cluster_name"], check=check, want_diff=want_diff, concurrency=concurrency,
-        lock_timeout=params["lock_timeout"], inventory_namespace=params["inventory_namespace"],
-        inventory_kind=params["inventory_kind"], progress=progress,
+        cluster_name=params["cluster_name"], check=call.check_mode, want_diff=call.diff_mode,
+        concurrency=concurrency, lock_timeout=params["lock_timeout"],
+        inventory_namespace=params["inventory_namespace"], inventory_kind=params["inventory_kind"],
+        progress=call.progress, complete=params["complete"],
     )
     # every app of a level may apply with apply's own 8 workers at once
     cluster = Cluster.from_params(params, pool_size=max(16, concurrency * 8))
-    result = sync_cluster(cluster, [_given(app) for app in params["apps"]], settings)
-    diffs = result.pop("ansible_diff")
-    if want_diff and diffs:
-        result["diff"] = diffs
-    return result
+    return sync_cluster(cluster, [_given(app) for app in params["apps"]], settings)

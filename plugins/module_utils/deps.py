@@ -2,33 +2,19 @@
 """Third-party Python libraries the engine needs, imported so that a missing one says what to install.
 
 Importing any module_utils must work without them (ansible-doc, ansible-test sanity, a module
-that never reads YAML): PyYAML is imported here once, guarded, and checked with ``require_yaml``
-where it is used; the others are imported late with ``import_library`` (kubernetes takes long to
-import and only cluster-facing code needs it). Modules turn MissingLibrary into Ansible's
-standard ``missing_required_lib`` failure.
+that never reads YAML), and a module process should not pay for a library it does not use:
+each one is imported where it is first needed, PyYAML with ``require_yaml`` and the others with
+``import_library`` (kubernetes alone takes a quarter of a second). Modules turn MissingLibrary
+into Ansible's standard ``missing_required_lib`` failure.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 import traceback
 
 from .errors import GitOpsError
-
-# yaml, SafeDumper and SafeLoader are imported here to be imported from here
-__all__ = ("MissingLibrary", "SafeDumper", "SafeLoader", "YAML_IMPORT_ERROR", "import_library", "require_yaml", "yaml")
-
-try:
-    import yaml
-    try:  # the C loader/dumper are several times faster; PyYAML wheels ship them
-        from yaml import CSafeDumper as SafeDumper
-        from yaml import CSafeLoader as SafeLoader
-    except ImportError:  # pragma: no cover - depends on how PyYAML was built
-        from yaml import SafeDumper, SafeLoader
-    YAML_IMPORT_ERROR = None
-except ImportError:
-    yaml = SafeDumper = SafeLoader = None
-    YAML_IMPORT_ERROR = traceback.format_exc()
 
 
 class MissingLibrary(GitOpsError):
@@ -42,10 +28,32 @@ class MissingLibrary(GitOpsError):
         self.import_traceback = import_traceback
 
 
+class _Yaml:
+    """PyYAML, with SafeLoader and SafeDumper the C ones when PyYAML was built with them (several
+    times faster; PyYAML wheels ship them)."""
+
+    def __init__(self, module):
+        self._module = module
+        self.SafeLoader = getattr(module, "CSafeLoader", module.SafeLoader)
+        self.SafeDumper = getattr(module, "CSafeDumper", module.SafeDumper)
+
+    def __getattr__(self, name):
+        return getattr(self._module, name)
+
+
 def require_yaml(purpose):
-    """Raise MissingLibrary unless PyYAML imported (``purpose`` says what needed it)."""
-    if YAML_IMPORT_ERROR is not None:
-        raise MissingLibrary("PyYAML", purpose, YAML_IMPORT_ERROR)
+    """PyYAML (see _Yaml), or MissingLibrary (``purpose`` says what needed it)."""
+    try:
+        return _yaml()
+    except ImportError:
+        raise MissingLibrary("PyYAML", purpose, traceback.format_exc()) from None
+
+
+@functools.lru_cache(maxsize=None)
+def _yaml():
+    import yaml
+
+    return _Yaml(yaml)
 
 
 def import_library(module_name, library, purpose):

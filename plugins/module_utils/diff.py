@@ -29,7 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from .bundle import canonical_json
 from .cluster import ApiError
-from .deps import SafeDumper, require_yaml, yaml
+from .deps import require_yaml
 from .errors import GitOpsError
 from .masking import mask_pair, redact
 from .refs import describe, group_of, key_of, ref_of
@@ -130,8 +130,8 @@ def normalize(obj, rules=()):
 def to_yaml(obj):
     if obj is None:
         return ""
-    require_yaml("showing a diff")
-    return yaml.dump(obj, Dumper=SafeDumper, default_flow_style=False, sort_keys=True)
+    yaml = require_yaml("showing a diff")
+    return yaml.dump(obj, Dumper=yaml.SafeDumper, default_flow_style=False, sort_keys=True)
 
 
 def unified(before, after, ref):
@@ -415,7 +415,7 @@ def report(plan, ignore=(), show_secrets=False, deletes=None):
 
 
 def diff(cluster, bundle, record=None, field_manager="gitops.k8s", ignore=(), show_secrets=False, concurrency=8):
-    """The gitops.k8s.diff engine: returns the module result (without ``diff``)."""
+    """The gitops.k8s.diff engine: returns the module result, Ansible's diff in ``ansible_diff`` (as apply)."""
     ignore = check_ignore_rules(ignore)
     before = cluster.requests_made
     plan = make_plan(cluster, bundle, record, field_manager=field_manager, ignore=ignore, concurrency=concurrency)
@@ -431,4 +431,5 @@ def diff(cluster, bundle, record=None, field_manager="gitops.k8s", ignore=(), sh
         "kept": [i.ref for i in plan.kept],
         "fast_path": sum(1 for i in plan.items if i.fast),
         "api_requests": cluster.requests_made - before,
-    }, ansible_diff
+        "ansible_diff": ansible_diff,
+    }

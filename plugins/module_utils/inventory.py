@@ -67,11 +67,6 @@ SHARD_LABEL = "gitops.k8s/record-of"
 DIGEST_KEY_SECRET = "gitops-digest-key"
 WRITE_ATTEMPTS = 8
 REF_FIELDS = ("apiVersion", "kind", "namespace", "name")
-# Where the records live: options of the diff, apply and app_info modules (documented in each).
-INVENTORY_ARGSPEC = {
-    "inventory_namespace": {"type": "str", "default": INVENTORY_NAMESPACE},
-    "inventory_kind": {"type": "str", "default": "ConfigMap", "choices": list(INVENTORY_KINDS)},
-}
 APP_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,240}[a-z0-9])?$")
 
 
@@ -415,6 +410,10 @@ class Inventory:
                     raise
         raise GitOpsError("cannot read or create the digest key Secret %s/%s" % (self.namespace, DIGEST_KEY_SECRET))
 
+    def delete(self, app):
+        """Remove the app's record; False when there was none."""
+        return self.cluster.delete(self._ref(app))
+
     def ensure_namespace(self):
         ensure_namespace(self.cluster, self.namespace)
 
@@ -425,7 +424,9 @@ def ensure_namespace(cluster, name):
     try:
         cluster.request("POST", "/api/v1/namespaces", body=body, what="namespace %s" % name)
     except ApiError as err:
-        if err.status != 409:
+        # 409: it exists. 403: a least-privilege identity (docs/awx.md) may not create namespaces; an
+        # admin created it, and if not, the first write into it fails naming the missing namespace.
+        if err.status not in (403, 409):
             raise
 
 

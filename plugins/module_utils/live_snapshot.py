@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
+from .cluster import ApiError
 from .refs import key_of, ref_of
 
 
@@ -21,34 +22,50 @@ class LiveSnapshot:
         self._wanted = {}    # resource -> set of namespaces (None: cluster-scoped)
         self._items = {}     # resource -> [objects]
         self._by_key = {}    # key_of(ref) -> object
-        self._listed = {}    # resource -> namespace listed, or None for cluster-wide
+        self._listed = {}    # resource -> set of namespaces listed (None: cluster-wide)
 
     def want(self, resource, namespace=None):
         self._wanted.setdefault(resource, set()).add(namespace if resource.namespaced else None)
 
     def load(self, concurrency=8):
-        """LIST every wanted resource once; returns the number of LISTs made."""
+        """LIST every wanted resource once; returns the number of LISTs made.
+
+        A cluster-wide LIST the credentials may not make (403: RoleBindings per namespace) becomes
+        one LIST per wanted namespace.
+        """
         plan = []
         for resource, namespaces in self._wanted.items():
-            if resource in self._listed:
-                continue
-            scope = next(iter(namespaces)) if len(namespaces) == 1 else None
-            plan.append((resource, scope))
-        if plan:
+            if resource not in self._listed:
+                plan.append((resource, next(iter(namespaces)) if len(namespaces) == 1 else None))
+        count = 0
+        while plan:
             with ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(plan)))) as pool:
-                lists = list(pool.map(lambda pair: self.cluster.list(pair[0], namespace=pair[1])[0], plan))
+                lists = list(pool.map(self._list_or_forbidden, plan))
+            count += len(plan)
+            retry = []
             for (resource, scope), items in zip(plan, lists):
-                self._listed[resource] = scope
-                self._items[resource] = items
+                if items is None:
+                    retry += [(resource, ns) for ns in sorted(self._wanted[resource])]
+                    continue
+                self._listed.setdefault(resource, set()).add(scope)
+                self._items.setdefault(resource, []).extend(items)
                 for obj in items:
                     self._by_key[key_of(ref_of(obj))] = obj
-        return len(plan)
+            plan = retry
+        return count
+
+    def _list_or_forbidden(self, pair):
+        resource, scope = pair
+        try:
+            return self.cluster.list(resource, namespace=scope)[0]
+        except ApiError as err:
+            if err.status == 403 and scope is None and resource.namespaced:
+                return None
+            raise
 
     def covers(self, resource, namespace):
-        if resource not in self._listed:
-            return False
-        scope = self._listed[resource]
-        return scope is None or scope == namespace
+        scopes = self._listed.get(resource, ())
+        return None in scopes or (namespace is not None and namespace in scopes)
 
     def list(self, resource, namespace=None):
         items = self._items[resource]

@@ -69,6 +69,10 @@ def _outcome(record, applied, error):
     """One word for what the run did with this application."""
     if record.get("skipped"):
         return "suspended" if record.get("suspended") else "skipped"
+    if record.get("decision") in ("orphaned", "absent", "superseded") and not error:
+        return record["decision"]
+    if record.get("decision") == "removed" and not error:
+        return "would remove" if record.get("check_mode") else "removed"
     if error:
         return "rolled back" if _ran((record.get("rollback") or {}).get("apply")) else "failed"
     check = record.get("check_mode")
@@ -128,7 +132,7 @@ def app_row(record):
         "health": _health_word(health_result),
         "outcome": _outcome(record, applied, error),
         "ok": not error,
-        "message": record.get("skipped") or error.get("msg") or "",
+        "message": record.get("skipped") or error.get("msg") or record.get("note") or "",
         "failed_step": error.get("step"),
         "changes": _changes(apply, diff),
         "drift": drift,

@@ -151,8 +151,9 @@ inventory:
 """
 
 from ansible_collections.gitops.k8s.plugins.module_utils.ansible_module import run_module
-from ansible_collections.gitops.k8s.plugins.module_utils.cluster import CLUSTER_ARGSPEC, Cluster
-from ansible_collections.gitops.k8s.plugins.module_utils.inventory import INVENTORY_ARGSPEC, Inventory, rollback_target
+from ansible_collections.gitops.k8s.plugins.module_utils.cluster import Cluster
+from ansible_collections.gitops.k8s.plugins.module_utils.inventory import Inventory, rollback_target
+from ansible_collections.gitops.k8s.plugins.module_utils.option_specs import CLUSTER_ARGSPEC, INVENTORY_ARGSPEC
 
 ARGSPEC = dict(
     CLUSTER_ARGSPEC,
@@ -181,8 +182,8 @@ def rollback(app, record, failed_revision):
     return {"rollback_target": target, "rollback_message": message}
 
 
-def engine(module):
-    params = module.params
+def engine(call):
+    params = call.params
     store = Inventory(Cluster.from_params(params), params["inventory_namespace"], params["inventory_kind"])
     result = {"changed": False, "inventory": store.where()}
     if params["app"]:

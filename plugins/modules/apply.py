@@ -283,9 +283,9 @@ rejected:
 from ansible_collections.gitops.k8s.plugins.module_utils.ansible_module import run_module
 from ansible_collections.gitops.k8s.plugins.module_utils.apply import Options, apply
 from ansible_collections.gitops.k8s.plugins.module_utils.bundle import Bundle
-from ansible_collections.gitops.k8s.plugins.module_utils.cluster import CLUSTER_ARGSPEC, Cluster
+from ansible_collections.gitops.k8s.plugins.module_utils.cluster import Cluster
 from ansible_collections.gitops.k8s.plugins.module_utils.diff import IGNORE_ARGSPEC
-from ansible_collections.gitops.k8s.plugins.module_utils.inventory import INVENTORY_ARGSPEC
+from ansible_collections.gitops.k8s.plugins.module_utils.option_specs import CLUSTER_ARGSPEC, INVENTORY_ARGSPEC
 
 ARGSPEC = dict(
     CLUSTER_ARGSPEC,
@@ -314,8 +314,8 @@ ARGSPEC = dict(
 )
 
 
-def engine(module):
-    params = module.params
+def engine(call):
+    params = call.params
     bundle = Bundle.load(params["bundle"])
     cluster = Cluster.from_params(params, pool_size=max(16, params["concurrency"]))
     options = Options(
@@ -327,10 +327,7 @@ def engine(module):
             "wait_waves", "timeout", "lock", "lock_timeout", "history_limit", "adopt", "inventory_namespace",
             "inventory_kind", "trigger", "rollback_of", "custom_health", "show_secrets")}
     )
-    result = apply(cluster, bundle, params["app"], options, check=module.check_mode, want_diff=module._diff)
-    ansible_diff = result.pop("ansible_diff", None)
-    if module._diff:
-        result["diff"] = ansible_diff
+    result = apply(cluster, bundle, params["app"], options, check=call.check_mode, want_diff=call.diff_mode)
     result["api_requests"] = cluster.requests_made
     return result
 

@@ -78,6 +78,16 @@ options:
     description: Seconds to wait for an application's Lease held by another run before that application fails.
     type: float
     default: 300
+  complete:
+    description:
+      - O(apps) is every application of this cluster (the playbooks say so). Then, in O(mode=reconcile) without
+        O(select), an application recorded in the cluster by this cluster host (O(cluster_name)) that is no longer in
+        O(apps) has left - like one with C(state=absent) (in any mode) it is removed - its objects pruned under the
+        same guards as any prune, then its record and Lease deleted - when it had C(prune) set, and otherwise reported
+        C(orphaned) with its objects left in place.
+      - Records written by another cluster host name, or by a version that did not record the host, are never removed.
+    type: bool
+    default: false
 """
 
 EXAMPLES = r"""
@@ -101,7 +111,8 @@ RETURN = r"""
 results:
   description:
     - One result per application, in dependency order, as C(gitops.k8s.report) reads them - C(app), C(cluster),
-      C(namespace), C(trigger), C(decision) (sync, in sync, new revision, drift, rolled back before, superseded),
+      C(namespace), C(trigger), C(decision) (sync, in sync, new revision, drift, rolled back before, superseded,
+      removed, orphaned, absent),
       C(ok), C(check_mode), C(duration), C(fetch) (repo, ref, revision, previous_revision, changed, commit, path),
       C(info) (the record after the run, without its objects), C(diff), C(apply) (the M(gitops.k8s.apply) result),
       C(health) (the M(gitops.k8s.health_wait) result or a reading), C(rollback) and C(error) (C(step), C(msg)).
@@ -134,7 +145,7 @@ from ansible_collections.gitops.k8s.plugins.module_utils.cluster_sync_task impor
 
 
 def main():
-    run_module(ARGSPEC, lambda module: run_task(module.params, check=module.check_mode, want_diff=module._diff))
+    run_module(ARGSPEC, run_task)
 
 
 if __name__ == "__main__":

@@ -159,9 +159,10 @@ diff:
 
 from ansible_collections.gitops.k8s.plugins.module_utils.ansible_module import run_module
 from ansible_collections.gitops.k8s.plugins.module_utils.bundle import Bundle
-from ansible_collections.gitops.k8s.plugins.module_utils.cluster import CLUSTER_ARGSPEC, Cluster
+from ansible_collections.gitops.k8s.plugins.module_utils.cluster import Cluster
 from ansible_collections.gitops.k8s.plugins.module_utils.diff import IGNORE_ARGSPEC, diff
-from ansible_collections.gitops.k8s.plugins.module_utils.inventory import INVENTORY_ARGSPEC, Inventory, key_secret_digests
+from ansible_collections.gitops.k8s.plugins.module_utils.inventory import Inventory, key_secret_digests
+from ansible_collections.gitops.k8s.plugins.module_utils.option_specs import CLUSTER_ARGSPEC, INVENTORY_ARGSPEC
 
 ARGSPEC = dict(
     CLUSTER_ARGSPEC,
@@ -175,21 +176,18 @@ ARGSPEC = dict(
 )
 
 
-def engine(module):
-    params = module.params
+def engine(call):
+    params = call.params
     bundle = Bundle.load(params["bundle"])
     cluster = Cluster.from_params(params, pool_size=max(16, params["concurrency"]))
     record = None
     if params["app"]:
         store = Inventory(cluster, params["inventory_namespace"], params["inventory_kind"])
         record = store.read(params["app"])[0]
-        key_secret_digests(bundle, store.digest_key())
-    result, ansible_diff = diff(cluster, bundle, record, field_manager=params["field_manager"],
-                                ignore=params["ignore_differences"], show_secrets=params["show_secrets"],
-                                concurrency=params["concurrency"])
+        bundle = key_secret_digests(bundle, store.digest_key())
+    result = diff(cluster, bundle, record, field_manager=params["field_manager"], ignore=params["ignore_differences"],
+                  show_secrets=params["show_secrets"], concurrency=params["concurrency"])
     result.update(api_requests=cluster.requests_made, api_retries=cluster.retries_made)
-    if module._diff:
-        result["diff"] = ansible_diff
     return result
 
 

@@ -201,20 +201,17 @@ ARGSPEC = {
 }
 
 
-def engine_call(module):
+def engine(call):
     # a password inside the repo URL is masked in everything Ansible returns or logs, like no_log ones
-    password = split_credentials(module.params["repo"])[2]
-    if password:
-        module.no_log_values.add(password)
-    result = fetch(check_mode=module.check_mode, **module.params)
-    if module._diff:
-        result["diff"] = {"before": "revision: %s\n" % result["previous_revision"],
-                          "after": "revision: %s\n" % result["revision"]}
+    call.hide(split_credentials(call.params["repo"])[2])
+    result = fetch(check_mode=call.check_mode, **call.params)
+    result["ansible_diff"] = {"before": "revision: %s\n" % result["previous_revision"],
+                              "after": "revision: %s\n" % result["revision"]}
     return result
 
 
 def main():
-    run_module(ARGSPEC, engine_call)
+    run_module(ARGSPEC, engine)
 
 
 if __name__ == "__main__":

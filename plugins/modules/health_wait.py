@@ -217,18 +217,12 @@ api_requests:
 """
 
 from ansible_collections.gitops.k8s.plugins.module_utils.ansible_module import run_module
-from ansible_collections.gitops.k8s.plugins.module_utils.waiter import TASK_ARGSPEC, TASK_RULES, task
-
-
-def engine(module):
-    result, failure = task(module.params, check_mode=module.check_mode)
-    if failure:
-        module.fail_json(msg=failure, **result)
-    return result
+from ansible_collections.gitops.k8s.plugins.module_utils.health_wait_task import run_health_wait
+from ansible_collections.gitops.k8s.plugins.module_utils.option_specs import HEALTH_WAIT_ARGSPEC, HEALTH_WAIT_RULES
 
 
 def main():
-    run_module(TASK_ARGSPEC, engine, **TASK_RULES)
+    run_module(HEALTH_WAIT_ARGSPEC, run_health_wait, **HEALTH_WAIT_RULES)
 
 
 if __name__ == "__main__":

@@ -306,37 +306,16 @@ ARGSPEC = {
 }
 
 
-# Options that may carry secrets (from a vault): no_log, so Ansible neither logs them (syslog,
-# journal) nor shows them (invocation, -vvv), and masks their values in the result.
-HIDDEN = ("values", "vars", "substitute", "ext_vars", "tla")
-# Ansible masks a no_log value wherever it appears in the result, inside other strings too: a value
-# such as 3 or "on" would garble digests and names. Values shorter than this are not secrets worth
-# that; they stay visible.
-MASK_MIN_LENGTH = 4
+# Options that may carry secrets (from a vault): no_log in ARGSPEC (see run_module for what that does).
+MASKED = ("values", "vars", "substitute", "ext_vars", "tla")
 
 
-def _unmask_trivial(module):
-    def leaves(value):
-        if isinstance(value, dict):
-            for item in value.values():
-                yield from leaves(item)
-        elif isinstance(value, (list, tuple)):
-            for item in value:
-                yield from leaves(item)
-        elif len(str(value)) < MASK_MIN_LENGTH:
-            yield str(value)
-
-    for name in HIDDEN:
-        module.no_log_values.difference_update(leaves(module.params[name]))
-
-
-def engine_call(module):
-    _unmask_trivial(module)
-    params = dict(module.params)
-    before = read_index(params["dest"]) if module._diff and params["dest"] else None
-    result = render(check_mode=module.check_mode, **params)
-    if module._diff:
-        result["diff"] = {
+def engine(call):
+    params = call.params
+    before = read_index(params["dest"]) if call.diff_mode and params["dest"] else None
+    result = render(check_mode=call.check_mode, **params)
+    if call.diff_mode:
+        result["ansible_diff"] = {
             "before": "digest: %s\ncount: %s\n" % ((before or {}).get("digest"), (before or {}).get("count")),
             "after": "digest: %s\ncount: %s\n" % (result["digest"], result["count"]),
         }
@@ -344,7 +323,7 @@ def engine_call(module):
 
 
 def main():
-    run_module(ARGSPEC, engine_call)
+    run_module(ARGSPEC, engine, masked_options=MASKED)
 
 
 if __name__ == "__main__":

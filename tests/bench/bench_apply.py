@@ -181,7 +181,7 @@ def main():
                      kubectl(tools, "initial apply", ["apply", "--server-side", "--field-manager", "bench"], manifest)))
         time.sleep(2)  # let the deployment controller write every status first (both sides alike)
         noop_diff = ours(cluster, "no-op diff", lambda: diff(cluster, bundle, read_record(cluster, app), concurrency=16))
-        assert not noop_diff["out"][0]["changed"], noop_diff["out"][0]["summary"]
+        assert not noop_diff["out"]["changed"], noop_diff["out"]["summary"]
         rows.append((noop_diff, kubectl(tools, "no-op diff", ["diff", "--server-side", "--field-manager", "bench"], manifest)))
         noop_apply = ours(cluster, "no-op apply", lambda: apply(cluster, bundle, app, options))
         assert not noop_apply["out"]["changed"]

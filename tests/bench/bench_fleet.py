@@ -2,7 +2,7 @@
 
 Run with `make bench` (or `.venv/bin/python tests/bench/bench_fleet.py [--sizes 10,100,1000]
 [--previous-sizes 10,100]`) against the local control plane. Every application has 3 objects (a
-ConfigMap, a Secret and a Deployment of one replica), all from one local Git repository, one
+ConfigMap, a Secret and a Deployment of one replica, or --replicas), all from one local Git repository, one
 cluster. For each size it prints the wall time of whole `ansible-playbook` runs (Ansible start-up
 included) and the peak RSS of the largest process of the run:
 
@@ -46,12 +46,12 @@ def git(cwd, *args):
     return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True, env=env).stdout.strip()
 
 
-def app_objects(name, greeting):
+def app_objects(name, greeting, replicas=1):
     return [
         {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": {"greeting": greeting}},
         {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "stringData": {"token": "t-" + name}},
         {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
-         "spec": {"replicas": 1, "selector": {"matchLabels": {"app": name}},
+         "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
                   "template": {"metadata": {"labels": {"app": name}},
                                "spec": {"containers": [{"name": "web", "image": "nginx:1.27"}]}}}},
     ]
@@ -60,8 +60,8 @@ def app_objects(name, greeting):
 class Fleet:
     """A Git repository of ``size`` apps and inventories for the engine and the previous release."""
 
-    def __init__(self, root, size, namespace):
-        self.root, self.size, self.namespace = root, size, namespace
+    def __init__(self, root, size, namespace, replicas=1):
+        self.root, self.size, self.namespace, self.replicas = root, size, namespace, replicas
         self.work, self.bare = os.path.join(root, "work"), os.path.join(root, "fleet.git")
         git(root, "init", "-q", "--bare", "-b", "main", self.bare)
         git(root, "init", "-q", "-b", "main", self.work)
@@ -75,7 +75,7 @@ class Fleet:
         folder = os.path.join(self.work, "app-%04d" % n)
         os.makedirs(folder, exist_ok=True)
         with open(os.path.join(folder, "app.yaml"), "w", encoding="utf-8") as handle:
-            yaml.safe_dump_all(app_objects("app-%04d" % n, greeting), handle)
+            yaml.safe_dump_all(app_objects("app-%04d" % n, greeting, self.replicas), handle)
 
     def commit(self, message):
         git(self.work, "add", "-A")
@@ -155,6 +155,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="10,100,1000")
     parser.add_argument("--previous-sizes", default="10,100")
+    parser.add_argument("--replicas", type=int, default=1, help="of each app's Deployment (nodes hold 250 pods each)")
     args = parser.parse_args()
     with localcluster.locked():
         kubeconfig = localcluster.up()
@@ -171,7 +172,7 @@ def main():
                 folder = os.path.join(root, namespace)
                 os.makedirs(folder)
                 try:
-                    measure(playbooks, Fleet(folder, size, namespace), kubeconfig, rows)
+                    measure(playbooks, Fleet(folder, size, namespace, args.replicas), kubeconfig, rows)
                 finally:
                     delete_namespace(kubeconfig, namespace)
                 print_table(rows)

@@ -31,7 +31,7 @@ sys.path.insert(0, localcluster.collections_root())
 from ansible_collections.gitops.k8s.plugins.module_utils.cluster import Cluster  # noqa: E402
 from ansible_collections.gitops.k8s.plugins.module_utils.health import Health, assess  # noqa: E402
 from ansible_collections.gitops.k8s.plugins.module_utils.health.status import condition  # noqa: E402
-from ansible_collections.gitops.k8s.plugins.module_utils.waiter import wait_healthy  # noqa: E402
+from ansible_collections.gitops.k8s.plugins.module_utils.health_watch import wait_healthy  # noqa: E402
 
 KUBECTL = os.path.join(localcluster.tools_dir(), "kubectl")
 

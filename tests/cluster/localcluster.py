@@ -33,8 +33,17 @@ STATE = os.environ.get("GITOPS_K8S_CLUSTER_DIR") or os.path.join(CACHE, "cluster
 KUBECONFIG = os.path.join(STATE, "admin.kubeconfig")
 
 KUBERNETES_VERSION = "v1.36.3"
-KWOK_VERSION = "v0.8.0"
-HELM_VERSION = "v3.22.0"
+
+
+def tool_versions():
+    """HELM_VERSION, KWOK_VERSION, KUSTOMIZE_VERSION from tool-versions.env (the EE reads it too)."""
+    with open(os.path.join(REPO, "tool-versions.env"), encoding="utf-8") as handle:
+        pairs = (line.strip().split("=", 1) for line in handle if "=" in line and not line.startswith("#"))
+        return {key: value for key, value in pairs}
+
+
+KWOK_VERSION = tool_versions()["KWOK_VERSION"]
+HELM_VERSION = tool_versions()["HELM_VERSION"]
 NODES = 3
 # Pods carrying this label never become ready (tests of unhealthy rollouts use it).
 NEVER_READY_LABEL = "gitops.k8s.test/never-ready"

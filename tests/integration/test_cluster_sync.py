@@ -85,7 +85,8 @@ def test_a_noop_reconcile_reads_the_cluster_once_for_all_apps(ansible, kubeconfi
 
     def requests(selected):
         proc, result = ansible.module("gitops.k8s.cluster_sync", {
-            "apps": apps, "select": [a["name"] for a in selected], "kubeconfig": kubeconfig})
+            "apps": apps, "select": [a["name"] for a in selected], "kubeconfig": kubeconfig,
+            "cluster_name": "localhost"})
         assert not result.get("failed"), proc.stdout
         assert [r["decision"] for r in result["results"]] == ["in sync"] * len(selected), result["results"]
         return result["api_requests"]
@@ -115,7 +116,7 @@ def test_a_dependency_chain_runs_in_order_and_a_failure_skips_only_what_depends_
     assert times[db]["health_time"] <= times[api]["time"] - times[api]["duration"], times
     assert times[api]["health_time"] <= times[web]["time"] - times[web]["duration"], times
     # one line per app as it finishes (the summary at the end quotes them again)
-    finished = [line.strip().split("@")[0] for line in ordered.out.splitlines()
+    finished = [line.split("@")[0].split()[-1] for line in ordered.out.splitlines()
                 if "@localhost: SYNCED" in line and not line.strip().startswith('"')]
     assert [name for name in finished if name != other] == [db, api, web], ordered.out
 
@@ -236,3 +237,93 @@ def test_job_slices_reconcile_disjoint_clusters_that_together_make_the_whole_run
         for n in range(4):
             cluster.delete({"apiVersion": "v1", "kind": "Namespace", "name": "%s-inv%d" % (namespace, n)})
 
+
+
+def test_an_app_removed_from_the_list_is_pruned_with_its_record_or_reported_orphaned_without_prune(
+        ansible, kubeconfig, cluster, namespace, workdir):
+    repo = GitRepo(workdir)
+    repo.commit(dict(app_files("gone"), **dict(app_files("kept"), **app_files("stays"))), "Three apps")
+    gone, kept, stays = names(namespace, "gone", "kept", "stays")
+    apps = [{"name": gone, "repo": repo.url, "path": "gone", "namespace": namespace, "prune": True},
+            {"name": kept, "repo": repo.url, "path": "kept", "namespace": namespace},
+            {"name": stays, "repo": repo.url, "path": "stays", "namespace": namespace}]
+    deploy = new_deployer(ansible, kubeconfig, workdir)
+    assert deploy.run(PUSH, apps).rc == 0
+    assert live(cluster, "Deployment", namespace, "gone") is not None
+
+    # a push of a subset never removes anything; nor does a reconcile of a selection
+    assert deploy.run(PUSH, apps[2:]).rc == 0
+    assert deploy.run(RECONCILE, apps, extra_vars={"gitops_app": stays}).rc == 0
+    assert read_record(cluster, gone) is not None and read_record(cluster, kept) is not None
+
+    checked = deploy.run(RECONCILE, apps[2:], check=True)
+    assert checked.rc == 0, checked.out
+    assert checked.row(gone)["outcome"] == "would remove", checked.row(gone)
+    assert live(cluster, "Deployment", namespace, "gone") is not None and read_record(cluster, gone) is not None
+
+    removed = deploy.run(RECONCILE, apps[2:])
+    assert removed.rc == 0, removed.out
+    assert removed.row(gone)["outcome"] == "removed", removed.row(gone)
+    assert removed.row(kept)["outcome"] == "orphaned", removed.row(kept)
+    assert removed.row(stays)["outcome"] == "unchanged"
+    for kind, name in (("Deployment", "gone"), ("ConfigMap", "gone-config"), ("Service", "gone")):
+        obj = live(cluster, kind, namespace, name)
+        assert obj is None or obj["metadata"].get("deletionTimestamp"), (kind, name)
+    assert read_record(cluster, gone) is None
+    assert cluster.get({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "namespace": "gitops-system",
+                        "name": "gitops-app-" + gone}) is None
+    assert live(cluster, "Deployment", namespace, "kept") is not None and read_record(cluster, kept) is not None
+
+    # a new app may now declare what the removed one had: nothing is left to "take over"
+    again = deploy.run(PUSH, [{"name": stays + "-new", "repo": repo.url, "path": "gone", "namespace": namespace}])
+    assert again.rc == 0, again.out
+
+    absent = deploy.run(PUSH, [dict(apps[1], state="absent", prune=True)])
+    assert absent.rc == 0, absent.out
+    assert absent.row(kept)["outcome"] == "removed" and read_record(cluster, kept) is None
+
+
+def test_two_apps_declaring_the_same_object_in_one_run_both_fail_naming_each_other(
+        ansible, kubeconfig, cluster, namespace, workdir):
+    repo = GitRepo(workdir)
+    shared = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "shared"}, "data": {"k": "v"}}
+    repo.commit({"one/cm.yaml": [shared], "two/cm.yaml": [shared], "three/cm.yaml": [dict(shared, metadata={
+        "name": "own"})]}, "Two apps, one object")
+    one, two, three = names(namespace, "one", "two", "three")
+    apps = [{"name": name, "repo": repo.url, "path": path, "namespace": namespace}
+            for name, path in ((one, "one"), (two, "two"), (three, "three"))]
+    run = new_deployer(ansible, kubeconfig, workdir).run(PUSH, apps)
+    assert run.rc != 0
+    for name in (one, two):
+        row = run.row(name)
+        assert row["outcome"] == "failed" and "ConfigMap %s/shared is declared by more than one application" % namespace \
+            in row["message"] and one in row["message"] and two in row["message"], row
+        assert read_record(cluster, name) is None
+    assert live(cluster, "ConfigMap", namespace, "shared") is None
+    assert run.row(three)["outcome"] == "synced"
+
+
+def test_reconcile_never_moves_an_app_back_to_an_older_commit_than_the_cluster_runs(
+        ansible, kubeconfig, cluster, namespace, workdir):
+    """A push of a newer commit (here on another branch) is not reverted by a reconcile of main."""
+    repo = GitRepo(workdir)
+    old = repo.commit(app_files("web", greeting="old"), "Old greeting")
+    git(repo.work, "checkout", "-q", "-b", "hotfix")
+    new = repo.commit(app_files("web", greeting="new"), "New greeting")
+    git(repo.work, "push", "-q", repo.bare, "hotfix")
+    app = names(namespace, "web")[0]
+    apps = [{"name": app, "repo": repo.url, "version": "main", "path": "web", "namespace": namespace}]
+    deploy = new_deployer(ansible, kubeconfig, workdir)
+    assert deploy.run(PUSH, apps, extra_vars={"gitops_app": app, "gitops_revision": new}).rc == 0
+
+    kept = deploy.run(RECONCILE, apps)
+    assert kept.rc == 0, kept.out
+    row = kept.row(app)
+    assert (row["outcome"], row["sync"]) == ("superseded", "OUT OF SYNC"), row
+    assert "not moved back" in row["message"] and new[:7] in row["message"], row
+    assert live(cluster, "ConfigMap", namespace, "web-config")["data"]["greeting"] == "new"
+    assert read_record(cluster, app)["revision"] == new
+
+    back = deploy.run(PUSH, apps, extra_vars={"gitops_app": app, "gitops_revision": old})
+    assert back.rc == 0, back.out
+    assert live(cluster, "ConfigMap", namespace, "web-config")["data"]["greeting"] == "old"

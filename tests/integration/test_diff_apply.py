@@ -84,7 +84,7 @@ def names(refs):
 def diff_of(cluster, bundle, app, **kw):
     """Run the diff engine; return (result, requests it made)."""
     before = cluster.requests_made
-    result, _ansible_diff = diff(cluster, bundle, read_record(cluster, app), **kw)
+    result = diff(cluster, bundle, read_record(cluster, app), **kw)
     return result, cluster.requests_made - before
 
 
@@ -342,14 +342,14 @@ def test_secret_change_is_diffed_without_revealing_values(cluster, namespace, wo
 
     apply(cluster, make_bundle(workdir, [secret("hunter2-old")]), app, Options())
     changed = make_bundle(workdir, [secret("s3cr3t-new")])
-    result, ansible_diff = diff(cluster, changed, read_record(cluster, app))
-    text = repr(result) + repr(ansible_diff)
+    result = diff(cluster, changed, read_record(cluster, app))
+    text = repr(result["ansible_diff"]) + repr(result)
     for value in ("hunter2-old", "s3cr3t-new"):
         assert value not in text and base64.b64encode(value.encode()).decode() not in text
     assert "-  password: '*** (old value)'" in result["resources"][0]["diff"]
     assert "+  password: '*** (new value)'" in result["resources"][0]["diff"]
     assert "user: '*** (unchanged)'" in result["resources"][0]["diff"]
-    shown, _ansible_diff = diff(cluster, changed, read_record(cluster, app), show_secrets=True)
+    shown = diff(cluster, changed, read_record(cluster, app), show_secrets=True)
     assert base64.b64encode(b"s3cr3t-new").decode() in shown["resources"][0]["diff"]
 
 

@@ -5,8 +5,8 @@ import time
 
 import pytest
 
-from ansible_collections.gitops.k8s.plugins.module_utils import waiter
-from ansible_collections.gitops.k8s.plugins.module_utils.waiter import wait_healthy
+from ansible_collections.gitops.k8s.plugins.module_utils import health_watch
+from ansible_collections.gitops.k8s.plugins.module_utils.health_watch import wait_healthy
 
 NEVER_READY = {"gitops.k8s.test/never-ready": "true"}
 
@@ -206,7 +206,7 @@ def test_an_object_created_while_waiting_and_a_kind_served_later(cluster, namesp
 
 def test_watch_reconnects_and_still_sees_changes(cluster, namespace, monkeypatch):
     """Each watch request lasts 1 s here, so the fix arrives after several reconnects."""
-    monkeypatch.setattr(waiter, "WATCH_SECONDS", 1)
+    monkeypatch.setattr(health_watch, "WATCH_SECONDS", 1)
     refs = apply_all(cluster, deployment(namespace, "web", replicas=1, pod_labels=NEVER_READY))
     before = cluster.requests_made
     fixer = later(3.5, lambda: cluster.apply(deployment(namespace, "web", replicas=1), "health-test"))

@@ -114,4 +114,11 @@ def test_unknown_credential_key_is_refused():
 
 
 def test_empty_list_is_a_valid_plan():
-    assert plan([]) == {"apps": [], "levels": [], "selected": [], "suspended": []}
+    assert plan([]) == {"apps": [], "levels": [], "selected": [], "suspended": [], "absent": []}
+
+
+def test_absent_apps_are_not_synced_and_a_bad_state_is_refused():
+    result = plan([{"name": "web", "repo": "r"}, {"name": "old", "repo": "r", "state": "absent"}])
+    assert result["absent"] == ["old"] and result["levels"] == [["web"]]
+    with pytest.raises(GitOpsError, match="application 'old': state must be present or absent, not 'gone'"):
+        plan([{"name": "old", "repo": "r", "state": "gone"}])

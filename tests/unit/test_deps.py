@@ -62,7 +62,9 @@ print(json.dumps({"imported": imported, "errors": errors}))
 
 
 def test_the_c_yaml_loader_and_dumper_are_used():
-    assert deps.SafeLoader is yaml.CSafeLoader and deps.SafeDumper is yaml.CSafeDumper
+    library = deps.require_yaml("testing")
+    assert library.SafeLoader is yaml.CSafeLoader and library.SafeDumper is yaml.CSafeDumper
+    assert library.load_all is yaml.load_all
     assert issubclass(loader(), yaml.CSafeLoader)
 
 
@@ -81,7 +83,8 @@ def test_without_third_party_libraries_everything_imports_and_each_use_names_its
                           env=env, check=False)
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
-    assert {"bundle", "cluster", "diff", "apply", "inventory", "source", "documents", "substitute", "waiter", "custom"} <= set(result["imported"])
+    assert {"bundle", "cluster", "diff", "apply", "inventory", "source", "documents", "substitute", "health_watch",
+            "health_drilldown", "health_wait_task", "custom"} <= set(result["imported"])
     messages = {what: error["msg"] for what, error in result["errors"].items()}
     assert messages == {
         "bundle": "reading a bundle requires the PyYAML Python library: pip install PyYAML",
@@ -94,3 +97,28 @@ def test_without_third_party_libraries_everything_imports_and_each_use_names_its
     }
     assert all("ImportError" in error["traceback"] or "ModuleNotFoundError" in error["traceback"]
                for error in result["errors"].values())
+
+
+# Each module in a fresh interpreter, as AnsiballZ starts it: which third-party libraries did the import load?
+MODULE_START = r'''
+import importlib, json, os, sys
+
+import ansible_collections.gitops.k8s.plugins.modules as modules
+
+HEAVY = {"yaml", "git", "jinja2", "_jsonnet", "kubernetes", "jmespath", "urllib3"}
+name = sys.argv[1]
+importlib.import_module(modules.__name__ + "." + name)
+print(json.dumps(sorted(HEAVY.intersection(module.split(".")[0] for module in sys.modules))))
+'''
+MODULES = sorted(name[:-3] for name in os.listdir(os.path.join(os.path.dirname(__file__), "..", "..", "plugins", "modules"))
+                 if name.endswith(".py"))
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_starting_a_module_loads_no_third_party_library(module):
+    # they cost 25 ms (PyYAML) to 250 ms (kubernetes) a process; the engine imports each when a run needs it
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    proc = subprocess.run([sys.executable, "-c", MODULE_START, module], capture_output=True, text=True, env=env,
+                          check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == []

@@ -5,7 +5,7 @@ import pytest
 from ansible_collections.gitops.k8s.plugins.module_utils.errors import GitOpsError
 from ansible_collections.gitops.k8s.plugins.module_utils.render import postprocess
 from ansible_collections.gitops.k8s.plugins.module_utils.render.documents import parse
-from ansible_collections.gitops.k8s.plugins.module_utils.render.sync import sync_info
+from ansible_collections.gitops.k8s.plugins.module_utils.render.waves_hooks import wave_and_hook
 
 
 def obj(kind, name, api="v1", ns=None, annotations=None, **extra):
@@ -120,8 +120,8 @@ def test_canonical_order():
     ({"helm.sh/hook": "test"}, (0, None, [], "helm.sh/hook=test has no sync equivalent: not applied (as in Argo CD)")),
     ({"argocd.argoproj.io/hook": "Skip"}, (0, None, [], "argocd.argoproj.io/hook=Skip: not applied")),
 ])
-def test_sync_info(annotations, expected):
-    assert sync_info("f.yaml", obj("Job", "j", "batch/v1", annotations=annotations)) == expected
+def test_wave_and_hook(annotations, expected):
+    assert wave_and_hook("f.yaml", obj("Job", "j", "batch/v1", annotations=annotations)) == expected
 
 
 @pytest.mark.parametrize("annotations, message", [
@@ -131,7 +131,7 @@ def test_sync_info(annotations, expected):
 ])
 def test_bad_annotations_name_file_and_object(annotations, message):
     with pytest.raises(GitOpsError, match="f.yaml: Job j: .*" + message):
-        sync_info("f.yaml", obj("Job", "j", "batch/v1", annotations=annotations))
+        wave_and_hook("f.yaml", obj("Job", "j", "batch/v1", annotations=annotations))
 
 
 def test_skipped_objects_are_reported_not_bundled():

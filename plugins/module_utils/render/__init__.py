@@ -23,7 +23,7 @@ from .checkout import Checkout
 from .documents import parse, validate
 from .order import cluster_scoped_kinds, sort_key
 from .substitute import substitute as substitute_variables
-from .sync import sync_info
+from .waves_hooks import wave_and_hook
 
 RENDERERS = {"directory": directory, "kustomize": kustomize, "helm": helm, "jinja": jinja, "jsonnet": jsonnet}
 
@@ -79,7 +79,7 @@ def postprocess(parsed, namespace=None, labels=None, annotations=None, substitut
     kept, skipped = [], []
     for src, obj in parsed:
         validate(src, obj)
-        wave, hook, policies, skip = sync_info(src, obj)
+        wave, hook, policies, skip = wave_and_hook(src, obj)
         if not obj["metadata"].get("name") and not hook:
             raise GitOpsError("%s: %s has generateName but no name; only hooks may (they are created anew each sync)"
                               % (src, describe(ref_of(obj))), file=src, object=ref_of(obj))

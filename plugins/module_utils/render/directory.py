@@ -3,12 +3,12 @@
 
 from __future__ import annotations
 
-from ..deps import require_yaml, yaml
+from ..deps import require_yaml
 
 EXTENSIONS = (".yaml", ".yml", ".json")
 
 
 def render(checkout, target, options):
-    require_yaml("type=directory")
+    yaml = require_yaml("type=directory")
     files = checkout.files(target, EXTENSIONS, options.get("recurse"), options.get("include"), options.get("exclude"))
     return [(checkout.relpath(path), checkout.read(path)) for path in files], "PyYAML %s" % yaml.__version__

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 
-from ..deps import SafeDumper, SafeLoader, require_yaml, yaml
+from ..deps import require_yaml
 from ..errors import GitOpsError
 
 
@@ -15,12 +15,12 @@ def loader():
 
     Built on first use, so that this module imports without PyYAML.
     """
-    require_yaml("parsing manifests")
+    yaml = require_yaml("parsing manifests")
 
-    class Loader(SafeLoader):
+    class Loader(yaml.SafeLoader):
         yaml_implicit_resolvers = {
             first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-            for first, resolvers in SafeLoader.yaml_implicit_resolvers.items()
+            for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
         }
 
         def construct_mapping(self, node, deep=False):
@@ -50,7 +50,7 @@ class DuplicateKey(Exception):
 
 def load_documents(source, text):
     """All YAML/JSON documents of ``text`` (from file ``source``); a syntax error names file and line."""
-    yaml_loader = loader()
+    yaml, yaml_loader = require_yaml("parsing manifests"), loader()
     try:
         return list(yaml.load_all(text, Loader=yaml_loader))
     except DuplicateKey as err:
@@ -105,5 +105,5 @@ def validate(source, obj):
 
 def dump(obj):
     """One object as YAML (no line folding, so ``${VAR}`` stays on one line)."""
-    require_yaml("writing YAML")
-    return yaml.dump(obj, Dumper=SafeDumper, default_flow_style=False, sort_keys=False, width=2 ** 30)
+    yaml = require_yaml("writing YAML")
+    return yaml.dump(obj, Dumper=yaml.SafeDumper, default_flow_style=False, sort_keys=False, width=2 ** 30)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from ..deps import yaml
+from ..deps import require_yaml
 from ..errors import GitOpsError
 from ..refs import describe, ref_of
 from .documents import dump, loader
@@ -46,7 +46,7 @@ def substitute(source, obj, variables, strict=True):
                           "${VAR:=default}, or set substitute_strict: false)"
                           % (source, describe(ref_of(obj)), ", ".join("${%s}" % n for n in sorted(set(unresolved)))),
                           file=source, object=ref_of(obj), variables=sorted(set(unresolved)))
-    yaml_loader = loader()
+    yaml, yaml_loader = require_yaml("substitute"), loader()
     try:
         return yaml.load(text, Loader=yaml_loader)
     except yaml.YAMLError as err:

@@ -33,7 +33,7 @@ def _csv(value):
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
-def sync_info(source, obj):
+def wave_and_hook(source, obj):
     """Return (wave, hook phases or None, delete policies, reason to skip the object or None)."""
     annotations = (obj.get("metadata") or {}).get("annotations") or {}
 

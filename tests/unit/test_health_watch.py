@@ -1,9 +1,10 @@
-"""Pure pieces of the waiter: refs, ignore, label selectors (the watching itself is tested on the cluster)."""
+"""Pure pieces of the health wait: refs, ignore, label selectors (the watching itself is tested on the cluster)."""
 
 import pytest
 
 from ansible_collections.gitops.k8s.plugins.module_utils.errors import GitOpsError
-from ansible_collections.gitops.k8s.plugins.module_utils.waiter import clean_ref, is_ignored, label_selector
+from ansible_collections.gitops.k8s.plugins.module_utils.health_drilldown import label_selector
+from ansible_collections.gitops.k8s.plugins.module_utils.health_watch import clean_ref, is_ignored
 
 JOB = {"apiVersion": "batch/v1", "kind": "Job", "namespace": "shop", "name": "migrate"}
 

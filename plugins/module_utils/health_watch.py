@@ -6,6 +6,8 @@ then watches from that version, resuming after the server closes the stream, rec
 the connection drops and re-listing when the version has expired (410 Gone). Threads hand
 objects to the caller's thread through a queue; it re-assesses only what changed, so a change
 is seen within the network round trip and waiting costs almost no CPU.
+
+What is wrong with the objects that did not become healthy is told by health_drilldown.py.
 """
 
 from __future__ import annotations
@@ -14,12 +16,11 @@ import queue
 import threading
 import time
 
-from .bundle import Bundle
-from .cluster import CLUSTER_ARGSPEC, ApiError, Cluster
+from .cluster import ApiError
 from .errors import GitOpsError
 from .health import CustomHealth, Health, assess, worst
-from .inventory import INVENTORY_ARGSPEC, current_entry, read_record, record_health
-from .refs import describe, group_of, key_of, ref_of
+from .health_drilldown import unhealthy_summary
+from .refs import describe, key_of
 
 # Server-side length of one watch request. Short enough that threads of a finished wait end
 # soon (a blocked read cannot be interrupted), long enough that reconnects cost nothing.
@@ -28,10 +29,6 @@ WATCH_SECONDS = 20
 REDISCOVER_SECONDS = 2.0
 # Progress lines: when the line changes (at most once per MIN), and at least every MAX seconds.
 PROGRESS_MIN_SECONDS, PROGRESS_MAX_SECONDS = 1.0, 10.0
-# Workloads whose unhealthy pods are listed in the summary, and how much of it.
-POD_OWNERS = {("apps", "Deployment"), ("apps", "StatefulSet"), ("apps", "DaemonSet"), ("apps", "ReplicaSet"),
-              ("batch", "Job")}
-MAX_DRILLDOWN, PODS_PER_OWNER, EVENTS_PER_OBJECT = 10, 3, 3
 
 
 def clean_ref(ref):
@@ -275,129 +272,6 @@ def _result(state, outcome):
         "resources": resources,
         "elapsed": round(elapsed, 3),
         "timeline": timeline,
-        "summary": _summary(state, resources, outcome, elapsed) if not healthy else
+        "summary": unhealthy_summary(state.cluster, resources, state.objects, outcome, elapsed) if not healthy else
         "%d of %d objects healthy after %.1fs" % (len(resources), len(resources), elapsed),
     }
-
-
-def _summary(state, resources, outcome, elapsed):
-    """Every unhealthy object with its reason, the unhealthy pods of workloads, Warning events."""
-    bad = [r for r in resources if r["status"] not in Health.SETTLED]
-    lines = ["%d of %d objects are not healthy (%s after %.1fs):" % (len(bad), len(resources), outcome, elapsed)]
-    events = _Events(state.cluster)
-    for number, entry in enumerate(bad):
-        ref = entry["ref"]
-        lines.append("%s: %s (%s)" % (describe(ref), entry["message"], entry["status"]))
-        if number >= MAX_DRILLDOWN:
-            continue
-        lines.extend("  " + text for text in events.warnings(ref))
-        obj = state.objects.get(key_of(ref))
-        if obj and (group_of(ref["apiVersion"]), ref["kind"]) in POD_OWNERS:
-            for pod, (status, message) in _unhealthy_pods(state.cluster, obj):
-                lines.append("  %s: %s (%s)" % (describe(pod), message, status))
-                lines.extend("    " + text for text in events.warnings(pod))
-    return "\n".join(lines)
-
-
-def label_selector(selector):
-    """A LabelSelector object as the query-string syntax the API accepts."""
-    parts = ["%s=%s" % item for item in sorted((selector.get("matchLabels") or {}).items())]
-    for expr in selector.get("matchExpressions") or []:
-        key, operator, values = expr["key"], expr["operator"], ",".join(expr.get("values") or [])
-        parts.append({"In": "%s in (%s)" % (key, values), "NotIn": "%s notin (%s)" % (key, values),
-                      "Exists": key, "DoesNotExist": "!" + key}[operator])
-    return ",".join(parts)
-
-
-def _unhealthy_pods(cluster, owner):
-    selector = (owner.get("spec") or {}).get("selector")
-    if not selector:
-        return []
-    try:
-        pods = cluster.list(cluster.resource("v1", "Pod"), owner["metadata"].get("namespace"),
-                            label_selector=label_selector(selector))[0]
-    except GitOpsError:
-        return []  # the summary is best effort; the object's own verdict is already listed
-    verdicts = [(ref_of(pod), assess(pod)) for pod in pods]
-    return [(ref, verdict) for ref, verdict in verdicts if verdict[0] not in Health.SETTLED][:PODS_PER_OWNER]
-
-
-class _Events:
-    """Latest Warning events per object: one list per namespace (core v1 events)."""
-
-    def __init__(self, cluster):
-        self.cluster = cluster
-        self.by_namespace = {}
-
-    def warnings(self, ref):
-        namespace = ref.get("namespace") or ""
-        if namespace not in self.by_namespace:
-            self.by_namespace[namespace] = self._load(namespace)
-        found = self.by_namespace[namespace].get((ref["kind"], ref["name"]), [])
-        found.sort(key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or
-                   (e.get("metadata") or {}).get("creationTimestamp") or "", reverse=True)
-        lines = []
-        for event in found:
-            line = "Warning %s: %s" % (event.get("reason"), (event.get("message") or "").strip())
-            if line not in lines:  # the same complaint repeated by several event objects
-                lines.append(line)
-        return lines[:EVENTS_PER_OBJECT]
-
-    def _load(self, namespace):
-        try:
-            # cluster-scoped objects' events: every namespace, involvedObject.namespace empty
-            selector = "type=Warning" + ("" if namespace else ",involvedObject.namespace=")
-            items = self.cluster.list(self.cluster.resource("v1", "Event"), namespace or None, field_selector=selector)[0]
-        except GitOpsError:
-            return {}  # no right to read events: the summary still lists every object's reason
-        index = {}
-        for event in items:
-            involved = event.get("involvedObject") or {}
-            index.setdefault((involved.get("kind"), involved.get("name")), []).append(event)
-        return index
-
-
-# -- the health_wait task (shared by the module and its action plugin) -------------------------
-
-TASK_ARGSPEC = dict(CLUSTER_ARGSPEC, **INVENTORY_ARGSPEC, **{
-    "app": {"type": "str"},
-    "bundle": {"type": "path"},
-    "resources": {"type": "list", "elements": "dict"},
-    "timeout": {"type": "float", "default": 300},
-    "fail_fast": {"type": "bool", "default": True},
-    "ignore": {"type": "list", "elements": "raw", "default": []},
-    "wait": {"type": "bool", "default": True},
-    "custom_health": {"type": "list", "elements": "dict", "default": []},
-    "record": {"type": "bool", "default": True},
-})
-TASK_RULES = {"mutually_exclusive": [("app", "bundle", "resources")],
-              "required_one_of": [("app", "bundle", "resources")]}
-
-
-def task(params, check_mode=False, progress=None):
-    """Run health_wait from module options; return (result, failure message or None)."""
-    cluster = Cluster.from_params(params)
-    synced = None  # the history entry of the sync being waited for, which gets the verdict
-    if params.get("app"):
-        record = read_record(cluster, params["app"], params["inventory_namespace"], params["inventory_kind"])
-        if record is None:
-            raise GitOpsError("app %s has no inventory record in namespace %s: apply it first"
-                              % (params["app"], params["inventory_namespace"]), app=params["app"])
-        refs = record.get("objects") or []
-        synced = current_entry(record)
-    elif params.get("bundle"):
-        # hooks are waited for by apply while it runs them, and may be deleted afterwards
-        refs = [entry for entry in Bundle.load(params["bundle"]).entries if not entry.get("hook")]
-    else:
-        refs = params["resources"]
-    wait = params["wait"] and not check_mode
-    result = wait_healthy(cluster, refs, timeout=params["timeout"], fail_fast=params["fail_fast"],
-                          custom_health=params["custom_health"], ignore=params["ignore"], wait=wait,
-                          progress=progress)
-    # Only a real wait is a verdict on the sync; a glance (wait=false, check mode) is not.
-    result["recorded"] = None
-    if synced and params["record"] and wait:
-        result["recorded"] = record_health(cluster, params["app"], result["status"], synced,
-                                           params["inventory_namespace"], params["inventory_kind"])
-    result.update(changed=False, api_requests=cluster.requests_made)
-    return result, (None if result["healthy"] or not wait else result["summary"])
