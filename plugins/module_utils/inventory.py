@@ -379,11 +379,6 @@ class Inventory:
             return changed
         return None
 
-    def delete(self, app):
-        """Delete the app's record and its shards."""
-        self.cluster.delete(self._ref(app))
-        self._drop_shards(self._shards(app))
-
     def digest_key(self, create=False):
         """The cluster's key for Secret digests (see ``record_digest``); made on first use when
         ``create``, else None while it does not exist or cannot be read."""
@@ -411,8 +406,10 @@ class Inventory:
         raise GitOpsError("cannot read or create the digest key Secret %s/%s" % (self.namespace, DIGEST_KEY_SECRET))
 
     def delete(self, app):
-        """Remove the app's record; False when there was none."""
-        return self.cluster.delete(self._ref(app))
+        """Remove the app's record and its shards; False when there was no record."""
+        existed = self.cluster.delete(self._ref(app))
+        self._drop_shards(self._shards(app))
+        return existed
 
     def ensure_namespace(self):
         ensure_namespace(self.cluster, self.namespace)
