@@ -38,7 +38,8 @@ def kubeconfig():
     path = proc.stdout.strip().splitlines()[-1]
     assert os.path.exists(path), "tests/cluster/up printed %r, which is not a kubeconfig" % path
     os.environ["KUBECONFIG"] = path
-    return path
+    with localcluster.in_use():  # another session's `up` does not restart the cluster under this one
+        yield path
 
 
 @pytest.fixture(scope="session")

@@ -1,24 +1,31 @@
 # Copyright: gitops.k8s contributors; Apache License 2.0 (see LICENSE)
 """The gitops.k8s.apply engine: a bundle into the cluster, all or nothing, in order, on record.
 
-  1. lease      one run per app (lease.py); check mode takes no lease
-  2. plan       diff.make_plan: one LIST per kind, fast path, a server-side dry-run of every other
-                object and hook; any rejection fails the run listing all of them, nothing written
-  3. record     the inventory gets the union of its objects and the bundle's (inventory.py)
-  4. PreSync hooks, then waves in order (Namespaces and CRDs first in a wave, CRDs Established
-     before the rest; the rest concurrently; with wait_waves each wave healthy before the next),
-     then Sync and PostSync hooks; SyncFail hooks when a step fails
-  5. prune      inventory objects not in the bundle, reverse order, prune-disabled ones kept, the
-                guards of prune.py (uid, Namespaces and CRDs) checked; a deletion that fails or
-                that a finalizer holds keeps the object recorded and fails the run
-  6. record     the final object set, revision, result and a history entry
+  1. lease       one run per app (lease.py); check mode takes no lease
+  2. namespaces  the namespaces the bundle's objects live in that exist neither in the cluster nor
+                 in the bundle are created first (with ``managed_namespace_metadata``), so that
+                 everything is validated in its real namespace (quotas, Pod Security, webhooks)
+  3. plan        diff.make_plan: one LIST per kind, fast path, a server-side dry-run of every other
+                 object and hook; any rejection fails the run listing all of them, nothing else written
+  4. record      the inventory gets the union of its objects and the bundle's (inventory.py)
+  5. sync        PreSync hooks; then each wave in order: Namespaces and CRDs first (CRDs
+                 Established, then the custom resources of the bundle dry-run before anything else
+                 of their wave is written), the rest concurrently, then the wave's Sync hooks; with
+                 wait_waves each wave healthy before the next; then PostSync hooks. SyncFail hooks
+                 when a step fails
+  6. prune       inventory objects not in the bundle, reverse order, prune-disabled ones kept, the
+                 guards of prune.py (uid, Namespaces and CRDs) checked; a deletion that fails or
+                 that a finalizer holds keeps the object recorded and fails the run
+  7. record      the final object set, revision, result and a history entry
 
 Every record write goes through ``Inventory.update`` under the app's Lease. Objects new to the
 app are claimed under a second, cluster-wide Lease (``gitops-claims``) from the ownership check
 to the record write, so two apps declaring the same object in one run cannot both pass it.
 
 A plan with nothing to create, update or prune is a no-op: no hooks run, no wave is waited for.
-Hook objects are never recorded in the inventory (they are per-run).
+Hook objects are never recorded in the inventory (they are per-run). How each object is written
+(server-side apply, replace, delete and recreate, takeover from client-side apply) is decided by
+the plan (diff.py, ownership.py).
 """
 
 from __future__ import annotations
@@ -27,16 +34,19 @@ import contextlib
 import copy
 import hashlib
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 from .cluster import ApiError
-from .diff import (check_ignore_rules, crd_kinds, make_plan, managed_fingerprint, rejected_error, rejection,
-                   report, validate_elsewhere)
+from .concurrency import each
+from .diff import crd_kinds, dry_run, make_plan, managed_fingerprint, prepare_write, rejected_error, rejection, \
+    report, validate_elsewhere, write
 from .errors import GitOpsError
+from .ignore import check_ignore_rules
 from .inventory import (INVENTORY_NAMESPACE, Inventory, history_entry, key_secret_digests, new_record, object_entry,
-                        push_history, union_objects)
+                        push_history,
+                        union_objects)
 from .lease import Lease
 from .masking import redact
+from .ownership import migration_patch
 from .prune import guarded, recreated, refusal
 from .refs import describe, group_of, key_of, ref_of
 
@@ -55,7 +65,8 @@ class Options:
                  prune_propagation="Background", create_namespaces=True, concurrency=8, wait_waves=None,
                  timeout=300, lock=True, lock_timeout=60, history_limit=10, adopt=False, ignore=(),
                  inventory_namespace=INVENTORY_NAMESPACE, inventory_kind="ConfigMap", trigger="push",
-                 rollback_of=None, custom_health=None, show_secrets=False, revision=None, owners=None):
+                 rollback_of=None, custom_health=None, show_secrets=False, revision=None,
+                 replace_on_immutable=False, managed_namespace_metadata=None, owners=None):
         self.field_manager, self.force_conflicts = field_manager, force_conflicts
         self.prune, self.prune_allow_empty, self.prune_propagation = prune, prune_allow_empty, prune_propagation
         self.create_namespaces, self.concurrency, self.wait_waves = create_namespaces, max(1, concurrency), wait_waves
@@ -67,14 +78,17 @@ class Options:
         # (keys, app) -> {key: other app}: who records these objects; default a LIST of every record.
         # The per-cluster engine answers from the records it read once for all its apps.
         self.owners = owners
+        self.replace_on_immutable = replace_on_immutable
+        self.managed_namespace_metadata = managed_namespace_metadata or {}
 
 
-def apply(cluster, bundle, app, options=None, check=False, want_diff=False, lease=None):
+def apply(cluster, bundle, app, options=None, check=False, want_diff=False, lease=None, live=None):
     """Apply ``bundle`` as application ``app``; returns the module result (see modules/apply.py).
 
     ``want_diff`` adds ``resources`` and ``ansible_diff`` (the diff module's report) to the result.
     ``lease``: the app's Lease, already held by the caller (who decided under it and releases it);
-    without one, apply takes and releases its own (``options.lock``).
+    without one, apply takes and releases its own (``options.lock``). ``live`` serves the plan's
+    LISTs (see diff.make_plan).
     """
     options = options or Options()
     if bundle.revision and options.revision and bundle.revision != options.revision:
@@ -91,19 +105,13 @@ def apply(cluster, bundle, app, options=None, check=False, want_diff=False, leas
         lease = own_lease = Lease(cluster, app, options.inventory_namespace)
         own_lease.acquire(options.lock_timeout)
     try:
-        result = Run(cluster, bundle, app, options, store, lease, check, want_diff).execute()
+        result = Run(cluster, bundle, app, options, store, lease, check, want_diff, live).execute()
     finally:
         if own_lease:
             own_lease.release()
     result["api_retries"] = cluster.retries_made - retries_before
     return result
 
-
-def _parallel(concurrency, func, items):
-    if not items:
-        return []
-    with ThreadPoolExecutor(max_workers=min(concurrency, len(items))) as pool:
-        return list(pool.map(func, items))
 
 
 def _hook_id(app, ref):
@@ -112,15 +120,18 @@ def _hook_id(app, ref):
 
 
 class Run:
-    def __init__(self, cluster, bundle, app, options, store, lease, check, want_diff):
+    def __init__(self, cluster, bundle, app, options, store, lease, check, want_diff, live=None):
         self.cluster, self.bundle, self.app, self.opts = cluster, bundle, app, options
-        self.store, self.lease, self.check, self.want_diff = store, lease, check, want_diff
+        self.store, self.lease, self.check, self.want_diff, self.live = store, lease, check, want_diff, live
         self.started = time.monotonic()
         self.requests_before = cluster.requests_made
         self.applied = {}   # key -> server response of our apply
-        self.pruned, self.prune_failed, self.prune_refused, self.hooks = [], [], [], []
+        self.pruned, self.prune_failed, self.hooks, self.recreated, self.namespaces = [], [], [], [], []
+        self.prune_refused = []
         self.disowned = set()  # keys recorded but recreated by someone else: dropped from the record
         self.hook_pairs = [(e, o) for e, o in bundle.pairs() if e.get("hook")]
+        self.listed = {}    # (group, plural, namespace) -> objects: see _list
+        self.plan = None
 
     # -- the steps -------------------------------------------------------------------------
 
@@ -128,74 +139,97 @@ class Run:
         record, _version = self.store.read(self.app)
         record = record or new_record(self.app)
         self.recorded = {key_of(o): o for o in record.get("objects") or ()}
-        plan = self.plan = make_plan(
-            self.cluster, self.bundle, record, field_manager=self.opts.field_manager, ignore=self.opts.ignore,
-            concurrency=self.opts.concurrency, validate_creates=True, force=self.opts.force_conflicts,
-        )
-        rejected = plan.rejected + self._validate_hooks(plan.missing_namespaces)
-        if rejected:
-            raise rejected_error(rejected, self.bundle.path)
+        self._prepare_namespaces()
+        self._make_plan(record)
         owners = self._foreign_owners()
-        deletes = plan.deletes if self.opts.prune else []
-        if self.opts.prune and deletes and not plan.items and not self.opts.prune_allow_empty:
-            raise GitOpsError(
-                "refusing to prune every object of app %s (%d) because bundle %s is empty; set prune_allow_empty "
-                "to allow it" % (self.app, len(deletes), self.bundle.path),
-                would_prune=[i.ref for i in deletes],
-            )
-        bundle_namespaces = {i.ref["name"] for i in plan.items if (group_of(i.ref["apiVersion"]), i.ref["kind"]) == ("", "Namespace")}
-        to_create_ns = [ns for ns in plan.missing_namespaces if ns not in bundle_namespaces]
-        if to_create_ns and not self.opts.create_namespaces:
-            raise GitOpsError("namespace(s) %s do not exist and create_namespaces is false" % ", ".join(to_create_ns),
-                              namespaces=to_create_ns)
-        noop = not plan.changes and not deletes
+        deletes = self._deletes()
+        noop = not self.plan.changes and not deletes
         if self.check:
             self._prune(deletes, dry_run=True)
             return self._result(record, noop)
         if noop:
             self._record_noop(record)
             return self._result(record, noop)
+        self._record_running()
+        try:
+            self._sync(deletes)
+        except GitOpsError as err:
+            self._fail(err)
+        self._record_final("Succeeded", None)
+        return self._result(record, noop)
 
+    def _prepare_namespaces(self):
+        """Step 2: create the namespaces objects live in that nothing else creates (not in check mode)."""
+        wanted = {ref_of(o)["namespace"] for o in self.bundle.objects} - {""}
+        in_bundle = {o["metadata"].get("name") for o in self.bundle.objects
+                     if (group_of(o.get("apiVersion", "")), o.get("kind")) == ("", "Namespace")}
+        namespaces = self._list(self.cluster.resource("v1", "Namespace"), None)
+        existing = {ns["metadata"]["name"] for ns in namespaces}
+        missing = sorted(wanted - in_bundle - existing)
+        if missing and not self.opts.create_namespaces:
+            raise GitOpsError("namespace(s) %s do not exist and create_namespaces is false" % ", ".join(missing),
+                              namespaces=missing)
+        if self.check:
+            return
+        for name in missing:
+            try:
+                namespaces.append(self.cluster.apply(self._namespace(name), self.opts.field_manager, force=True))
+            except GitOpsError as err:
+                raise GitOpsError("cannot create namespace %s: %s" % (name, err), namespace=name,
+                                  changed=bool(self.namespaces))
+            self.namespaces.append(name)
+
+    def _namespace(self, name):
+        meta = {"name": name}
+        for field in ("labels", "annotations"):
+            if self.opts.managed_namespace_metadata.get(field):
+                meta[field] = dict(self.opts.managed_namespace_metadata[field])
+        return {"apiVersion": "v1", "kind": "Namespace", "metadata": meta}
+
+    def _list(self, resource, namespace):
+        """The live provider of this run: each LIST once (the plan reads Namespaces again)."""
+        key = (resource.group, resource.plural, namespace)
+        if key not in self.listed:
+            self.listed[key] = self.live(resource, namespace) if self.live \
+                else self.cluster.list(resource, namespace=namespace)[0]
+        return self.listed[key]
+
+    def _make_plan(self, record):
+        """Step 3: the plan; every rejection (hooks included) fails the run before any other write."""
+        self.plan = make_plan(
+            self.cluster, self.bundle, record, field_manager=self.opts.field_manager, ignore=self.opts.ignore,
+            concurrency=self.opts.concurrency, validate_creates=True, force=self.opts.force_conflicts,
+            live=self._list, replace_on_immutable=self.opts.replace_on_immutable,
+        )
+        rejected = self.plan.rejected + self._validate_hooks(self.plan.missing_namespaces)
+        if rejected:
+            written = "only namespace(s) %s were created" % ", ".join(self.namespaces) if self.namespaces else None
+            raise self._with_changes(rejected_error(rejected, self.bundle.path, written))
+
+    def _deletes(self):
+        deletes = self.plan.deletes if self.opts.prune else []
+        if self.opts.prune and deletes and not self.plan.items and not self.opts.prune_allow_empty:
+            raise GitOpsError(
+                "refusing to prune every object of app %s (%d) because bundle %s is empty; set prune_allow_empty "
+                "to allow it" % (self.app, len(deletes), self.bundle.path),
+                would_prune=[i.ref for i in deletes],
+            )
+        return deletes
+
+    def _record_running(self):
+        """Step 4: record every object we may write before the first write; adopted ones leave their app.
+        Objects new to the app are claimed under the claims Lease (see the module docstring)."""
         def running(current):
-            current["objects"] = union_objects(current.get("objects") or [], [i.ref for i in plan.items])
+            current["objects"] = union_objects(current.get("objects") or [], [i.ref for i in self.plan.items])
             current["result"] = "Running"
             return current
 
-        with self._claims(any(i.key not in self.recorded for i in plan.items)):
+        with self._claims(any(i.key not in self.recorded for i in self.plan.items)):
             owners = self._foreign_owners(fresh=True)  # again, now that no other app can claim meanwhile
             self.store.update(self.app, running, lease=self.lease)
         for other in sorted(set(owners.values())):
             mine = {k for k, v in owners.items() if v == other}
             self.store.update(other, lambda r: dict(r, objects=[o for o in r.get("objects") or () if key_of(o) not in mine]))
-        try:
-            for name in to_create_ns:
-                error = self._apply_one(_namespace(name))
-                if error:
-                    raise GitOpsError("cannot create namespace %s: %s" % (name, error), namespace=name)
-            self._run_hooks("PreSync")
-            waves = sorted({(i.entry or {}).get("wave", 0) for i in plan.items})
-            for wave in waves:
-                self._apply_wave(wave, [i for i in plan.items if (i.entry or {}).get("wave", 0) == wave])
-            self._run_hooks("Sync")
-            self._run_hooks("PostSync")
-            self._prune(deletes)
-            if self.prune_failed:
-                raise GitOpsError("%d object(s) could not be pruned (they stay recorded):\n  %s" % (
-                    len(self.prune_failed), "\n  ".join("%s: %s" % (describe(f), f["message"]) for f in self.prune_failed)),
-                    prune_failed=self.prune_failed)
-        except GitOpsError as err:
-            message = str(err)
-            try:
-                self._run_hooks("SyncFail")
-            except GitOpsError as hook_err:
-                message += "; SyncFail hooks failed too: %s" % hook_err
-            self._record_final("Failed", message)
-            err.details.setdefault("inventory", self.store.where(self.app))
-            raise GitOpsError(message, **dict(err.details, hooks=self.hooks, created=self._refs("create"),
-                                              configured=self._refs("update"), pruned=self.pruned,
-                                              prune_failed=self.prune_failed, prune_refused=self.prune_refused))
-        self._record_final("Succeeded", None)
-        return self._result(record, noop)
 
     @contextlib.contextmanager
     def _claims(self, needed):
@@ -209,6 +243,38 @@ class Run:
             yield
         finally:
             claims.release()
+
+    def _sync(self, deletes):
+        """Step 5 and 6: hooks and waves in order, then prune."""
+        self._run_hooks("PreSync")
+        for wave in self._waves():
+            self._apply_wave(wave, [i for i in self.plan.items if i.wave == wave])
+            self._run_hooks("Sync", wave)
+        self._run_hooks("PostSync")
+        self._prune(deletes)
+        if self.prune_failed:
+            raise GitOpsError("%d object(s) could not be pruned (they stay recorded):\n  %s" % (
+                len(self.prune_failed), "\n  ".join("%s: %s" % (describe(f), f["message"]) for f in self.prune_failed)),
+                prune_failed=self.prune_failed)
+
+    def _fail(self, err):
+        """A step failed: SyncFail hooks, the record says Failed, the error says what was written."""
+        message = str(err)
+        try:
+            self._run_hooks("SyncFail")
+        except GitOpsError as hook_err:
+            message += "; SyncFail hooks failed too: %s" % hook_err
+        self._record_final("Failed", message)
+        err.details.setdefault("inventory", self.store.where(self.app))
+        details = dict(err.details, hooks=self.hooks, created=self._refs("create"), configured=self._refs("update"),
+                       pruned=self.pruned, prune_failed=self.prune_failed, prune_refused=self.prune_refused)
+        raise self._with_changes(GitOpsError(message, **details))
+
+    def _with_changes(self, err):
+        """``err`` saying whether anything was written before it (a failed run may have changed things)."""
+        err.details["changed"] = bool(self.applied or self.pruned or self.namespaces
+                                      or any(h.get("name") for h in self.hooks))
+        return err
 
     def _validate_hooks(self, missing_namespaces):
         """Dry-run every hook object (a create for generateName, an apply otherwise)."""
@@ -227,10 +293,10 @@ class Run:
             except GitOpsError as err:
                 if (group_of(ref["apiVersion"]), ref["kind"]) in crd_kinds(self.bundle.objects):
                     return None  # its CRD is in this bundle and not served yet
-                return rejection(ref, entry.get("source"), str(err), (obj,))
+                return rejection(ref, entry.get("source"), str(err), (obj,), unreachable=True)
             return None
 
-        return [r for r in _parallel(self.opts.concurrency, one, self.hook_pairs) if r]
+        return [r for r in each(self.opts.concurrency, one, self.hook_pairs) if r]
 
     def _foreign_owners(self, fresh=False):
         """{key: other app} for bundle objects another app's inventory records; fails unless adopt.
@@ -249,20 +315,52 @@ class Run:
             )
         return owners
 
-    def _apply_one(self, obj):
+    # -- waves -----------------------------------------------------------------------------
+
+    def _waves(self):
+        """Every wave that has an object or a Sync hook, in order."""
+        hooks = {e.get("wave", 0) for e, _obj in self.hook_pairs if "Sync" in (e.get("hook") or ())}
+        return sorted({i.wave for i in self.plan.items} | hooks)
+
+    def _write(self, item):
+        """Write one object as the plan decided; returns an error message or None."""
+        settings = self.plan.settings
         try:
-            out = self.cluster.apply(obj, self.opts.field_manager, force=self.opts.force_conflicts)
+            if item.takeover:
+                self._take_over(item)
+            if item.method == "recreate":
+                self.cluster.delete(item.ref, propagation="Foreground")
+                self._wait_gone([item.ref], "%s (recreated)" % describe(item.ref))
+            out = write(self.cluster, item, settings)
         except GitOpsError as err:
-            return redact(str(err), (obj,))
-        self.applied[key_of(ref_of(obj))] = out
+            return redact(str(err), (item.obj,))
+        self.applied[item.key] = out
+        if item.method == "recreate":
+            self.recreated.append(item.ref)
         return None
+
+    def _take_over(self, item, attempts=5):
+        """Move the client-side managers' fields to ours. The patch is guarded by the resourceVersion
+        and controllers write status meanwhile: on a conflict, read the object again and retry."""
+        live = item.live
+        for attempt in range(attempts):
+            try:
+                self.cluster.json_patch(item.ref, migration_patch(live, self.opts.field_manager),
+                                        self.opts.field_manager)
+                return
+            except ApiError as err:  # the "test" of the resourceVersion failed (422), or 409
+                if err.status not in (409, 422) or attempt == attempts - 1:
+                    raise
+            live = self.cluster.get(item.ref)
+            if live is None:
+                return  # deleted meanwhile: the apply creates it, owned by us
 
     def _apply_wave(self, wave, items):
         changes = [i for i in items if i.action in ("create", "update")]
         first = [i for i in changes if (group_of(i.ref["apiVersion"]), i.ref["kind"]) in FIRST_KINDS]
         rest = [i for i in changes if i not in first]
         for batch in (first, rest):
-            errors = _parallel(self.opts.concurrency, lambda i: (i, self._apply_one(i.obj)), batch)
+            errors = each(self.opts.concurrency, lambda i: (i, self._write(i)), batch)
             failed = [(i, e) for i, e in errors if e]
             if failed:
                 raise GitOpsError(
@@ -274,15 +372,35 @@ class Run:
             if crds:
                 self._wait(crds, "the CustomResourceDefinitions of wave %s" % wave)
                 self.cluster.forget_discovery()
+                self._validate_custom_resources(wave)
             if self.lease:
                 self.lease.check()
         if self._wait_waves():
             self._wait([i.ref for i in items], "wave %s" % wave)
 
+    def _validate_custom_resources(self, wave):
+        """Dry-run the bundle's custom resources whose CRD is now Established, before anything else of
+        their wave (or a later one) is written."""
+        pending = [i for i in self.plan.items if i.resource is None and i.wave >= wave]
+        ready = []
+        for item in pending:
+            try:
+                item.resource = self.cluster.resource(item.ref["apiVersion"], item.ref["kind"])
+            except GitOpsError:
+                continue  # its CRD comes in a later wave
+            prepare_write(item, self.plan.settings)
+            ready.append(item)
+        rejected = dry_run(self.cluster, ready, self.plan.settings)
+        if rejected:
+            raise rejected_error(rejected, self.bundle.path, "only the CustomResourceDefinitions of wave %s and the "
+                                 "waves before it were written" % wave)
+        validated = {i.key for i in ready}
+        self.plan.unvalidated = [r for r in self.plan.unvalidated if key_of(r) not in validated]
+
     def _wait_waves(self):
         if self.opts.wait_waves is not None:
             return self.opts.wait_waves
-        waves = {(i.entry or {}).get("wave", 0) for i in self.plan.items}
+        waves = {i.wave for i in self.plan.items}
         return len(waves) > 1 or bool(self.hook_pairs)
 
     def _wait(self, refs, what):
@@ -295,13 +413,24 @@ class Run:
                               health=outcome.get("resources"))
         return outcome
 
+    def _wait_gone(self, refs, what):
+        """Wait until every one of ``refs`` is deleted (a name can be reused only then)."""
+        deadline = time.monotonic() + self.opts.timeout
+        for ref in refs:
+            while self.cluster.get(ref) is not None:
+                if time.monotonic() > deadline:
+                    raise GitOpsError("%s is still being deleted after %ss" % (what, self.opts.timeout))
+                time.sleep(0.2)
+
     # -- hooks -----------------------------------------------------------------------------
 
-    def _run_hooks(self, phase):
-        pairs = [(e, o) for e, o in self.hook_pairs if phase in (e.get("hook") or ())]
-        for wave in sorted({e.get("wave", 0) for e, _obj in pairs}):
-            batch = [(e, o) for e, o in pairs if e.get("wave", 0) == wave]
-            started = _parallel(self.opts.concurrency, lambda pair: self._start_hook(phase, *pair), batch)
+    def _run_hooks(self, phase, wave=None):
+        """Run the hooks of ``phase`` (of one ``wave`` when given), wave by wave, as Argo CD orders them."""
+        pairs = [(e, o) for e, o in self.hook_pairs if phase in (e.get("hook") or ())
+                 and (wave is None or e.get("wave", 0) == wave)]
+        for hook_wave in sorted({e.get("wave", 0) for e, _obj in pairs}):
+            batch = [(e, o) for e, o in pairs if e.get("wave", 0) == hook_wave]
+            started = each(self.opts.concurrency, lambda pair: self._start_hook(phase, *pair), batch)
             outcome = self._hook_outcome([h for h in started if h.get("name")])
             failed = [h for h in started if h["status"] != "Healthy"]
             for hook, (entry, _obj) in zip(started, batch):
@@ -347,12 +476,7 @@ class Run:
             previous = [ref_of(o) for o in items]
             for old in previous:
                 self.cluster.delete(old, propagation="Background")
-        deadline = time.monotonic() + self.opts.timeout
-        for old in previous:  # a fixed name can only be reused once the old object is gone
-            while self.cluster.get(old) is not None:
-                if time.monotonic() > deadline:
-                    raise GitOpsError("%s (previous hook) is still being deleted after %ss" % (describe(old), self.opts.timeout))
-                time.sleep(0.2)
+        self._wait_gone(previous, "%s (previous hook)" % describe(ref))
 
     def _hook_outcome(self, hooks):
         if not hooks:
@@ -456,13 +580,26 @@ class Run:
         return entries
 
     def _leftovers(self, record):
-        """Inventory objects no longer in the bundle that still exist (not pruned, prune disabled or
-        refused, failed), except those someone else recreated (not ours)."""
+        """Inventory objects no longer in the bundle that still exist (not pruned, prune disabled, failed),
+        marked ``orphaned`` unless prune is still to delete them, and those of kinds the cluster does not
+        serve (never forgotten: they may come back); not those someone else recreated (not ours)."""
         gone = {key_of(r) for r in self.pruned} | self.disowned
         bundle = {i.key for i in self.plan.items}
+        pruning = {i.key for i in self.plan.deletes} if self.opts.prune else set()
         live_left = {i.key for i in self.plan.deletes + self.plan.kept}
-        return [dict(o) for o in record.get("objects") or ()
-                if key_of(o) not in bundle and key_of(o) not in gone and key_of(o) in live_left]
+        unserved = {key_of(r) for r in self.plan.unserved}
+        out = []
+        for entry in record.get("objects") or ():
+            entry = dict(entry)
+            if key_of(entry) not in live_left and key_of(dict(entry, namespace="")) in live_left:
+                entry["namespace"] = ""  # recorded with a namespace its cluster-scoped kind does not have
+            key = key_of(entry)
+            if key in bundle or key in gone or (key not in live_left and key not in unserved):
+                continue
+            if key in live_left and key not in pruning:
+                entry["orphaned"] = True
+            out.append(entry)
+        return out
 
     def _record_final(self, result, message):
         """Write the outcome of the run: the record is read again (a health verdict may have been
@@ -501,7 +638,7 @@ class Run:
     def _result(self, record, noop):
         plan = self.plan
         result = {
-            "changed": not noop,
+            "changed": not noop or bool(self.namespaces),
             "created": self._refs("create"),
             "configured": self._refs("update"),
             "unchanged": [i.ref for i in plan.items if i.action == "unchanged"],
@@ -509,6 +646,10 @@ class Run:
             "prune_failed": self.prune_failed,
             "prune_refused": self.prune_refused,
             "prune_skipped": [i.ref for i in plan.kept] + ([] if self.opts.prune else [i.ref for i in plan.deletes]),
+            "orphaned": [] if self.opts.prune else [i.ref for i in plan.deletes],
+            "unserved": plan.unserved,
+            "recreated": self.recreated,
+            "namespaces_created": self.namespaces,
             "hooks": self.hooks,
             "unvalidated": plan.unvalidated,
             "revision": self.opts.revision,
@@ -520,7 +661,7 @@ class Run:
             "api_requests": self.cluster.requests_made - self.requests_before,
         }
         if self.want_diff:
-            result["resources"], result["ansible_diff"] = report(plan, self.opts.ignore, self.opts.show_secrets,
+            result["resources"], result["ansible_diff"] = report(plan, show_secrets=self.opts.show_secrets,
                                                                  deletes=plan.deletes if self.opts.prune else [])
         return result
 
@@ -544,7 +685,3 @@ def _uid_of(live):
 
 def _ref(hook):
     return {k: hook.get(k) or "" for k in ("apiVersion", "kind", "namespace", "name")}
-
-
-def _namespace(name):
-    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}

@@ -25,6 +25,9 @@ APP_KEYS = {
     "rollback": ((bool,), False),
     "wait": ((dict,), {}),
     "ignore_differences": ((list,), []),
+    "replace_on_immutable": ((bool,), False),
+    "create_namespace": ((bool,), True),
+    "managed_namespace_metadata": ((dict,), {}),
     "custom_health": ((list, dict), []),
     "depends_on": ((list,), []),
     "suspend": ((bool,), False),
@@ -34,6 +37,7 @@ APP_KEYS = {
 REQUIRED_KEYS = ("name", "repo")
 WAIT_KEYS = {"timeout": (int, float), "enabled": (bool,), "fail_fast": (bool,)}
 CREDENTIAL_KEYS = ("username", "password", "key_file", "known_hosts", "accept_hostkey")
+NAMESPACE_METADATA_KEYS = ("labels", "annotations")
 DEFAULT_WAIT_TIMEOUT = 300
 # absent: reconcile deletes the application (its objects under the prune guards, its record)
 STATES = ("present", "absent")
@@ -94,6 +98,11 @@ def normalize_app(app, position):
     for key, value in result["wait"].items():
         _check_type("%s: wait.%s" % (where, key), value, WAIT_KEYS[key])
     result["wait"] = dict({"timeout": DEFAULT_WAIT_TIMEOUT, "enabled": True, "fail_fast": True}, **result["wait"])
+    unknown = sorted(set(result["managed_namespace_metadata"]) - set(NAMESPACE_METADATA_KEYS))
+    if unknown:
+        raise GitOpsError("%s: unknown key%s in managed_namespace_metadata: %s (known: %s)"
+                          % (where, "s" if len(unknown) > 1 else "", ", ".join(unknown), ", ".join(NAMESPACE_METADATA_KEYS)),
+                          app=result["name"], unknown_keys=unknown)
     unknown = sorted(set(result["credentials"]) - set(CREDENTIAL_KEYS))
     if unknown:
         raise GitOpsError("%s: unknown key%s in credentials: %s (known: %s)"

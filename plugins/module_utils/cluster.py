@@ -87,10 +87,11 @@ DISCOVERY_ACCEPT = ",".join(
 class ApiError(GitOpsError):
     """The API server refused a request; ``status`` is the HTTP code, ``message`` the server's words."""
 
-    def __init__(self, status, reason, message, what=""):
+    def __init__(self, status, reason, message, what="", causes=None):
         self.status = status
         self.reason = reason
         self.server_message = message
+        self.causes = causes or []  # the Status details' causes: [{field, message, reason}]
         text = "%s: %s (%s %s)" % (what, message, status, reason) if what else "%s (%s %s)" % (message, status, reason)
         super().__init__(text, status=status, reason=reason, server_message=message)
 
@@ -248,12 +249,14 @@ class Cluster:
 
     @staticmethod
     def _error(resp, what):
+        causes = None
         try:
             status = json.loads(resp.data)
             message, reason = status.get("message", ""), status.get("reason", "")
+            causes = (status.get("details") or {}).get("causes")
         except ValueError:
             message, reason = resp.data.decode("utf-8", "replace").strip(), ""
-        return ApiError(resp.status, reason or resp.reason, message, what=what)
+        return ApiError(resp.status, reason or resp.reason, message, what=what, causes=causes)
 
     # -- discovery ----------------------------------------------------------------------
 
@@ -395,6 +398,26 @@ class Cluster:
             "POST", res.path(meta.get("namespace")), body=obj, query=query,
             what="%s %s" % (obj["kind"], meta.get("name") or meta.get("generateName")),
         )
+
+    def replace(self, obj, field_manager, dry_run=False):
+        """Replace (PUT) an existing object with ``obj``: fields other managers set are dropped."""
+        meta = obj.get("metadata", {})
+        ref = {"apiVersion": obj["apiVersion"], "kind": obj["kind"], "namespace": meta.get("namespace"), "name": meta["name"]}
+        query = {"fieldManager": field_manager, "dryRun": "All" if dry_run else None}
+        return self.request("PUT", self._res(ref).path(ref["namespace"], ref["name"]), body=obj, query=query,
+                            what=describe(ref))
+
+    def json_patch(self, ref, patch, field_manager):
+        """Apply a JSON patch (RFC 6902) to one object; returns what the server stored."""
+        return self.request("PATCH", self._res(ref).path(ref.get("namespace"), ref["name"]), body=patch,
+                            query={"fieldManager": field_manager}, content_type="application/json-patch+json",
+                            what=describe(ref))
+
+    def served_resource(self, group, kind):
+        """A Resource serving ``kind`` of ``group`` at any version, or None (discovery as cached)."""
+        if self._resources is None:
+            self._resources = self._discover()
+        return next((r for (g, _v, k), r in self._resources.items() if (g, k) == (group, kind)), None)
 
     def delete(self, ref, propagation="Background", dry_run=False, uid=None):
         """Delete; returns False when it was already gone. With ``uid``, only the object of that uid

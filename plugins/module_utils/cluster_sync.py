@@ -23,13 +23,13 @@ from __future__ import annotations
 
 import json
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 from . import report
 from .apply import Options, apply
 from .apps import normalize_app, plan as plan_apps
 from .bundle import Bundle
 from .checkouts import Sources
+from .concurrency import each
 from .diff import make_plan, report as diff_report, rejected_error
 from .errors import GitOpsError
 from .health import Health, assess, worst
@@ -178,7 +178,7 @@ def fetch_sources(runs, sources, settings):
         for run in group:
             run.guard("fetch", fetch_one, run, sources, settings)
 
-    _each(settings.concurrency, one_repo, list(by_repo.values()))
+    each(settings.concurrency, one_repo, list(by_repo.values()))
 
 
 def fetch_one(run, sources, settings):
@@ -223,7 +223,7 @@ def render_bundles(runs, settings):
         for run in group:
             run.bundle = bundle
 
-    _each(settings.concurrency, one, list(groups.values()))
+    each(settings.concurrency, one, list(groups.values()))
 
 
 def refuse_shared_objects(runs):
@@ -283,7 +283,7 @@ def _inventory_exists(cluster, store):
 # -- 5. decide ---------------------------------------------------------------------------------
 
 def decide_all(runs, snapshot_cluster, snapshot, sources, settings):
-    _each(settings.concurrency, lambda run: run.guard("diff", decide, run, snapshot_cluster, snapshot, sources,
+    each(settings.concurrency, lambda run: run.guard("diff", decide, run, snapshot_cluster, snapshot, sources,
                                                       settings), [r for r in runs if not r.failed])
 
 
@@ -307,13 +307,14 @@ def decide(run, snapshot_cluster, snapshot, sources, settings):
         run.decision, run.needs_apply = "new revision", True
         return
     plan = make_plan(snapshot_cluster, bundle, record, ignore=run.app["ignore_differences"],
-                     concurrency=settings.concurrency)
+                     concurrency=settings.concurrency, replace_on_immutable=run.app["replace_on_immutable"])
     if plan.rejected:
         raise rejected_error(plan.rejected, bundle.path)
     deletes = plan.deletes if run.app["prune"] else []
     resources, ansible_diff = diff_report(plan, run.app["ignore_differences"], deletes=deletes)
     run.diff = {"changed": bool(resources), "summary": plan.summary(), "resources": resources,
-                "fast_path": sum(1 for i in plan.items if i.fast)}
+                "fast_path": sum(1 for i in plan.items if i.fast),
+                "orphaned": [] if run.app["prune"] else [i.ref for i in plan.deletes]}
     if not resources:
         run.health = snapshot_health(run, snapshot)
         return
@@ -327,12 +328,27 @@ def decide(run, snapshot_cluster, snapshot, sources, settings):
         run.health = snapshot_health(run, snapshot)
 
 
-def snapshot_health(run, snapshot):
-    """The recorded objects' health as the snapshot shows them: a reading, not a wait."""
-    refs = [e for e in (run.bundle.entries if run.bundle else ()) if not e.get("hook")]
-    resources = []
-    for entry in refs:
+def bundle_refs(cluster, bundle):
+    """The bundle's objects (hooks excluded) as references, cluster-scoped ones without a namespace
+    (scope from discovery: a custom cluster-scoped kind keeps the app's namespace in the bundle)."""
+    refs = []
+    for entry in bundle.entries if bundle else ():
+        if entry.get("hook"):
+            continue
         ref = {k: entry.get(k) or "" for k in ("apiVersion", "kind", "namespace", "name")}
+        try:
+            if not cluster.resource(ref["apiVersion"], ref["kind"]).namespaced:
+                ref["namespace"] = ""
+        except GitOpsError:
+            pass  # not served: reported Missing by the health rules
+        refs.append(ref)
+    return refs
+
+
+def snapshot_health(run, snapshot):
+    """The bundle objects' health as the snapshot shows them: a reading, not a wait."""
+    resources = []
+    for ref in bundle_refs(snapshot.cluster, run.bundle):
         status, message = assess(snapshot.get(ref), run.app["custom_health"] or None)
         resources.append({"ref": ref, "status": status, "message": message})
     status = worst(r["status"] for r in resources) if resources else Health.HEALTHY
@@ -351,7 +367,7 @@ def converge_levels(levels, runs, cluster, store, sources, snapshot, settings):
             if blocking and not run.failed:
                 run.skipped = "not synced: dependency %s did not succeed" % ", ".join(blocking)
             batch.append(run)
-        _each(settings.concurrency, lambda run: converge_one(run, cluster, store, sources, snapshot, settings), batch)
+        each(settings.concurrency, lambda run: converge_one(run, cluster, store, sources, snapshot, settings), batch)
 
 
 def converge_one(run, cluster, store, sources, snapshot, settings):
@@ -419,7 +435,9 @@ def apply_app(run, cluster, bundle, revision, rollback_of, lease, settings):
         prune=run.app["prune"], ignore=run.app["ignore_differences"], custom_health=run.app["custom_health"] or None,
         trigger=settings.trigger, revision=revision, rollback_of=rollback_of, timeout=run.app["wait"]["timeout"],
         inventory_namespace=settings.inventory_namespace, inventory_kind=settings.inventory_kind,
-        lock_timeout=settings.lock_timeout, owners=settings.owners,
+        lock_timeout=settings.lock_timeout, owners=settings.owners, create_namespaces=run.app["create_namespace"],
+        replace_on_immutable=run.app["replace_on_immutable"],
+        managed_namespace_metadata=run.app["managed_namespace_metadata"],
     )
     result = apply(cluster, bundle, run.name, options, check=settings.check, want_diff=settings.want_diff, lease=lease)
     if settings.want_diff:
@@ -437,7 +455,7 @@ def wait_and_record(run, cluster, store, bundle, into, settings):
     record = store.read(run.name)[0]
     run.record_after = record
     synced = current_entry(record)
-    refs = [e for e in bundle.entries if not e.get("hook")]
+    refs = bundle_refs(cluster, bundle)
     wait = run.app["wait"]["enabled"]
     outcome = wait_healthy(cluster, refs, timeout=run.app["wait"]["timeout"], fail_fast=run.app["wait"]["fail_fast"],
                            custom_health=run.app["custom_health"] or None, wait=wait)
@@ -495,7 +513,7 @@ def stamp_records(runs, store, settings):
 
         run.guard("record", store.update, run.name, change)
 
-    _each(settings.concurrency, stamp, [r for r in runs if not r.skipped])
+    each(settings.concurrency, stamp, [r for r in runs if not r.skipped])
 
 
 # -- 6b. removed applications ------------------------------------------------------------------
@@ -527,7 +545,7 @@ def remove_departed(departed, records, cluster, store, settings, results):
         results.append(result)
         settings.progress(report.status_lines([report.app_row(result)])[0])
 
-    _each(settings.concurrency, one, departed)
+    each(settings.concurrency, one, departed)
 
 
 def remove_app(name, cluster, store, settings, result):
@@ -562,14 +580,3 @@ def remove_app(name, cluster, store, settings, result):
 
 def _raise(err):
     raise err
-
-
-def _each(concurrency, func, items):
-    """``func(item)`` for every item, at most ``concurrency`` at a time; results in order."""
-    if not items:
-        return []
-    if len(items) == 1 or concurrency == 1:
-        return [func(item) for item in items]
-    with ThreadPoolExecutor(max_workers=min(concurrency, len(items))) as pool:
-        return list(pool.map(func, items))
-

@@ -20,7 +20,8 @@ def run_health_wait(call):
         if record is None:
             raise GitOpsError("app %s has no inventory record in namespace %s: apply it first"
                               % (params["app"], params["inventory_namespace"]), app=params["app"])
-        refs = record.get("objects") or []
+        # objects an app without prune left behind are not its health (nor a reason to roll back)
+        refs = [o for o in record.get("objects") or () if not o.get("orphaned")]
         synced = current_entry(record)
     elif params.get("bundle"):
         # hooks are waited for by apply while it runs them, and may be deleted afterwards

@@ -10,9 +10,8 @@ to the cluster. Writes never go through a snapshot: apply re-reads under the app
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-
 from .cluster import ApiError
+from .concurrency import each
 from .refs import key_of, ref_of
 
 
@@ -39,8 +38,7 @@ class LiveSnapshot:
                 plan.append((resource, next(iter(namespaces)) if len(namespaces) == 1 else None))
         count = 0
         while plan:
-            with ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(plan)))) as pool:
-                lists = list(pool.map(self._list_or_forbidden, plan))
+            lists = each(concurrency, self._list_or_forbidden, plan)
             count += len(plan)
             retry = []
             for (resource, scope), items in zip(plan, lists):

@@ -136,6 +136,9 @@ def app_row(record):
         "failed_step": error.get("step"),
         "changes": _changes(apply, diff),
         "drift": drift,
+        # left in the cluster by an app that does not prune: listed, not a difference
+        "orphaned": [{"object": describe(r), "name": r.get("name")}
+                     for r in (apply if _ran(apply) else diff).get("orphaned") or []],
         "unhealthy": unhealthy,
         "rollback": None,
         "history": list(info.get("history") or []),
@@ -294,6 +297,10 @@ def _details(row):
         parts.append("<details%s><summary>%s (%d object%s)</summary>%s</details>"
                      % (" open" if row["sync"] == OUT_OF_SYNC else "", title, len(row["drift"]),
                         "" if len(row["drift"]) == 1 else "s", body))
+    if row.get("orphaned"):
+        items = "".join("<li>%s</li>" % _e(o["object"]) for o in row["orphaned"])
+        parts.append("<details><summary>Orphaned: no longer in Git, kept because the app does not prune (%d)</summary>"
+                     "<ul>%s</ul></details>" % (len(row["orphaned"]), items))
     if row["history"]:
         trs = "".join(
             '<tr class="sync"><td>%s</td><td><code>%s</code></td><td>%s</td><td class="health">%s</td><td>%s</td>'

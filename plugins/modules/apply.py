@@ -12,24 +12,46 @@ description:
   - Applies a bundle written by M(gitops.k8s.render) as one application, in this order.
   - 1. Takes a C(coordination.k8s.io) Lease for the app (O(lock)); another run on the same app waits up to
     O(lock_timeout) and then fails naming the holder. The lease of a run that crashed expires after 30 seconds.
-  - 2. Validates the whole bundle with a server-side dry-run before the first write. When the server rejects any
+  - 2. Creates the namespaces the bundle's objects live in that exist neither in the cluster nor in the bundle
+    (O(create_namespaces), with O(managed_namespace_metadata)), first and on their own, so that every object is
+    validated in its real namespace (quotas, limit ranges, Pod Security, namespace-scoped webhooks).
+  - 3. Validates the whole bundle with a server-side dry-run before the first write. When the server rejects any
     object (schema, admission, immutable field, unknown kind, field conflict without O(force_conflicts)), the module
-    fails listing every rejected object with the server's message and its source file, and changes nothing.
-  - 3. Runs the PreSync hooks and waits for them, then applies the waves in order - within a wave Namespaces and
-    CustomResourceDefinitions first (waiting until the CRDs are Established), then every other object concurrently;
-    with O(wait_waves) each wave must be healthy (same rules as M(gitops.k8s.health_wait)) before the next starts;
-    then the Sync and PostSync hooks. When a step fails the SyncFail hooks run.
+    fails listing every rejected object with the server's message and its source file, and changes nothing else.
+    A request that never reached the server (timeout, connection refused) is reported as such, not as a rejection.
+  - 4. Runs the PreSync hooks and waits for them, then applies the waves in order - within a wave Namespaces and
+    CustomResourceDefinitions first (waiting until the CRDs are Established, then dry-running the bundle's custom
+    resources of those CRDs before anything else of their wave is written), then every other object concurrently,
+    then the wave's Sync hooks (in their wave, as Argo CD runs them); with O(wait_waves) each wave must be healthy
+    (same rules as M(gitops.k8s.health_wait)) before the next starts; then the PostSync hooks. When a step fails the
+    SyncFail hooks run.
+  - "Takeover: an object created with client-side C(kubectl apply) has its fields owned by the
+    C(kubectl-client-side-apply) (or C(before-first-apply)) field manager. Before its first write those fields move to
+    O(field_manager) and the C(kubectl.kubernetes.io/last-applied-configuration) annotation is dropped, so a field
+    later deleted from Git is deleted from the cluster (as C(kubectl), Flux and Argo CD do)."
+  - "Per-object sync options, from the annotation C(gitops.k8s/sync-options) (or C(argocd.argoproj.io/sync-options),
+    C(harnesscd.harnessproj.io/sync-options)), comma-separated: C(Replace=true) writes the object with a replace
+    (PUT, a create when absent) instead of a server-side apply, so fields other managers added are dropped;
+    C(Force=true) deletes and recreates the object when the server refuses a change of an immutable field (a Job's
+    template, a Deployment's selector, a Service's clusterIP), as O(replace_on_immutable) does for every object;
+    C(Prune=false) keeps the object out of prune. Without them an immutable-field change fails validation naming the
+    field and these options."
+  - The scope of every kind comes from discovery - a cluster-scoped object never carries a namespace in the
+    inventory, whatever the bundle says.
   - Hook objects (C(argocd.argoproj.io/hook) / C(gitops.k8s/hook) annotations, see M(gitops.k8s.render)) with
     C(generateName) are created, the others applied. Delete policies C(BeforeHookCreation) (the default),
     C(HookSucceeded) and C(HookFailed) are honoured. Hooks are not recorded in the inventory.
-  - 4. With O(prune), deletes the objects of the previous inventory that are no longer in the bundle, in reverse order,
+  - 5. With O(prune), deletes the objects of the previous inventory that are no longer in the bundle, in reverse order,
     except those annotated C(gitops.k8s/prune=disabled) or C(argocd.argoproj.io/sync-options=Prune=false).
-    Objects that fail to delete stay in the inventory.
-  - 5. Records the inventory in the cluster - a ConfigMap (or Secret) C(gitops-app-<app>) in O(inventory_namespace),
+    Objects that fail to delete stay in the inventory. Without O(prune) they stay in the cluster and in the inventory
+    marked C(orphaned) (RV(orphaned)); they are not waited for by M(gitops.k8s.health_wait). Objects of a kind the
+    cluster no longer serves (a removed CRD version, an aggregated API that is down) stay recorded and are reported
+    in RV(unserved), never taken for deleted.
+  - 6. Records the inventory in the cluster - a ConfigMap (or Secret) C(gitops-app-<app>) in O(inventory_namespace),
     created when absent - with the objects (applied digest and resourceVersion), revision, bundle digest, time,
     result and the last O(history_limit) syncs. The union of old and new objects is recorded before the first write
     and the final set after prune, so a crash never loses track of an object.
-  - 6. An object recorded in another app's inventory is not taken over unless O(adopt=true); the error names that app.
+  - 7. An object recorded in another app's inventory is not taken over unless O(adopt=true); the error names that app.
   - A plan with nothing to create, update or prune changes nothing - no hook runs, no wave is waited for - and costs
     one LIST per kind (the fast path of M(gitops.k8s.diff)).
 author:
@@ -87,9 +109,32 @@ options:
     choices: [background, foreground, orphan]
     default: background
   create_namespaces:
-    description: Create the namespaces the bundle's objects live in when they exist neither in the cluster nor in the bundle.
+    description:
+      - Create the namespaces the bundle's objects live in when they exist neither in the cluster nor in the bundle,
+        before validation (Argo CD's C(CreateNamespace=true)). When false such a bundle fails naming the namespaces.
+      - In check mode nothing is created; those objects are validated by a dry-run create in the C(default) namespace.
     type: bool
     default: true
+  managed_namespace_metadata:
+    description:
+      - Labels and annotations given to the namespaces O(create_namespaces) creates (Argo CD's
+        C(managedNamespaceMetadata)), for example Pod Security levels; they apply before anything is validated there.
+    type: dict
+    suboptions:
+      labels:
+        description: Labels of the namespace.
+        type: dict
+      annotations:
+        description: Annotations of the namespace.
+        type: dict
+  replace_on_immutable:
+    description:
+      - Delete and recreate any object whose change the server refuses because a field is immutable, as the
+        C(Force=true) sync option does for one object. The recreate is validated by a dry-run create first.
+      - Never for PersistentVolumeClaims, PersistentVolumes, Namespaces and CustomResourceDefinitions - recreating them
+        deletes the data or objects they hold; only their own C(Force=true) annotation allows it.
+    type: bool
+    default: false
   concurrency:
     description: How many objects are dry-run or applied at the same time.
     type: int
@@ -128,9 +173,9 @@ options:
     type: bool
     default: false
 notes:
-  - Objects of a namespace that does not exist yet are validated by a dry-run create in the C(default) namespace.
-  - Objects whose kind a CustomResourceDefinition of the same bundle defines cannot be validated before that CRD is
-    established; they are listed in RV(unvalidated).
+  - Objects whose kind a CustomResourceDefinition of the same bundle defines are validated once that CRD is
+    Established, before anything else of their wave is written; in check mode they cannot be, and are listed in
+    RV(unvalidated).
 seealso:
   - module: gitops.k8s.diff
   - module: gitops.k8s.app_info
@@ -158,7 +203,9 @@ EXAMPLES = r"""
 
 RETURN = r"""
 changed:
-  description: Whether any object was created, updated or pruned (would be, in check mode).
+  description:
+    - Whether any object was created, updated or pruned (would be, in check mode), or a namespace created.
+    - Also on failure - true when anything was written before the run failed.
   returned: always
   type: bool
 created:
@@ -204,6 +251,26 @@ prune_skipped:
   returned: always
   type: list
   elements: dict
+orphaned:
+  description: Without O(prune), the objects no longer in the bundle left in the cluster (recorded C(orphaned)).
+  returned: always
+  type: list
+  elements: dict
+unserved:
+  description: Recorded objects whose kind the cluster serves at no version; kept on record, not pruned.
+  returned: always
+  type: list
+  elements: dict
+recreated:
+  description: Objects deleted and created again (C(Force=true) or O(replace_on_immutable) on an immutable field).
+  returned: always
+  type: list
+  elements: dict
+namespaces_created:
+  description: Namespaces created by O(create_namespaces).
+  returned: always
+  type: list
+  elements: str
 hooks:
   description: Every hook run, in order.
   returned: always
@@ -284,7 +351,7 @@ from ansible_collections.gitops.k8s.plugins.module_utils.ansible_module import r
 from ansible_collections.gitops.k8s.plugins.module_utils.apply import Options, apply
 from ansible_collections.gitops.k8s.plugins.module_utils.bundle import Bundle
 from ansible_collections.gitops.k8s.plugins.module_utils.cluster import Cluster
-from ansible_collections.gitops.k8s.plugins.module_utils.diff import IGNORE_ARGSPEC
+from ansible_collections.gitops.k8s.plugins.module_utils.ignore import IGNORE_ARGSPEC
 from ansible_collections.gitops.k8s.plugins.module_utils.option_specs import CLUSTER_ARGSPEC, INVENTORY_ARGSPEC
 
 ARGSPEC = dict(
@@ -308,6 +375,8 @@ ARGSPEC = dict(
     lock_timeout={"type": "int", "default": 60},
     history_limit={"type": "int", "default": 10},
     adopt={"type": "bool", "default": False},
+    replace_on_immutable={"type": "bool", "default": False},
+    managed_namespace_metadata={"type": "dict", "options": {"labels": {"type": "dict"}, "annotations": {"type": "dict"}}},
     show_secrets={"type": "bool", "default": False},
     **IGNORE_ARGSPEC,
     **INVENTORY_ARGSPEC,
@@ -325,7 +394,8 @@ def engine(call):
         **{name: params[name] for name in (
             "field_manager", "force_conflicts", "prune", "prune_allow_empty", "create_namespaces", "concurrency",
             "wait_waves", "timeout", "lock", "lock_timeout", "history_limit", "adopt", "inventory_namespace",
-            "inventory_kind", "trigger", "rollback_of", "custom_health", "show_secrets")}
+            "inventory_kind", "trigger", "rollback_of", "custom_health", "show_secrets", "replace_on_immutable",
+            "managed_namespace_metadata")}
     )
     result = apply(cluster, bundle, params["app"], options, check=call.check_mode, want_diff=call.diff_mode)
     result["api_requests"] = cluster.requests_made

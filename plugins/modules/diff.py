@@ -17,6 +17,11 @@ description:
   - Objects absent from the cluster are C(create). With O(app), objects recorded in that app's inventory but no
     longer in the bundle are C(delete) - what O(gitops.k8s.apply#module:prune=true) would remove - except those
     annotated C(gitops.k8s/prune=disabled) or C(argocd.argoproj.io/sync-options=Prune=false), returned in RV(kept).
+    With O(prune=false) they are not a difference at all but listed in RV(orphaned).
+  - An object whose fields the client-side C(kubectl apply) manager owns is C(update) (its fields move to
+    O(field_manager) on apply, see M(gitops.k8s.apply)); its diff says so. The sync options C(Replace=true) and
+    C(Force=true) (see M(gitops.k8s.apply)) are dry-run as apply will write them (RV(resources[].method)); an
+    immutable-field change without them is an error that names the field and the option that fixes it.
   - "Fast path: with O(app), one LIST per kind and namespace tells which live objects are still exactly what the
     last apply wrote (same desired digest, and same resourceVersion or same field set owned by O(field_manager));
     only the others get a dry-run. A no-op diff of 1,000 objects costs a handful of requests (see RV(api_requests))."
@@ -58,9 +63,21 @@ options:
     description: How many dry-runs and LISTs run at the same time.
     type: int
     default: 8
+  prune:
+    description:
+      - Whether the application prunes. When false, recorded objects no longer in the bundle are C(orphaned) - listed in
+        RV(orphaned), not reported as C(delete) and not making the result C(changed).
+    type: bool
+    default: true
+  replace_on_immutable:
+    description: Compare as M(gitops.k8s.apply) with O(gitops.k8s.apply#module:replace_on_immutable=true) would write.
+    type: bool
+    default: false
 notes:
   - Objects whose kind a CustomResourceDefinition of the same bundle defines cannot be dry-run before that CRD exists;
     they are reported as C(create) and listed in RV(unvalidated).
+  - A cluster-scoped object never carries a namespace in the comparison, whatever the bundle says (scope comes from
+    discovery).
 seealso:
   - module: gitops.k8s.apply
   - module: gitops.k8s.render
@@ -122,6 +139,11 @@ resources:
       description: File of the repository the object was rendered from (not for deletions).
       type: str
       returned: when known
+    method:
+      description: How apply would write an updated object other than by server-side apply.
+      type: str
+      choices: [replace, recreate]
+      returned: when not a server-side apply
 unvalidated:
   description: Objects that could not be dry-run because a CRD of the bundle defines their kind and does not exist yet.
   returned: always
@@ -129,6 +151,16 @@ unvalidated:
   elements: dict
 kept:
   description: Objects of the inventory no longer in the bundle that prune would keep (prune disabled by annotation).
+  returned: always
+  type: list
+  elements: dict
+orphaned:
+  description: With O(prune=false), the objects of the inventory no longer in the bundle that stay in the cluster.
+  returned: always
+  type: list
+  elements: dict
+unserved:
+  description: Objects of the inventory whose kind the cluster serves at no version (kept on record, never pruned).
   returned: always
   type: list
   elements: dict
@@ -160,7 +192,8 @@ diff:
 from ansible_collections.gitops.k8s.plugins.module_utils.ansible_module import run_module
 from ansible_collections.gitops.k8s.plugins.module_utils.bundle import Bundle
 from ansible_collections.gitops.k8s.plugins.module_utils.cluster import Cluster
-from ansible_collections.gitops.k8s.plugins.module_utils.diff import IGNORE_ARGSPEC, diff
+from ansible_collections.gitops.k8s.plugins.module_utils.diff import diff
+from ansible_collections.gitops.k8s.plugins.module_utils.ignore import IGNORE_ARGSPEC
 from ansible_collections.gitops.k8s.plugins.module_utils.inventory import Inventory, key_secret_digests
 from ansible_collections.gitops.k8s.plugins.module_utils.option_specs import CLUSTER_ARGSPEC, INVENTORY_ARGSPEC
 
@@ -171,6 +204,8 @@ ARGSPEC = dict(
     field_manager={"type": "str", "default": "gitops.k8s"},
     show_secrets={"type": "bool", "default": False},
     concurrency={"type": "int", "default": 8},
+    prune={"type": "bool", "default": True},
+    replace_on_immutable={"type": "bool", "default": False},
     **IGNORE_ARGSPEC,
     **INVENTORY_ARGSPEC,
 )
@@ -186,7 +221,8 @@ def engine(call):
         record = store.read(params["app"])[0]
         bundle = key_secret_digests(bundle, store.digest_key())
     result = diff(cluster, bundle, record, field_manager=params["field_manager"], ignore=params["ignore_differences"],
-                  show_secrets=params["show_secrets"], concurrency=params["concurrency"])
+                  show_secrets=params["show_secrets"], concurrency=params["concurrency"], prune=params["prune"],
+                  replace_on_immutable=params["replace_on_immutable"])
     result.update(api_requests=cluster.requests_made, api_retries=cluster.retries_made)
     return result
 

@@ -38,7 +38,8 @@ attributes:
 options:
   app:
     description:
-      - Wait for the objects recorded in this application's inventory by M(gitops.k8s.apply).
+      - Wait for the objects recorded in this application's inventory by M(gitops.k8s.apply), except those an
+        application without prune left behind (recorded C(orphaned)).
       - Exactly one of O(app), O(bundle) and O(resources) is required.
     type: str
   bundle:

@@ -53,10 +53,12 @@ class Clock:
         self.resource = cluster.resource(api_version, kind)
         self.seen = set()
         self.stop = threading.Event()
+        self.listed = threading.Event()  # its watch sees every change made after this is set
         threading.Thread(target=self._run, daemon=True).start()
 
     def _run(self):
         version = self.cluster.list(self.resource, self.namespace)[1]
+        self.listed.set()
         while not self.stop.is_set():
             for event in self.cluster.watch(self.resource, self.namespace, version, timeout_seconds=5):
                 obj = event["object"]
@@ -107,7 +109,7 @@ def latency(cluster, waiter, deployments, replicas):
     try:
         pods = Clock(cluster, ns, "v1", "Pod", pod_ready)
         rollouts = Clock(cluster, ns, "apps/v1", "Deployment", deployment_done)
-        time.sleep(0.3)  # let the watches start
+        assert pods.listed.wait(60) and rollouts.listed.wait(60), "the clocks could not list in 60 s"
         names = ["app-%d" % i for i in range(deployments)]
         for n in names:
             cluster.apply(deployment(ns, n, replicas), "bench")

@@ -45,9 +45,34 @@ def tool_versions():
 KWOK_VERSION = tool_versions()["KWOK_VERSION"]
 HELM_VERSION = tool_versions()["HELM_VERSION"]
 NODES = 3
+# Simulated nodes cost nothing but their objects: together they hold a 1,000-app benchmark (one
+# Deployment of one replica per app) beside a test run.
+PODS_PER_NODE = 1000
+# A default kubeadm cluster's range: benchmarks create hundreds of Services.
+SERVICE_CIDR = "10.96.0.0/12"
 # Pods carrying this label never become ready (tests of unhealthy rollouts use it).
 NEVER_READY_LABEL = "gitops.k8s.test/never-ready"
 COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
+PORTS = ("etcd", "etcd_peer", "apiserver", "controller_manager", "scheduler", "kwok")
+# Every request the API server answers, one JSON line each (metadata only: no bodies), so that
+# benchmarks can count any client's requests (tests/bench/audit.py). Rotated at 100 MB, two old
+# files kept: at most 300 MB.
+AUDIT_LOG = os.path.join(STATE, "audit.log")
+AUDIT_LOG_MAX_MB, AUDIT_LOG_BACKUPS = 100, 2
+AUDIT_POLICY = {"apiVersion": "audit.k8s.io/v1", "kind": "Policy", "omitStages": ["RequestReceived"],
+                "rules": [{"level": "Metadata"}]}
+# The kwok module's Stage definitions the nodes and pods follow (see kwok_stages).
+KWOK_STAGES = (
+    "node/fast/node-initialize.yaml",
+    "node/heartbeat-with-lease/node-heartbeat-with-lease.yaml",
+    "pod/fast/pod-ready.yaml",
+    "pod/fast/pod-complete.yaml",
+    "pod/fast/pod-delete.yaml",
+    # opt-in failure: pods labelled pod-container-running-failed.stage.kwok.x-k8s.io=true crash
+    "pod/chaos/pod-container-running-failed.yaml",
+)
+# Set to 1, `up` restarts a cluster started with an older configuration even while test sessions use it.
+RESTART_ENV = "GITOPS_K8S_CLUSTER_RESTART"
 
 
 @contextlib.contextmanager
@@ -57,6 +82,42 @@ def locked():
     with open(os.path.join(CACHE, "cluster.lock"), "w", encoding="utf-8") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         yield
+
+
+def _users_lock():
+    return os.path.join(CACHE, "in-use-%s.lock" % hashlib.sha256(STATE.encode()).hexdigest()[:12])
+
+
+@contextlib.contextmanager
+def in_use():
+    """Hold (shared) while using the cluster: `up` restarts an outdated cluster only when nobody does."""
+    os.makedirs(CACHE, exist_ok=True)
+    with open(_users_lock(), "a", encoding="utf-8") as handle:
+        fcntl.flock(handle, fcntl.LOCK_SH)
+        yield
+
+
+def _used_by_others():
+    os.makedirs(CACHE, exist_ok=True)
+    with open(_users_lock(), "a", encoding="utf-8") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return False
+
+
+def wait_for(what, check, timeout=120, interval=0.25):
+    """Call ``check`` until it returns something true and return that; TimeoutError after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() >= deadline:
+            raise TimeoutError("timed out after %ss waiting for %s" % (timeout, what))
+        time.sleep(interval)
 
 
 def log(msg):
@@ -76,13 +137,18 @@ def go_env():
     return env
 
 
-def control_plane_bin():
-    """Build (once per version and source) the multi-call binary; return its directory."""
+def _control_plane_dir():
+    """Where the multi-call binary of this version and source lives (built or not)."""
     digest = hashlib.sha256()
     for name in ("go.mod", "go.sum", "main.go"):
         with open(os.path.join(HERE, name), "rb") as handle:
             digest.update(handle.read())
-    bindir = os.path.join(CACHE, "bin", "k8s-%s-%s" % (KUBERNETES_VERSION, digest.hexdigest()[:12]))
+    return os.path.join(CACHE, "bin", "k8s-%s-%s" % (KUBERNETES_VERSION, digest.hexdigest()[:12]))
+
+
+def control_plane_bin():
+    """Build (once per version and source) the multi-call binary; return its directory."""
+    bindir = _control_plane_dir()
     binary = os.path.join(bindir, "k8s-local")
     if not os.path.exists(binary):
         log("building the control plane %s from the Go module proxy (cold: several minutes)..." % KUBERNETES_VERSION)
@@ -125,17 +191,8 @@ def kwok_stages():
     out = sh(["go", "mod", "download", "-json", "sigs.k8s.io/kwok@%s" % KWOK_VERSION],
              env=dict(go_env(), GOFLAGS=""), capture_output=True, text=True, cwd=HERE).stdout
     stage_dir = os.path.join(json.loads(out)["Dir"], "kustomize", "stage")
-    files = [
-        "node/fast/node-initialize.yaml",
-        "node/heartbeat-with-lease/node-heartbeat-with-lease.yaml",
-        "pod/fast/pod-ready.yaml",
-        "pod/fast/pod-complete.yaml",
-        "pod/fast/pod-delete.yaml",
-        # opt-in failure: pods labelled pod-container-running-failed.stage.kwok.x-k8s.io=true crash
-        "pod/chaos/pod-container-running-failed.yaml",
-    ]
     docs = []
-    for rel in files:
+    for rel in KWOK_STAGES:
         with open(os.path.join(stage_dir, rel), encoding="utf-8") as handle:
             text = handle.read()
         if rel == "pod/fast/pod-ready.yaml":
@@ -245,7 +302,7 @@ def _pki(state):
         if server:
             sans = [x509.DNSName(n) for n in ("localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
                                               "kubernetes.default.svc.cluster.local")]
-            sans += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ("127.0.0.1", "10.0.0.1")]
+            sans += [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.IPAddress(_kubernetes_service_ip())]
             builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
             builder = builder.add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         else:
@@ -262,6 +319,11 @@ def _pki(state):
     with open(os.path.join(state, "sa.pub"), "wb") as handle:
         handle.write(sa.public_key().public_bytes(serialization.Encoding.PEM,
                                                   serialization.PublicFormat.SubjectPublicKeyInfo))
+
+
+def _kubernetes_service_ip():
+    """The first address of the service range: the ``kubernetes`` Service's."""
+    return next(ipaddress.ip_network(SERVICE_CIDR).hosts())
 
 
 def _kubeconfig(state, name, port):
@@ -282,6 +344,11 @@ def _kubeconfig(state, name, port):
 
 # -- processes -----------------------------------------------------------------------------
 
+# Each start-up wait ends as soon as its condition holds or a component exits; the limit only
+# bounds a hang, and a machine running several test sessions can be very slow.
+START_SECONDS = 600
+
+
 def free_port():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -289,19 +356,30 @@ def free_port():
 
 
 def _alive(pid, binary):
+    """Whether ``pid`` runs ``binary`` (a recycled pid running something else is not ours).
+
+    Judged by the executable, not the command line: right after exec the kernel has not set up
+    the new command line yet and it reads empty, for longer on a loaded machine.
+    """
     try:
-        with open("/proc/%d/cmdline" % pid, "rb") as handle:
-            argv0 = handle.read().split(b"\0")[0].decode()
-    except OSError:
+        exe = os.readlink("/proc/%d/exe" % pid)
+    except OSError:  # gone, or a zombie
         return False
-    return os.path.basename(argv0) == os.path.basename(binary)
+    return exe.removesuffix(" (deleted)") == os.path.realpath(binary)
 
 
-def _start(state, name, argv):
-    logfile = open(os.path.join(state, name + ".log"), "ab")
-    proc = subprocess.Popen(argv, stdout=logfile, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            start_new_session=True, cwd=state)
-    return proc.pid
+def _start(name, argv):
+    with open(os.path.join(STATE, name + ".log"), "ab") as logfile:
+        return subprocess.Popen(argv, stdout=logfile, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True, cwd=STATE)
+
+
+def _log_tail(name, lines=20):
+    try:
+        with open(os.path.join(STATE, name + ".log"), "rb") as handle:
+            return b"".join(handle.readlines()[-lines:]).decode(errors="replace")
+    except OSError as err:
+        return str(err)
 
 
 def _read_state():
@@ -312,9 +390,13 @@ def _read_state():
         return None
 
 
+def _write_json(path, doc):
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(doc, handle, indent=1)  # JSON is YAML: every reader of the YAML files takes it
+
+
 def _write_state(info):
-    with open(os.path.join(STATE, "cluster.json"), "w", encoding="utf-8") as handle:
-        json.dump(info, handle, indent=1)
+    _write_json(os.path.join(STATE, "cluster.json"), info)
 
 
 def _ssl_context():
@@ -328,7 +410,7 @@ def _get(port, path, timeout=5):
         return resp.read()
 
 
-def healthy(info=None, patience=60):
+def healthy(info=None, patience=300):
     info = info or _read_state()
     if not info:
         return False
@@ -336,41 +418,55 @@ def healthy(info=None, patience=60):
         return False
     # Every process is there: a slow /readyz means a busy apiserver (a benchmark, a test run),
     # not a broken one, and restarting would pull the cluster from under its other users.
-    deadline = time.time() + patience
+    deadline = time.monotonic() + patience
     while True:
         try:
             return _get(info["ports"]["apiserver"], "/readyz", timeout=10) == b"ok"
         except OSError:
-            if time.time() > deadline:
+            if time.monotonic() > deadline:
                 return False
             time.sleep(1)
 
 
-def _wait(what, check, timeout, info):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
+class ComponentExited(SystemExit):
+    """A component this `up` started exited during start-up; ``log`` is the end of its log."""
+
+    def __init__(self, name, code, what):
+        self.log = _log_tail(name)
+        super().__init__("%s exited (code %s) while waiting for %s; the end of %s:\n%s" % (
+            name, code, what, os.path.join(STATE, name + ".log"), self.log))
+
+
+def _wait(what, check, procs, timeout=START_SECONDS):
+    """Wait until ``check()`` holds while the components this `up` started keep running.
+
+    ``procs`` are their process handles: `up` is their parent, so an exit is seen at once and
+    a process that is still starting is never taken for a dead one.
+    """
+    def ready():
+        for name, proc in procs.items():
+            if proc.poll() is not None:
+                raise ComponentExited(name, proc.returncode, what)
         try:
-            if check():
-                return
-        except (OSError, ValueError, SystemExit):
-            pass
-        for comp in COMPONENTS:
-            pid = info["pids"].get(comp)
-            if pid and not _alive(pid, info["binaries"][comp]):
-                raise SystemExit("%s exited while waiting for %s; see %s" % (comp, what, os.path.join(STATE, comp + ".log")))
-        time.sleep(0.3)
-    raise SystemExit("timed out after %ds waiting for %s; logs are in %s" % (timeout, what, STATE))
+            return check()
+        except (OSError, ValueError, SystemExit):  # not serving yet
+            return False
+
+    try:
+        return wait_for(what, ready, timeout, interval=0.3)
+    except TimeoutError as err:
+        raise SystemExit("%s; logs are in %s" % (err, STATE)) from None
 
 
 def kubectl(info, *args, check=True, **kw):
-    proc = sh([os.path.join(info["bindir"], "kubectl"), "--kubeconfig", KUBECONFIG] + list(args),
+    proc = sh([os.path.join(info["bindir"], "kubectl"), "--kubeconfig", KUBECONFIG, "--request-timeout=60s"] + list(args),
               capture_output=True, text=True, check=False, **kw)
     if check and proc.returncode:
         raise SystemExit("kubectl %s failed: %s" % (" ".join(args), proc.stderr.strip()))
     return proc
 
 
-def _age_etcd(port, info, revisions=200):
+def _age_etcd(port, procs, revisions=200):
     """Move etcd's revision past its first values before the apiserver starts.
 
     Every real cluster is far past revision 1, so a client holding an ancient resourceVersion gets
@@ -383,27 +479,30 @@ def _age_etcd(port, info, revisions=200):
         with urllib.request.urlopen(request, timeout=5) as resp:
             return resp.status == 200
 
-    _wait("etcd", lambda: put("MA=="), 60, info)
+    _wait("etcd", lambda: put("MA=="), procs)
     for _ in range(revisions):
         put("MA==")
 
 
-def _ensure_nodes(info):
-    """Register the simulated nodes (kwok manages them) and wait until they are Ready."""
-    nodes = [{
+def _node_objects():
+    return [{
         "apiVersion": "v1", "kind": "Node",
         "metadata": {"name": "kwok-node-%d" % i, "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
                      "labels": {"type": "kwok", "kubernetes.io/hostname": "kwok-node-%d" % i, "kubernetes.io/os": "linux",
                                 "kubernetes.io/arch": "amd64", "topology.kubernetes.io/zone": "zone-%d" % i}},
         "spec": {},
-        "status": {"allocatable": {"cpu": "32", "memory": "256Gi", "pods": "250"},
-                   "capacity": {"cpu": "32", "memory": "256Gi", "pods": "250"}},
+        "status": {"allocatable": {"cpu": "32", "memory": "256Gi", "pods": str(PODS_PER_NODE)},
+                   "capacity": {"cpu": "32", "memory": "256Gi", "pods": str(PODS_PER_NODE)}},
     } for i in range(NODES)]
-    kubectl(info, "apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": nodes}))
-    _wait("%d Ready nodes" % NODES, lambda: _ready_nodes(info) >= NODES, 120, info)
+
+
+def _ensure_nodes(info, procs):
+    """Register the simulated nodes (kwok manages them) and wait until they are Ready."""
+    kubectl(info, "apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": _node_objects()}))
+    _wait("%d Ready nodes" % NODES, lambda: _ready_nodes(info) >= NODES, procs)
     # Pods can only be created once the namespace's default ServiceAccount exists.
     _wait("the default ServiceAccount", lambda: kubectl(info, "get", "serviceaccount", "default", check=False).returncode == 0,
-          60, info)
+          procs)
 
 
 def _ready_nodes(info):
@@ -412,87 +511,156 @@ def _ready_nodes(info):
                                                for c in n.get("status", {}).get("conditions", []))])
 
 
-def up():
-    info = _read_state()
-    if healthy(info):
-        if _ready_nodes(info) < NODES:  # a start interrupted before the nodes were registered
-            _ensure_nodes(info)
-        log("reusing the running cluster")
-        return KUBECONFIG
-    if _read_state():
-        down()
-    started = time.time()
-    bindir = control_plane_bin()
-    tools = tools_dir()
-    kwok = os.path.join(tools, "kwok")
-    os.makedirs(STATE, exist_ok=True)
-    _pki(STATE)
-    ports = {name: free_port() for name in ("etcd", "etcd_peer", "apiserver", "controller_manager", "scheduler", "kwok")}
-    info = {"pids": {}, "ports": ports, "bindir": bindir, "kubeconfig": KUBECONFIG,
-            "binaries": {c: os.path.join(bindir, "k8s-local") for c in COMPONENTS}}
-    info["binaries"]["kwok"] = os.path.realpath(kwok)
+def _commands(s, ports, bindir, kwok):
+    """Every component's command line; ``s(name)`` is a path in the state directory."""
     k8s = os.path.join(bindir, "k8s-local")
-    s = lambda name: os.path.join(STATE, name)  # noqa: E731 - a path in the state directory
+    kcm_conf, sched_conf = s("controller-manager.kubeconfig"), s("scheduler.kubeconfig")
+    return {
+        "etcd": [
+            k8s, "etcd", "--name=gitops-k8s-local", "--data-dir=" + s("etcd-data"),
+            "--listen-client-urls=http://127.0.0.1:%s" % ports["etcd"],
+            "--advertise-client-urls=http://127.0.0.1:%s" % ports["etcd"],
+            "--listen-peer-urls=http://127.0.0.1:%s" % ports["etcd_peer"],
+            "--initial-advertise-peer-urls=http://127.0.0.1:%s" % ports["etcd_peer"],
+            "--initial-cluster=gitops-k8s-local=http://127.0.0.1:%s" % ports["etcd_peer"],
+            "--listen-metrics-urls=", "--unsafe-no-fsync", "--quota-backend-bytes=4294967296",
+        ],
+        "kube-apiserver": [
+            k8s, "kube-apiserver",
+            "--etcd-servers=http://127.0.0.1:%s" % ports["etcd"],
+            "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", "--secure-port=%s" % ports["apiserver"],
+            "--cert-dir=" + s("apiserver-certs"),
+            "--tls-cert-file=" + s("apiserver.crt"), "--tls-private-key-file=" + s("apiserver.key"),
+            "--client-ca-file=" + s("ca.crt"),
+            "--authorization-mode=RBAC",
+            "--service-account-key-file=" + s("sa.pub"), "--service-account-signing-key-file=" + s("sa.key"),
+            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+            "--service-cluster-ip-range=" + SERVICE_CIDR,
+            # Endpoints may not point at loopback: the apiserver cannot publish itself for in-cluster clients
+            # (there are none: nodes are simulated), so the reconciler is off.
+            "--endpoint-reconciler-type=none",
+            "--allow-privileged=true", "--profiling=false",
+            "--audit-policy-file=" + s("audit-policy.yaml"), "--audit-log-path=" + s("audit.log"),
+            "--audit-log-maxsize=%d" % AUDIT_LOG_MAX_MB, "--audit-log-maxbackup=%d" % AUDIT_LOG_BACKUPS,
+        ],
+        "kube-controller-manager": [
+            k8s, "kube-controller-manager", "--kubeconfig=" + kcm_conf,
+            "--authentication-kubeconfig=" + kcm_conf, "--authorization-kubeconfig=" + kcm_conf,
+            "--bind-address=127.0.0.1", "--secure-port=%s" % ports["controller_manager"],
+            "--cert-dir=" + s("controller-manager-certs"),
+            "--service-account-private-key-file=" + s("sa.key"), "--root-ca-file=" + s("ca.crt"),
+            "--use-service-account-credentials=true", "--leader-elect=false",
+            "--cluster-signing-cert-file=" + s("ca.crt"), "--cluster-signing-key-file=" + s("ca.key"),
+        ],
+        "kube-scheduler": [
+            k8s, "kube-scheduler", "--kubeconfig=" + sched_conf,
+            "--authentication-kubeconfig=" + sched_conf, "--authorization-kubeconfig=" + sched_conf,
+            "--bind-address=127.0.0.1", "--secure-port=%s" % ports["scheduler"],
+            "--cert-dir=" + s("scheduler-certs"), "--leader-elect=false",
+        ],
+        "kwok": [
+            kwok, "--kubeconfig=" + s("admin.kubeconfig"), "--config=" + s("kwok-stages.yaml"),
+            "--manage-all-nodes=false", "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
+            "--cidr=10.244.0.0/16", "--node-ip=127.0.0.1", "--node-lease-duration-seconds=40",
+            "--server-address=127.0.0.1:%s" % ports["kwok"],
+        ],
+    }
 
-    info["pids"]["etcd"] = _start(STATE, "etcd", [
-        k8s, "etcd", "--name=gitops-k8s-local", "--data-dir=" + s("etcd-data"),
-        "--listen-client-urls=http://127.0.0.1:%d" % ports["etcd"],
-        "--advertise-client-urls=http://127.0.0.1:%d" % ports["etcd"],
-        "--listen-peer-urls=http://127.0.0.1:%d" % ports["etcd_peer"],
-        "--initial-advertise-peer-urls=http://127.0.0.1:%d" % ports["etcd_peer"],
-        "--initial-cluster=gitops-k8s-local=http://127.0.0.1:%d" % ports["etcd_peer"],
-        "--listen-metrics-urls=", "--unsafe-no-fsync", "--quota-backend-bytes=4294967296",
-    ])
-    _write_state(info)
-    _age_etcd(ports["etcd"], info)
-    info["pids"]["kube-apiserver"] = _start(STATE, "kube-apiserver", [
-        k8s, "kube-apiserver",
-        "--etcd-servers=http://127.0.0.1:%d" % ports["etcd"],
-        "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", "--secure-port=%d" % ports["apiserver"],
-        "--cert-dir=" + s("apiserver-certs"),
-        "--tls-cert-file=" + s("apiserver.crt"), "--tls-private-key-file=" + s("apiserver.key"),
-        "--client-ca-file=" + s("ca.crt"),
-        "--authorization-mode=RBAC",
-        "--service-account-key-file=" + s("sa.pub"), "--service-account-signing-key-file=" + s("sa.key"),
-        "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-        "--service-cluster-ip-range=10.0.0.0/24",
-        # Endpoints may not point at loopback: the apiserver cannot publish itself for in-cluster clients
-        # (there are none: nodes are simulated), so the reconciler is off.
-        "--endpoint-reconciler-type=none",
-        "--allow-privileged=true", "--profiling=false",
-    ])
-    _write_state(info)
-    _wait("kube-apiserver /readyz", lambda: _get(ports["apiserver"], "/readyz") == b"ok", 120, info)
-    admin = _kubeconfig(STATE, "admin", ports["apiserver"])
-    assert admin == KUBECONFIG
-    kcm_conf = _kubeconfig(STATE, "controller-manager", ports["apiserver"])
-    sched_conf = _kubeconfig(STATE, "scheduler", ports["apiserver"])
-    info["pids"]["kube-controller-manager"] = _start(STATE, "kube-controller-manager", [
-        k8s, "kube-controller-manager", "--kubeconfig=" + kcm_conf,
-        "--authentication-kubeconfig=" + kcm_conf, "--authorization-kubeconfig=" + kcm_conf,
-        "--bind-address=127.0.0.1", "--secure-port=%d" % ports["controller_manager"],
-        "--cert-dir=" + s("controller-manager-certs"),
-        "--service-account-private-key-file=" + s("sa.key"), "--root-ca-file=" + s("ca.crt"),
-        "--use-service-account-credentials=true", "--leader-elect=false",
-        "--cluster-signing-cert-file=" + s("ca.crt"), "--cluster-signing-key-file=" + s("ca.key"),
-    ])
-    info["pids"]["kube-scheduler"] = _start(STATE, "kube-scheduler", [
-        k8s, "kube-scheduler", "--kubeconfig=" + sched_conf,
-        "--authentication-kubeconfig=" + sched_conf, "--authorization-kubeconfig=" + sched_conf,
-        "--bind-address=127.0.0.1", "--secure-port=%d" % ports["scheduler"],
-        "--cert-dir=" + s("scheduler-certs"), "--leader-elect=false",
-    ])
+
+def _config(bindir):
+    """What a running cluster must have been started with to be reused as it is."""
+    return json.loads(json.dumps({
+        "versions": {"kubernetes": KUBERNETES_VERSION, "control plane build": os.path.basename(bindir),
+                     "kwok": KWOK_VERSION},
+        "commands": _commands(lambda name: "$STATE/" + name, dict.fromkeys(PORTS, "$PORT"), "$BIN", "$KWOK"),
+        "kwok stages": {"files": KWOK_STAGES, "never ready label": NEVER_READY_LABEL},
+        "nodes": _node_objects(),
+        "audit policy": AUDIT_POLICY,
+    }))
+
+
+def _changes(recorded, wanted):
+    if not recorded:
+        return ["everything: an older tests/cluster/localcluster.py started it and recorded none"]
+    changes = []
+    for key, value in wanted.items():
+        if key == "commands":
+            changes += ["%s flags" % name for name, argv in value.items() if recorded[key].get(name) != argv]
+        elif recorded.get(key) != value:
+            changes.append(key)
+    return changes
+
+
+def up():
+    """Start the cluster, or reuse the running one; return the admin kubeconfig.
+
+    A running cluster started with another configuration (this file changed since) is restarted
+    when no test session uses it (see in_use), or when RESTART_ENV=1; otherwise it is reused as
+    it is, with a warning: restarting it would fail the other sessions' tests.
+    """
+    info = _read_state()
+    config = _config(_control_plane_dir())
+    if healthy(info):
+        changes = _changes(info.get("config"), config)
+        if not changes:
+            return _reuse(info, "reusing the running cluster")
+        outdated = "the running cluster was started with an older configuration (changed: %s)" % ", ".join(changes)
+        if os.environ.get(RESTART_ENV) != "1" and _used_by_others():
+            return _reuse(info, "WARNING: %s; a test session is using it, so it is reused as it is. To restart it "
+                                "anyway: %s=1 tests/cluster/up" % (outdated, RESTART_ENV))
+        log("%s: restarting it" % outdated)
+    if info:
+        down()
+    try:
+        return _start_cluster(config)
+    except ComponentExited as err:
+        # Ports are chosen free, then bound by the components seconds later; on a busy machine
+        # another program's connection may take one meanwhile. Other ports are as good.
+        if "address already in use" not in err.log:
+            raise
+        log("a component lost its port to another program before binding it; starting again on other ports")
+        down()
+        return _start_cluster(config)
+
+
+def _reuse(info, message):
+    if _ready_nodes(info) < NODES:  # a start interrupted before the nodes were registered
+        _ensure_nodes(info, {})
+    log(message)
+    return KUBECONFIG
+
+
+def _start_cluster(config):
+    started = time.monotonic()
+    bindir = control_plane_bin()
+    kwok = os.path.join(tools_dir(), "kwok")
+    os.makedirs(STATE, exist_ok=True)
+    s = lambda name: os.path.join(STATE, name)  # noqa: E731 - a path in the state directory
+    _pki(STATE)
+    _write_json(s("audit-policy.yaml"), AUDIT_POLICY)
     with open(s("kwok-stages.yaml"), "w", encoding="utf-8") as handle:
         handle.write(kwok_stages())
-    info["pids"]["kwok"] = _start(STATE, "kwok", [
-        kwok, "--kubeconfig=" + admin, "--config=" + s("kwok-stages.yaml"),
-        "--manage-all-nodes=false", "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
-        "--cidr=10.244.0.0/16", "--node-ip=127.0.0.1", "--node-lease-duration-seconds=40",
-        "--server-address=127.0.0.1:%d" % ports["kwok"],
-    ])
-    _write_state(info)
-    _ensure_nodes(info)
-    log("cluster up in %.1fs; logs in %s" % (time.time() - started, STATE))
+    ports = {name: free_port() for name in PORTS}
+    commands = _commands(s, ports, bindir, kwok)
+    info = {"pids": {}, "ports": ports, "bindir": bindir, "kubeconfig": KUBECONFIG, "config": config,
+            "binaries": dict({c: os.path.join(bindir, "k8s-local") for c in COMPONENTS}, kwok=os.path.realpath(kwok))}
+    procs = {}
+
+    def start(name):
+        procs[name] = _start(name, commands[name])
+        info["pids"][name] = procs[name].pid
+        _write_state(info)  # at once: `down` stops whatever has started
+
+    start("etcd")
+    _age_etcd(ports["etcd"], procs)
+    start("kube-apiserver")
+    _wait("kube-apiserver /readyz", lambda: _get(ports["apiserver"], "/readyz") == b"ok", procs)
+    for name in ("admin", "controller-manager", "scheduler"):
+        _kubeconfig(STATE, name, ports["apiserver"])
+    for name in ("kube-controller-manager", "kube-scheduler", "kwok"):
+        start(name)
+    _ensure_nodes(info, procs)
+    log("cluster up in %.1fs; logs in %s, audit log %s" % (time.monotonic() - started, STATE, AUDIT_LOG))
     return KUBECONFIG
 
 
@@ -501,16 +669,16 @@ def down():
     if not info:
         log("no cluster state in %s; nothing to stop" % STATE)
         return
-    # Reverse start order; only pids whose command is still our binary (never a recycled pid).
+    # Reverse start order; only pids that still run our binary (never a recycled pid).
     for comp in reversed(COMPONENTS):
         pid = info["pids"].get(comp)
         if pid and _alive(pid, info["binaries"][comp]):
             os.kill(pid, signal.SIGTERM)
-    deadline = time.time() + 15
+    deadline = time.monotonic() + 15
     for comp in reversed(COMPONENTS):
         pid = info["pids"].get(comp)
         while pid and _alive(pid, info["binaries"][comp]):
-            if time.time() > deadline:
+            if time.monotonic() > deadline:
                 os.kill(pid, signal.SIGKILL)
             time.sleep(0.1)
             try:

@@ -244,25 +244,39 @@ def test_an_app_removed_from_the_list_is_pruned_with_its_record_or_reported_orph
     repo = GitRepo(workdir)
     repo.commit(dict(app_files("gone"), **dict(app_files("kept"), **app_files("stays"))), "Three apps")
     gone, kept, stays = names(namespace, "gone", "kept", "stays")
+    host = "rm-" + namespace[-5:]  # a cluster host of its own: departed apps are those this host recorded
     apps = [{"name": gone, "repo": repo.url, "path": "gone", "namespace": namespace, "prune": True},
             {"name": kept, "repo": repo.url, "path": "kept", "namespace": namespace},
             {"name": stays, "repo": repo.url, "path": "stays", "namespace": namespace}]
-    deploy = new_deployer(ansible, kubeconfig, workdir)
-    assert deploy.run(PUSH, apps).rc == 0
+    runs = []
+
+    def run(playbook, selected, extra=None, check=False):
+        inventory = os.path.join(workdir, "inventory-%d.yml" % len(runs))
+        with open(inventory, "w", encoding="utf-8") as handle:
+            yaml.safe_dump({"all": {"hosts": {host: {"ansible_connection": "local", "gitops_apps": selected,
+                                                     "gitops_cluster": {"kubeconfig": kubeconfig}}}}}, handle)
+        report_dir = os.path.join(workdir, "report-%d" % len(runs))
+        runs.append(Run(ansible.playbook(playbook, inventory=inventory, check=check,
+                                         extra_vars=dict({"gitops_report_dir": report_dir}, **(extra or {}))),
+                        report_dir))
+        return runs[-1]
+
+    assert run(PUSH, apps).rc == 0
     assert live(cluster, "Deployment", namespace, "gone") is not None
 
     # a push of a subset never removes anything; nor does a reconcile of a selection
-    assert deploy.run(PUSH, apps[2:]).rc == 0
-    assert deploy.run(RECONCILE, apps, extra_vars={"gitops_app": stays}).rc == 0
+    assert run(PUSH, apps[2:]).rc == 0
+    assert run(RECONCILE, apps, {"gitops_app": stays}).rc == 0
     assert read_record(cluster, gone) is not None and read_record(cluster, kept) is not None
 
-    checked = deploy.run(RECONCILE, apps[2:], check=True)
+    checked = run(RECONCILE, apps[2:], check=True)
     assert checked.rc == 0, checked.out
     assert checked.row(gone)["outcome"] == "would remove", checked.row(gone)
     assert live(cluster, "Deployment", namespace, "gone") is not None and read_record(cluster, gone) is not None
 
-    removed = deploy.run(RECONCILE, apps[2:])
+    removed = run(RECONCILE, apps[2:])
     assert removed.rc == 0, removed.out
+    assert {r["app"] for r in removed.report["apps"]} == {gone, kept, stays}, removed.report["apps"]
     assert removed.row(gone)["outcome"] == "removed", removed.row(gone)
     assert removed.row(kept)["outcome"] == "orphaned", removed.row(kept)
     assert removed.row(stays)["outcome"] == "unchanged"
@@ -275,10 +289,10 @@ def test_an_app_removed_from_the_list_is_pruned_with_its_record_or_reported_orph
     assert live(cluster, "Deployment", namespace, "kept") is not None and read_record(cluster, kept) is not None
 
     # a new app may now declare what the removed one had: nothing is left to "take over"
-    again = deploy.run(PUSH, [{"name": stays + "-new", "repo": repo.url, "path": "gone", "namespace": namespace}])
+    again = run(PUSH, [apps[2], {"name": stays + "-new", "repo": repo.url, "path": "gone", "namespace": namespace}])
     assert again.rc == 0, again.out
 
-    absent = deploy.run(PUSH, [dict(apps[1], state="absent", prune=True)])
+    absent = run(PUSH, [dict(apps[1], state="absent", prune=True)])
     assert absent.rc == 0, absent.out
     assert absent.row(kept)["outcome"] == "removed" and read_record(cluster, kept) is None
 

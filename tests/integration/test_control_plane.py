@@ -1,22 +1,26 @@
 """Proof that the local control plane is a real Kubernetes: controllers, scheduler, kwok nodes,
 server-side apply conflicts and CRDs behave as on any cluster."""
 
+import ipaddress
+import os
+import sys
 import time
+import urllib.request
+import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from kubernetes.utils.quantity import parse_quantity
 
+import localcluster
+from localcluster import wait_for
 from ansible_collections.gitops.k8s.plugins.module_utils.cluster import ApiError
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench"))
+import audit  # noqa: E402
 
-def wait_for(what, check, timeout=60):
-    deadline = time.time() + timeout
-    last = None
-    while time.time() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.25)
-    raise AssertionError("timed out after %ss waiting for %s" % (timeout, what))
+# What the tests of the cluster's own configuration say when `up` reused an older cluster (see README).
+OUTDATED = "started by an older tests/cluster/localcluster.py? restart it: %s=1 tests/cluster/up" % localcluster.RESTART_ENV
 
 
 def condition(obj, kind):
@@ -142,3 +146,41 @@ def _try_apply(cluster, obj):
 
 def test_version_is_the_pinned_release(cluster):
     assert cluster.request("GET", "/version")["gitVersion"] == "v1.36.3"
+
+
+def test_hundreds_of_services_get_addresses_from_a_kubeadm_sized_range(cluster, namespace):
+    [cidr] = cluster.request("GET", "/apis/networking.k8s.io/v1/servicecidrs/kubernetes")["spec"]["cidrs"]
+    assert cidr == "10.96.0.0/12", OUTDATED
+
+    def create(i):
+        service = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s%d" % i, "namespace": namespace},
+                   "spec": {"selector": {"app": "s%d" % i}, "ports": [{"port": 80}]}}
+        return cluster.request("POST", "/api/v1/namespaces/%s/services" % namespace, body=service)["spec"]["clusterIP"]
+
+    with ThreadPoolExecutor(8) as pool:
+        addresses = list(pool.map(create, range(300)))  # more than a /24 holds
+    assert len(set(addresses)) == 300
+    assert all(ipaddress.ip_address(ip) in ipaddress.ip_network(cidr) for ip in addresses)
+
+
+def test_nodes_hold_a_thousand_app_benchmark_beside_the_tests(cluster):
+    nodes = [n for n in cluster.request("GET", "/api/v1/nodes")["items"] if n["metadata"]["name"].startswith("kwok-node-")]
+    assert len(nodes) == 3
+    assert sum(parse_quantity(n["status"]["allocatable"]["pods"]) for n in nodes) >= 2000, OUTDATED
+
+
+def test_audit_log_counts_every_request_of_a_client(kubeconfig):
+    """Benchmarks count any client's requests (kubectl's, kubernetes.core's, ours) from the audit log."""
+    agent = "audit-proof-%s" % uuid.uuid4().hex[:8]
+    port = localcluster._read_state()["ports"]["apiserver"]
+    since = time.time()
+    for path in ["/api/v1/namespaces/default"] * 5 + ["/api/v1/namespaces/kube-system/configmaps"] * 2:
+        request = urllib.request.Request("https://127.0.0.1:%d%s" % (port, path), headers={"User-Agent": agent + "/1.0"})
+        with urllib.request.urlopen(request, context=localcluster._ssl_context(), timeout=30) as resp:
+            assert resp.status == 200
+    audit.flush()
+    events = audit.requests(since=since, user_agent=agent)
+    assert [e["verb"] for e in events] == ["get"] * 5 + ["list"] * 2
+    assert audit.count(since=since, user_agent=agent) == 7
+    assert audit.by_client(since=since)[agent] == 7
+    assert audit.count(until=since, user_agent=agent) == 0

@@ -13,6 +13,7 @@ import uuid
 
 import pytest
 
+from localcluster import wait_for
 from ansible_collections.gitops.k8s.plugins.module_utils.apply import Options, apply
 from ansible_collections.gitops.k8s.plugins.module_utils.bundle import Bundle, write_bundle
 from ansible_collections.gitops.k8s.plugins.module_utils.diff import diff
@@ -77,6 +78,26 @@ def get(cluster, api, kind, ns, name):
     return cluster.get({"apiVersion": api, "kind": kind, "namespace": ns, "name": name})
 
 
+class Changes:
+    """Every change to one kind in a namespace from now on, in the server's order (one watch stream)."""
+
+    def __init__(self, cluster, api_version, kind, namespace):
+        resource = cluster.resource(api_version, kind)
+        version = cluster.list(resource, namespace)[1]
+        self.events = []
+        threading.Thread(target=self._run, args=(cluster, resource, namespace, version), daemon=True).start()
+
+    def _run(self, cluster, resource, namespace, version):
+        for event in cluster.watch(resource, namespace, version, timeout_seconds=300):
+            self.events.append(event)
+
+    def seen(self):
+        """(name, whether it was Available) of every change so far."""
+        return [(e["object"]["metadata"]["name"], any(c["type"] == "Available" and c["status"] == "True"
+                                                      for c in e["object"].get("status", {}).get("conditions", [])))
+                for e in list(self.events) if e["type"] in ("ADDED", "MODIFIED")]
+
+
 def names(refs):
     return sorted(r["name"] for r in refs)
 
@@ -123,7 +144,8 @@ def test_create_noop_change_drift_and_prune(cluster, namespace, workdir, new_app
 
     # no-op: the inventory read, then one LIST per kind and namespace (ConfigMaps, Deployments);
     # no dry-run at all, though the deployment controller has rewritten the Deployment meanwhile
-    time.sleep(1)
+    wait_for("the deployment controller to roll web out", lambda: (
+        get(cluster, "apps/v1", "Deployment", namespace, "web").get("status", {}).get("availableReplicas") == 2))
     result, requests = diff_of(cluster, bundle, app)
     assert not result["changed"] and result["summary"]["unchanged"] == 3
     assert result["fast_path"] == 3 and requests == 3, "a no-op diff must be one LIST per kind, got %d" % requests
@@ -223,7 +245,7 @@ def test_crd_and_its_custom_resources_in_one_bundle(cluster, namespace, workdir,
     try:
         result = apply(cluster, make_bundle(workdir, [crd, widget]), app, Options())
         assert names(result["created"]) == ["w1", "widgets.%s" % group]
-        assert names(result["unvalidated"]) == ["w1"]
+        assert result["unvalidated"] == [], "validated once its CRD is Established, before it is written"
         assert get(cluster, "%s/v1" % group, "Widget", namespace, "w1")["spec"]["size"] == 3
         again, requests = diff_of(cluster, make_bundle(workdir, [crd, widget]), app)
         assert not again["changed"]
@@ -246,6 +268,7 @@ def test_waves_and_hooks_run_in_order_with_delete_policies(cluster, namespace, w
         "smoke-test": {"hook": ["PostSync"], "hook_delete_policy": ["BeforeHookCreation"]},
     }
     bundle = make_bundle(workdir, objects, meta)
+    deployments = Changes(cluster, "apps/v1", "Deployment", namespace)
     result = apply(cluster, bundle, app, Options(timeout=120))
     assert [(h["phase"], h["status"]) for h in result["hooks"]] == [("PreSync", "Healthy"), ("PostSync", "Healthy")]
     migrate, smoke = result["hooks"]
@@ -256,8 +279,9 @@ def test_waves_and_hooks_run_in_order_with_delete_policies(cluster, namespace, w
     web = get(cluster, "apps/v1", "Deployment", namespace, "web")
     available = {c["type"]: c for c in db["status"]["conditions"]}["Available"]
     assert available["status"] == "True"
-    # wave 1 starts once wave 0 is healthy; PostSync once every wave is
-    assert web["metadata"]["creationTimestamp"] >= available["lastTransitionTime"]
+    # wave 1 starts once wave 0 is healthy (in the order the server made the changes); PostSync once every wave is
+    seen = wait_for("the watch to see web created", lambda: ("web", False) in deployments.seen() and deployments.seen())
+    assert seen.index(("db", True)) < seen.index(("web", False)), seen
     assert smoke_job["metadata"]["creationTimestamp"] >= web["metadata"]["creationTimestamp"]
     assert "smoke-test" not in names(read_record(cluster, app)["objects"]), "hooks are not inventoried"
 
@@ -392,14 +416,22 @@ def test_check_mode_writes_nothing_and_diff_mode_shows_before_after(cluster, kub
     assert result["changed"] and result["summary"]["update"] == 1 and result["summary"]["create"] == 1
     assert "+  color: green" in proc.stdout
 
-    proc, result = ansible.module("gitops.k8s.apply", {"bundle": bundle.path, "app": app, "revision": "abc123",
+    proc, result = ansible.module("gitops.k8s.apply", {"bundle": bundle.path, "app": app, "revision": bundle.revision,
                                                        "trigger": "pull"})
     assert result["changed"] and result["inventory"]["name"] == "gitops-app-" + app, proc.stdout
-    proc, result = ansible.module("gitops.k8s.apply", {"bundle": bundle.path, "app": app, "revision": "abc123"})
+    proc, result = ansible.module("gitops.k8s.apply", {"bundle": bundle.path, "app": app, "revision": bundle.revision})
     assert not result["changed"] and result["fast_path"] == 2
 
     proc, info = ansible.module("gitops.k8s.app_info", {"app": app})
-    assert info["record"]["revision"] == "abc123" and info["record"]["history"][0]["trigger"] == "pull"
+    assert info["record"]["revision"] == bundle.revision and info["record"]["history"][0]["trigger"] == "pull"
     assert info["record"]["object_count"] == 2
     proc, every = ansible.module("gitops.k8s.app_info", {"objects": False})
     assert app in [r["app"] for r in every["apps"]] and all("objects" not in r for r in every["apps"])
+
+
+def test_apply_refuses_to_record_one_revision_for_a_bundle_of_another(ansible, cluster, namespace, workdir):
+    bundle = make_bundle(workdir, [configmap(namespace, "settings", color="blue")])
+    proc, result = ansible.module("gitops.k8s.apply", {"bundle": bundle.path, "app": app_name(), "revision": "abc123"})
+    assert result.get("failed"), proc.stdout
+    assert "was rendered from revision %s, not abc123" % bundle.revision in result["msg"], result["msg"]
+    assert get(cluster, "v1", "ConfigMap", namespace, "settings") is None

@@ -1,9 +1,10 @@
 """health_wait on the real control plane (kwok nodes): rollouts, stuck rollouts, Jobs, CRs, load balancers."""
 
+import re
 import threading
-import time
 
 import pytest
+from localcluster import wait_for
 
 from ansible_collections.gitops.k8s.plugins.module_utils import health_watch
 from ansible_collections.gitops.k8s.plugins.module_utils.health_watch import wait_healthy
@@ -34,11 +35,34 @@ def apply_all(cluster, *objs):
     return [ref(obj) for obj in objs]
 
 
-def later(seconds, action):
-    """Run ``action`` in ``seconds`` while the test waits; returns the thread."""
-    thread = threading.Thread(target=lambda: (time.sleep(seconds), action()))
+def when(what, condition, action, timeout=60):
+    """Run ``action`` in a thread as soon as ``condition()`` holds, while the test waits.
+
+    Returns a function that joins the thread and raises what it raised (a timeout naming
+    ``what`` included): an exception in a thread would otherwise be lost.
+    """
+    failures = []
+
+    def run():
+        try:
+            wait_for(what, condition, timeout, interval=0.05)
+            action()
+        except Exception as err:  # handed to the test's thread by join()
+            failures.append(err)
+
+    thread = threading.Thread(target=run, daemon=True)
     thread.start()
-    return thread
+
+    def join():
+        thread.join()
+        if failures:
+            raise failures[0]
+    return join
+
+
+def settled(cluster, ref, status):
+    """For wait_for: ``ref``'s health is ``status`` now."""
+    return wait_healthy(cluster, [ref], wait=False)["status"] == status
 
 
 def patch_status(cluster, resource, namespace, name, status):
@@ -75,8 +99,10 @@ def test_pods_that_never_become_ready_end_degraded_at_the_progress_deadline(clus
 def test_fail_fast_false_keeps_waiting_for_the_others(cluster, namespace):
     refs = apply_all(cluster, deployment(namespace, "stuck", replicas=1, pod_labels=NEVER_READY, deadline=2),
                      deployment(namespace, "fine", replicas=1))
-    result = wait_healthy(cluster, refs, timeout=8, fail_fast=False)
-    assert result["elapsed"] >= 8
+    wait_for("stuck to pass its progress deadline", lambda: settled(cluster, refs[0], "Degraded"))
+    wait_for("fine to become available", lambda: settled(cluster, refs[1], "Healthy"))
+    result = wait_healthy(cluster, refs, timeout=3, fail_fast=False)
+    assert result["elapsed"] >= 3
     assert [r["status"] for r in result["resources"]] == ["Degraded", "Healthy"]
     assert "timed out after" in result["summary"]
 
@@ -119,13 +145,15 @@ def test_custom_resource_follows_its_ready_condition(cluster, namespace, widget_
         {"type": "Ready", "status": "False", "reason": "Provisioning", "message": "creating the volume"}]})
     now = wait_healthy(cluster, refs, wait=False)
     assert (now["status"], now["resources"][0]["message"]) == ("Progressing", "not ready: Provisioning: creating the volume")
-    patcher = later(1.5, lambda: patch_status(cluster, widget_crd, namespace, "w1", {"conditions": [
-        {"type": "Ready", "status": "True", "reason": "Done", "message": "volume attached"}]}))
-    result = wait_healthy(cluster, refs, timeout=30)
-    patcher.join()
+    lines = []
+    patched = when("the wait to report the Widget not ready", lambda: lines, lambda: patch_status(
+        cluster, widget_crd, namespace, "w1",
+        {"conditions": [{"type": "Ready", "status": "True", "reason": "Done", "message": "volume attached"}]}))
+    result = wait_healthy(cluster, refs, timeout=60, progress=lines.append)
+    patched()
     assert result["healthy"], result["summary"]
     assert result["resources"][0]["message"] == "ready: volume attached"
-    assert result["timeline"][0]["healthy_after"] >= 1.5
+    assert lines[0] == "0/1 healthy \u2014 waiting for Widget %s/w1: not ready: Provisioning: creating the volume" % namespace
 
 
 def test_loadbalancer_service_waits_for_its_address(cluster, namespace):
@@ -134,16 +162,15 @@ def test_loadbalancer_service_waits_for_its_address(cluster, namespace):
                         "allocateLoadBalancerNodePorts": False}}
     refs = apply_all(cluster, service)
     services = cluster.resource("v1", "Service")
-    patcher = later(2, lambda: patch_status(cluster, services, namespace, "front",
-                                            {"loadBalancer": {"ingress": [{"ip": "203.0.113.10"}]}}))
     lines = []
-    result = wait_healthy(cluster, refs, timeout=30, progress=lines.append)
-    patcher.join()
+    patched = when("the wait to report the Service waiting", lambda: lines, lambda: patch_status(
+        cluster, services, namespace, "front", {"loadBalancer": {"ingress": [{"ip": "203.0.113.10"}]}}))
+    result = wait_healthy(cluster, refs, timeout=60, progress=lines.append)
+    patched()
     assert result["healthy"], result["summary"]
     assert result["resources"][0]["message"] == "load balancer at 203.0.113.10"
-    assert result["timeline"][0]["healthy_after"] >= 2
-    assert "0/1 healthy \u2014 waiting for Service %s/front: waiting for the load balancer to get an address" % namespace \
-        in lines
+    assert lines[0] == "0/1 healthy \u2014 waiting for Service %s/front: waiting for the load balancer to get an address" \
+        % namespace
 
 
 def test_custom_health_rule(cluster, namespace, widget_crd):
@@ -163,16 +190,27 @@ def test_timeout_lists_the_stuck_objects_and_their_events(cluster, namespace):
     refs = apply_all(cluster, deployment(namespace, "pinned", replicas=2, node_selector={"disk": "none-has-it"}),
                      deployment(namespace, "fine", replicas=1))
     refs.append({"apiVersion": "v1", "kind": "Secret", "namespace": namespace, "name": "never-created"})
+    wait_for("fine to become available", lambda: settled(cluster, refs[1], "Healthy"))
+    wait_for("the scheduler to refuse both pinned pods", lambda: refused(cluster, namespace, "pinned", 2))
     result = wait_healthy(cluster, refs, timeout=4)
     assert not result["healthy"]
     assert result["status"] == "Missing"
     summary = result["summary"]
-    assert summary.startswith("2 of 3 objects are not healthy (timed out after 4.")
+    waited = re.match(r"2 of 3 objects are not healthy \(timed out after (\d+\.\d)s\):\n", summary)
+    assert waited and float(waited.group(1)) >= 4, summary
     assert "Deployment %s/pinned: 0 of 2 updated replicas are available (Progressing)" % namespace in summary
     assert "not scheduled: Unschedulable" in summary
     assert "Warning FailedScheduling:" in summary and "node affinity/selector" in summary
     assert "Secret %s/never-created: not found (Missing)" % namespace in summary
     assert "fine" not in summary
+
+
+def refused(cluster, namespace, app, replicas):
+    """For wait_for: the scheduler has refused all ``replicas`` pods of ``app`` and said why in an event."""
+    pods, _version = cluster.list(cluster.resource("v1", "Pod"), namespace, label_selector="app=" + app)
+    events, _version = cluster.list(cluster.resource("v1", "Event"), namespace, field_selector="reason=FailedScheduling")
+    return events and replicas == len([p for p in pods if any(
+        c["type"] == "PodScheduled" and c.get("reason") == "Unschedulable" for c in p.get("status", {}).get("conditions", []))])
 
 
 def test_an_object_created_while_waiting_and_a_kind_served_later(cluster, namespace):
@@ -182,23 +220,25 @@ def test_an_object_created_while_waiting_and_a_kind_served_later(cluster, namesp
     gadget = {"apiVersion": "health.gitops.test/v1", "kind": "Gadget", "metadata": {"name": "g", "namespace": namespace}}
     cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "late", "namespace": namespace}}
 
+    def try_apply_gadget():
+        try:
+            return cluster.apply(gadget, "health-test")
+        except Exception:  # the CRD is not established yet, or discovery does not show it yet
+            cluster.forget_discovery()
+            return None
+
     def create():
         cluster.apply(cm, "health-test")
         cluster.apply(crd, "health-test")
-        deadline = time.time() + 20
-        while time.time() < deadline:
-            try:
-                cluster.forget_discovery()
-                cluster.apply(gadget, "health-test")
-                return
-            except Exception:  # the CRD is not served yet
-                time.sleep(0.2)
+        wait_for("the Gadget kind to be served", try_apply_gadget)
 
+    lines = []
     try:
-        creator = later(1, create)
-        result = wait_healthy(cluster, [ref(cm), ref(gadget)], timeout=40)
-        creator.join()
+        created = when("the wait to report what it waits for", lambda: lines, create)
+        result = wait_healthy(cluster, [ref(cm), ref(gadget)], timeout=120, progress=lines.append)
+        created()
         assert result["healthy"], result["summary"]
+        assert lines[0].startswith("0/2 healthy \u2014 waiting for "), lines
     finally:
         cluster.delete({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
                         "name": "gadgets.health.gitops.test"})
@@ -209,12 +249,11 @@ def test_watch_reconnects_and_still_sees_changes(cluster, namespace, monkeypatch
     monkeypatch.setattr(health_watch, "WATCH_SECONDS", 1)
     refs = apply_all(cluster, deployment(namespace, "web", replicas=1, pod_labels=NEVER_READY))
     before = cluster.requests_made
-    fixer = later(3.5, lambda: cluster.apply(deployment(namespace, "web", replicas=1), "health-test"))
-    result = wait_healthy(cluster, refs, timeout=30)
-    fixer.join()
+    fixed = when("a list and three watch requests", lambda: cluster.requests_made - before >= 4,
+                 lambda: cluster.apply(deployment(namespace, "web", replicas=1), "health-test"))
+    result = wait_healthy(cluster, refs, timeout=60)
+    fixed()
     assert result["healthy"], result["summary"]
-    assert result["timeline"][0]["healthy_after"] >= 3.5
-    assert cluster.requests_made - before >= 4  # one list, then a watch request per second
 
 
 def test_watch_relists_when_its_resource_version_expired(cluster, namespace, monkeypatch):
@@ -228,21 +267,29 @@ def test_watch_relists_when_its_resource_version_expired(cluster, namespace, mon
         return items, ("1" if len(calls) == 1 else version)
 
     monkeypatch.setattr(cluster, "list", list_then_expire)
-    later(2, lambda: cluster.apply(deployment(namespace, "web", replicas=1), "health-test"))
-    result = wait_healthy(cluster, refs, timeout=30)
+    fixed = when("the watcher to list again after 410 Gone", lambda: len(calls) >= 2,
+                 lambda: cluster.apply(deployment(namespace, "web", replicas=1), "health-test"))
+    result = wait_healthy(cluster, refs, timeout=60)
+    fixed()
     assert result["healthy"], result["summary"]
-    assert len(calls) >= 2, "the watcher listed again after 410 Gone"
 
 
 def test_module_reports_and_fails_with_the_summary(ansible, kubeconfig, cluster, namespace):
     refs = apply_all(cluster, deployment(namespace, "web", replicas=1),
-                     deployment(namespace, "stuck", replicas=1, pod_labels=NEVER_READY, deadline=3))
-    proc, result = ansible.module("gitops.k8s.health_wait", {"resources": refs, "timeout": 60})
+                     deployment(namespace, "stuck", replicas=1, pod_labels=NEVER_READY, deadline=3),
+                     deployment(namespace, "slow", replicas=1, pod_labels=NEVER_READY))
+    wait_for("web to become available", lambda: settled(cluster, refs[0], "Healthy"))
+    wait_for("stuck to pass its progress deadline", lambda: settled(cluster, refs[1], "Degraded"))
+    proc, result = ansible.module("gitops.k8s.health_wait", {"resources": refs[:2], "timeout": 60})
     assert result["failed"]
     assert "Deployment %s/stuck: progress deadline exceeded" % namespace in result["msg"]
     assert result["status"] == "Degraded"
     assert result["resources"][0]["status"] == "Healthy"
-    assert "healthy \u2014 waiting for Deployment %s/stuck" % namespace in proc.stdout, proc.stdout
+
+    # while it waits, a line says for what
+    proc, result = ansible.module("gitops.k8s.health_wait", {"resources": [refs[2]], "timeout": 3})
+    assert result["failed"] and result["status"] == "Progressing", result
+    assert "0/1 healthy \u2014 waiting for Deployment %s/slow" % namespace in proc.stdout, proc.stdout
 
     proc, result = ansible.module("gitops.k8s.health_wait", {"resources": refs[:1]})
     assert not result.get("failed") and result["healthy"] and not result["changed"]

@@ -12,10 +12,12 @@ from test_push_reconcile import PUSH, GitRepo, app_files, live, names, new_deplo
 NEVER_READY = {"gitops.k8s.test/never-ready": "true"}
 
 
-def web_bundle(path, namespace, greeting, labels=None, replicas=1):
+def web_bundle(path, namespace, greeting, labels=None, replicas=1, deadline=600):
+    """``deadline``: progressDeadlineSeconds; short only for pods that never get ready (a healthy
+    rollout on a loaded machine may take longer than a few seconds)."""
     deployment = {
         "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": namespace},
-        "spec": {"replicas": replicas, "progressDeadlineSeconds": 3, "selector": {"matchLabels": {"app": "web"}},
+        "spec": {"replicas": replicas, "progressDeadlineSeconds": deadline, "selector": {"matchLabels": {"app": "web"}},
                  "template": {"metadata": {"labels": dict({"app": "web"}, **(labels or {}))},
                               "spec": {"containers": [{"name": "web", "image": "nginx:1.27",
                                                        "env": [{"name": "GREETING", "value": greeting}]}]}}},
@@ -50,7 +52,7 @@ def test_health_wait_records_its_verdict_on_the_sync_it_waited_for(ansible, kube
     assert entry["health"] == "Healthy" and entry["health_time"] >= entry["time"]
 
     # B applies fine but its pods never get ready: the verdict is Degraded, and it is kept.
-    stuck = web_bundle(workdir + "/b", namespace, "stuck", labels=NEVER_READY)
+    stuck = web_bundle(workdir + "/b", namespace, "stuck", labels=NEVER_READY, deadline=3)
     proc, applied = ansible.module("gitops.k8s.apply", {"bundle": stuck, "app": app, "revision": "rev-b",
                                                         "wait_waves": False})
     assert not applied.get("failed"), applied
@@ -79,7 +81,7 @@ def test_rollback_goes_to_the_last_healthy_revision_not_the_last_applied(ansible
         return [{"name": app, "repo": repo.url, "path": "web", "namespace": namespace, "rollback": rollback,
                  "wait": {"timeout": 90}}]
 
-    healthy = repo.commit(app_files("web", greeting="good", deadline=10), "A: healthy")
+    healthy = repo.commit(app_files("web", greeting="good"), "A: healthy")  # no short deadline: see web_bundle
     first = deploy.run(PUSH, apps(rollback=True))
     assert first.rc == 0, first.out
     assert history(cluster, app)[0]["health"] == "Healthy"

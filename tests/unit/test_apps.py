@@ -122,3 +122,15 @@ def test_absent_apps_are_not_synced_and_a_bad_state_is_refused():
     assert result["absent"] == ["old"] and result["levels"] == [["web"]]
     with pytest.raises(GitOpsError, match="application 'old': state must be present or absent, not 'gone'"):
         plan([{"name": "old", "repo": "r", "state": "gone"}])
+
+
+def test_namespace_and_immutable_field_options_of_an_app():
+    result = normalize_app(app("web"), 0)
+    assert result["create_namespace"] is True and result["replace_on_immutable"] is False
+    assert result["managed_namespace_metadata"] == {}
+    meta = {"labels": {"team": "a"}, "annotations": {"x/y": "z"}}
+    assert normalize_app(app("web", managed_namespace_metadata=meta), 0)["managed_namespace_metadata"] == meta
+    with pytest.raises(GitOpsError, match="unknown key in managed_namespace_metadata: label"):
+        plan([app("web", managed_namespace_metadata={"label": {}})])
+    with pytest.raises(GitOpsError, match="replace_on_immutable must be a boolean"):
+        plan([app("web", replace_on_immutable="yes")])
