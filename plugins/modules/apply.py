@@ -241,7 +241,7 @@ prune_refused:
     - Objects prune did not delete, with the reason in C(message) (see the prune guards in docs/diff_and_apply.md).
       An object deleted and recreated by someone else since it was applied (another uid) is not this app's any
       more and leaves the inventory. A Namespace or CustomResourceDefinition is pruned only when annotated
-      C(gitops.k8s/prune: allow), never while other apps' objects live in it (or are of its kind), and the
+      C(gitops.k8s/prune=allow), never while other apps' objects live in it (or are of its kind), and the
       inventory namespace never; those stay in the inventory.
   returned: always
   type: list

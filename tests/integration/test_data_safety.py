@@ -187,9 +187,11 @@ def test_two_apps_declaring_one_namespace_at_once_cannot_both_own_it(cluster, wo
     apps = [new_app() for _ in range(4)]
     bundles = {app: make_bundle(workdir, [namespace_obj(shared), configmap(shared, app)]) for app in apps}
     outcome = {}
-    threads = [threading.Thread(target=lambda a=a: outcome.update({a: _catch(apply, cluster, bundles[a], a,
-                                                                            Options(revision=bundles[a].revision))}))
-               for a in apps]
+
+    def run(app):
+        outcome[app] = _catch(apply, cluster, bundles[app], app, Options(revision=bundles[app].revision))
+
+    threads = [threading.Thread(target=run, args=(a,)) for a in apps]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -253,8 +255,8 @@ def injected(proxy):
         return sum(r["injected"] for r in json.load(resp))
 
 
-def test_429_5xx_and_resets_mid_apply_are_retried_and_nothing_is_wrongly_pruned(cluster, namespace, workdir, new_app,
-                                                                                  fault_proxy):
+def test_429_5xx_and_resets_mid_apply_are_retried_and_nothing_is_wrongly_pruned(
+        cluster, namespace, workdir, new_app, fault_proxy):
     app = new_app()
     through = Cluster.from_params({"host": fault_proxy})
     objects = [configmap(namespace, "cm-%02d" % i, v="1") for i in range(30)]

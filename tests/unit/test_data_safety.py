@@ -132,8 +132,8 @@ def _bundle_objects():
     secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db", "namespace": "a"},
               "stringData": {"password": "correct-horse-battery-staple"}}
     cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "a"}, "data": {"k": "v"}}
-    return [secret, cm], [{"apiVersion": "v1", "kind": k, "namespace": "a", "name": n} for k, n in (("Secret", "db"),
-                                                                                                   ("ConfigMap", "c"))]
+    refs = [{"apiVersion": "v1", "kind": k, "namespace": "a", "name": n} for k, n in (("Secret", "db"), ("ConfigMap", "c"))]
+    return [secret, cm], refs
 
 
 def test_secrets_are_never_written_in_clear_and_load_back(tmp_path, monkeypatch):

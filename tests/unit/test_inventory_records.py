@@ -67,4 +67,3 @@ def test_app_names_must_make_valid_object_names():
     for bad in ("Guestbook", "a_b", "", "-a"):
         with pytest.raises(GitOpsError, match="not a valid application name"):
             object_name(bad)
-
