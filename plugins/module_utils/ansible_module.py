@@ -52,24 +52,35 @@ def failure(err):
     return dict(err.details, msg=str(err))
 
 
-def mask_values_of(params, options):
-    """Replace the values of dict ``options`` by ``********`` (their keys stay visible)."""
-    for name in options:
-        if params.get(name):
-            params[name] = dict.fromkeys(params[name], "********")
+# Ansible masks a no_log value wherever it appears in the result, inside other strings too: a value
+# such as 3 or "on" would garble digests and names. Shorter values are not secrets worth that.
+MASK_MIN_LENGTH = 4
+
+
+def trivial_values(value):
+    """The values (as strings) in ``value`` shorter than MASK_MIN_LENGTH."""
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, (list, tuple)):
+        for item in value:
+            yield from trivial_values(item)
+    elif value is not None and len(str(value)) < MASK_MIN_LENGTH:
+        yield str(value)
 
 
 def run_module(argument_spec, engine_call, masked_options=(), **module_kwargs):
     """Run ``engine_call(call) -> dict`` in a module and exit with its result.
 
-    ``masked_options``: dict options whose values may be secret (from a vault, say); the
-    result's ``invocation`` shows only their keys. ``module_kwargs`` go to AnsibleModule
+    ``masked_options``: options whose values may be secret (from a vault, say), declared
+    ``no_log`` in ``argument_spec``: Ansible neither logs nor shows them and masks their values in
+    the result, except values shorter than MASK_MIN_LENGTH. ``module_kwargs`` go to AnsibleModule
     (mutually_exclusive...); check mode is supported unless they say otherwise.
     """
     module_kwargs.setdefault("supports_check_mode", True)
     module = AnsibleModule(argument_spec=argument_spec, **module_kwargs)
     call = Call(dict(module.params), module.check_mode, module._diff, hide=module.no_log_values.add)
-    mask_values_of(module.params, masked_options)
+    for name in masked_options:
+        module.no_log_values.difference_update(trivial_values(module.params[name]))
     try:
         result = shape_result(call, engine_call(call))
     except GitOpsError as err:

@@ -13,8 +13,14 @@
                  of their wave is written), the rest concurrently, then the wave's Sync hooks; with
                  wait_waves each wave healthy before the next; then PostSync hooks. SyncFail hooks
                  when a step fails
-  6. prune       inventory objects not in the bundle, reverse order, prune-disabled ones kept
+  6. prune       inventory objects not in the bundle, reverse order, prune-disabled ones kept, the
+                 guards of prune.py (uid, Namespaces and CRDs) checked; a deletion that fails or
+                 that a finalizer holds keeps the object recorded and fails the run
   7. record      the final object set, revision, result and a history entry
+
+Every record write goes through ``Inventory.update`` under the app's Lease. Objects new to the
+app are claimed under a second, cluster-wide Lease (``gitops-claims``) from the ownership check
+to the record write, so two apps declaring the same object in one run cannot both pass it.
 
 A plan with nothing to create, update or prune is a no-op: no hooks run, no wave is waited for.
 Hook objects are never recorded in the inventory (they are per-run). How each object is written
@@ -24,6 +30,7 @@ the plan (diff.py, ownership.py).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import time
@@ -34,16 +41,21 @@ from .diff import crd_kinds, dry_run, make_plan, managed_fingerprint, prepare_wr
     report, validate_elsewhere, write
 from .errors import GitOpsError
 from .ignore import check_ignore_rules
-from .inventory import (INVENTORY_NAMESPACE, Inventory, history_entry, new_record, object_entry, push_history,
+from .inventory import (INVENTORY_NAMESPACE, Inventory, history_entry, key_secret_digests, new_record, object_entry,
+                        push_history,
                         union_objects)
 from .lease import Lease
 from .masking import redact
 from .ownership import migration_patch
+from .prune import guarded, recreated, refusal
 from .refs import describe, group_of, key_of, ref_of
 
 HOOK_LABEL = "gitops.k8s/hook"
 FIRST_KINDS = {("", "Namespace"), ("apiextensions.k8s.io", "CustomResourceDefinition")}
 DEFAULT_HOOK_POLICY = ["BeforeHookCreation"]
+CLAIMS_LEASE = "gitops-claims"
+# How long a pruned object may take to disappear before the run reports what holds it.
+PRUNE_SETTLE = 5.0
 
 
 class Options:
@@ -84,18 +96,21 @@ def apply(cluster, bundle, app, options=None, check=False, want_diff=False, leas
                           "another's content" % (bundle.path, bundle.revision, options.revision),
                           bundle=bundle.path, bundle_revision=bundle.revision, revision=options.revision)
     store = Inventory(cluster, options.inventory_namespace, options.inventory_kind)
+    retries_before = cluster.retries_made
     own_lease = None
     if not check:
         store.ensure_namespace()
-        if options.lock and lease is None:
-            lease = own_lease = Lease(cluster, app, options.inventory_namespace)
-            own_lease.acquire(options.lock_timeout)
+    bundle = key_secret_digests(bundle, store.digest_key(create=not check))
+    if not check and options.lock and lease is None:
+        lease = own_lease = Lease(cluster, app, options.inventory_namespace)
+        own_lease.acquire(options.lock_timeout)
     try:
-        return Run(cluster, bundle, app, options, store, lease, check, want_diff, live).execute()
+        result = Run(cluster, bundle, app, options, store, lease, check, want_diff, live).execute()
     finally:
         if own_lease:
             own_lease.release()
-
+    result["api_retries"] = cluster.retries_made - retries_before
+    return result
 
 def _hook_id(app, ref):
     """A label value naming one hook of one app across runs (generateName gives new names)."""
@@ -110,6 +125,8 @@ class Run:
         self.requests_before = cluster.requests_made
         self.applied = {}   # key -> server response of our apply
         self.pruned, self.prune_failed, self.hooks, self.recreated, self.namespaces = [], [], [], [], []
+        self.prune_refused = []
+        self.disowned = set()  # keys recorded but recreated by someone else: dropped from the record
         self.hook_pairs = [(e, o) for e, o in bundle.pairs() if e.get("hook")]
         self.listed = {}    # (group, plural, namespace) -> objects: see _list
         self.plan = None
@@ -117,25 +134,26 @@ class Run:
     # -- the steps -------------------------------------------------------------------------
 
     def execute(self):
-        record, version = self.store.read(self.app)
+        record, _version = self.store.read(self.app)
         record = record or new_record(self.app)
+        self.recorded = {key_of(o): o for o in record.get("objects") or ()}
         self._prepare_namespaces()
         self._make_plan(record)
-        owners = self._foreign_owners()
+        self._foreign_owners()  # fails naming the apps that record any of the objects (unless adopt)
         deletes = self._deletes()
         noop = not self.plan.changes and not deletes
         if self.check:
-            self._dry_run_prune(deletes)
+            self._prune(deletes, dry_run=True)
             return self._result(record, noop)
         if noop:
-            self._record_noop(record, version)
+            self._record_noop(record)
             return self._result(record, noop)
-        version = self._record_running(record, version, owners)
+        self._record_running()
         try:
             self._sync(deletes)
         except GitOpsError as err:
-            self._fail(record, version, err)
-        self._record_final(record, version, "Succeeded", None)
+            self._fail(err)
+        self._record_final("Succeeded", None)
         return self._result(record, noop)
 
     def _prepare_namespaces(self):
@@ -196,15 +214,33 @@ class Run:
             )
         return deletes
 
-    def _record_running(self, record, version, owners):
-        """Step 4: record every object we may write before the first write; adopted ones leave their app."""
-        record["objects"] = union_objects(record.get("objects") or [], [i.ref for i in self.plan.items])
-        record["result"] = "Running"
-        version = self.store.write(self.app, record, version)
+    def _record_running(self):
+        """Step 4: record every object we may write before the first write; adopted ones leave their app.
+        Objects new to the app are claimed under the claims Lease (see the module docstring)."""
+        def running(current):
+            current["objects"] = union_objects(current.get("objects") or [], [i.ref for i in self.plan.items])
+            current["result"] = "Running"
+            return current
+
+        with self._claims(any(i.key not in self.recorded for i in self.plan.items)):
+            owners = self._foreign_owners(fresh=True)  # again, now that no other app can claim meanwhile
+            self.store.update(self.app, running, lease=self.lease)
         for other in sorted(set(owners.values())):
             mine = {k for k, v in owners.items() if v == other}
             self.store.update(other, lambda r: dict(r, objects=[o for o in r.get("objects") or () if key_of(o) not in mine]))
-        return version
+
+    @contextlib.contextmanager
+    def _claims(self, needed):
+        """Hold the cluster-wide claims Lease while ``needed`` (the bundle has objects new to the app)."""
+        if not needed or not self.lease:
+            yield
+            return
+        claims = Lease(self.cluster, self.app, self.opts.inventory_namespace, name=CLAIMS_LEASE)
+        claims.acquire(self.opts.lock_timeout)
+        try:
+            yield
+        finally:
+            claims.release()
 
     def _sync(self, deletes):
         """Step 5 and 6: hooks and waves in order, then prune."""
@@ -214,18 +250,22 @@ class Run:
             self._run_hooks("Sync", wave)
         self._run_hooks("PostSync")
         self._prune(deletes)
+        if self.prune_failed:
+            raise GitOpsError("%d object(s) could not be pruned (they stay recorded):\n  %s" % (
+                len(self.prune_failed), "\n  ".join("%s: %s" % (describe(f), f["message"]) for f in self.prune_failed)),
+                prune_failed=self.prune_failed)
 
-    def _fail(self, record, version, err):
+    def _fail(self, err):
         """A step failed: SyncFail hooks, the record says Failed, the error says what was written."""
         message = str(err)
         try:
             self._run_hooks("SyncFail")
         except GitOpsError as hook_err:
             message += "; SyncFail hooks failed too: %s" % hook_err
-        self._record_final(record, version, "Failed", message)
+        self._record_final("Failed", message)
         err.details.setdefault("inventory", self.store.where(self.app))
         details = dict(err.details, hooks=self.hooks, created=self._refs("create"), configured=self._refs("update"),
-                       pruned=self.pruned)
+                       pruned=self.pruned, prune_failed=self.prune_failed, prune_refused=self.prune_refused)
         raise self._with_changes(GitOpsError(message, **details))
 
     def _with_changes(self, err):
@@ -256,9 +296,13 @@ class Run:
 
         return [r for r in each(self.opts.concurrency, one, self.hook_pairs) if r]
 
-    def _foreign_owners(self):
-        """{key: other app} for bundle objects another app's inventory records; fails unless adopt."""
-        owners = (self.opts.owners or self.store.owners)([i.key for i in self.plan.items], self.app)
+    def _foreign_owners(self, fresh=False):
+        """{key: other app} for bundle objects another app's inventory records; fails unless adopt.
+
+        ``fresh``: read the records now (under the claims Lease), not the run's snapshot (``owners`` option).
+        """
+        owners = (self.store.owners if fresh else self.opts.owners or self.store.owners)(
+            [i.key for i in self.plan.items], self.app)
         if owners and not self.opts.adopt:
             lines = ["%s is recorded in the inventory of app %s" % (describe(i.ref), owners[i.key])
                      for i in self.plan.items if i.key in owners]
@@ -448,23 +492,67 @@ class Run:
 
     # -- prune -----------------------------------------------------------------------------
 
-    def _prune(self, deletes):
+    def _prune(self, deletes, dry_run=False):
+        """Delete ``deletes`` (reverse order) that pass the guards of prune.py; then see them go."""
+        recorded = self.recorded
+        others = None
+        deleted = []
         for item in reversed(deletes):
             if self.lease:
                 self.lease.check()
+            if recreated(recorded.get(item.key), item.live):
+                self._disown(item.ref)
+                continue
+            if guarded(item.ref):
+                if others is None:
+                    others = [r for r in self.store.read_all() if r.get("app") != self.app]
+                why = refusal(item.ref, item.live, others, self.opts.inventory_namespace)
+                if why:
+                    self.prune_refused.append(dict(item.ref, message=why))
+                    continue
             try:
-                self.cluster.delete(item.ref, propagation=self.opts.prune_propagation)
-                self.pruned.append(item.ref)
+                self.cluster.delete(item.ref, propagation=self.opts.prune_propagation, dry_run=dry_run,
+                                    uid=(recorded.get(item.key) or {}).get("uid"))
+            except ApiError as err:
+                if err.status == 409:  # the uid precondition: recreated since we listed it
+                    self._disown(item.ref)
+                else:
+                    self.prune_failed.append(dict(item.ref, message=str(err)))
+                continue
             except GitOpsError as err:
                 self.prune_failed.append(dict(item.ref, message=str(err)))
+                continue
+            deleted.append(item.ref)
+        self.pruned.extend(deleted if dry_run else self._settled(deleted))
 
-    def _dry_run_prune(self, deletes):
-        for item in reversed(deletes):
-            try:
-                self.cluster.delete(item.ref, propagation=self.opts.prune_propagation, dry_run=True)
-                self.pruned.append(item.ref)
-            except GitOpsError as err:
-                self.prune_failed.append(dict(item.ref, message=str(err)))
+    def _disown(self, ref):
+        self.disowned.add(key_of(ref))
+        self.prune_refused.append(dict(ref, message="recreated by someone else since this app applied it (another "
+                                                    "uid): not ours, not pruned, dropped from the record"))
+
+    def _settled(self, refs):
+        """The ``refs`` whose deletion no finalizer holds PRUNE_SETTLE seconds later; the others go
+        to prune_failed and stay recorded. A Namespace still emptied by its controller, or an object
+        whose dependents the garbage collector is still deleting, is on its way: pruned."""
+        deadline, pending = time.monotonic() + PRUNE_SETTLE, list(refs)
+        while True:
+            live = {key_of(r): self._still_there(r) for r in pending}
+            pending = [r for r in pending if _held(live[key_of(r)])]
+            if not pending or time.monotonic() > deadline:
+                break
+            time.sleep(0.25)
+        for ref in pending:
+            self.prune_failed.append(dict(ref, message="deletion is held by finalizer(s) %s"
+                                          % ", ".join(_holding(live[key_of(ref)]))))
+        return [r for r in refs if r not in pending]
+
+    def _still_there(self, ref):
+        try:
+            return self.cluster.get(ref)
+        except ApiError:
+            raise
+        except GitOpsError:  # its kind is no longer served (its CRD was pruned too): gone with it
+            return None
 
     # -- records and result ----------------------------------------------------------------
 
@@ -476,12 +564,13 @@ class Run:
             out = self.applied.get(item.key)
             if out is not None:
                 entries.append(object_entry(item.ref, item.digest, out["metadata"].get("resourceVersion"),
-                                            managed_fingerprint(out, self.opts.field_manager)))
+                                            managed_fingerprint(out, self.opts.field_manager), out["metadata"].get("uid")))
             elif item.action == "unchanged" and item.fast:
-                entries.append(dict(recorded[item.key]))
+                entries.append(dict(recorded[item.key], **_uid_of(item.live)))
             elif item.action == "unchanged":
                 entries.append(object_entry(item.ref, item.digest, item.live["metadata"].get("resourceVersion"),
-                                            managed_fingerprint(item.live, self.opts.field_manager)))
+                                            managed_fingerprint(item.live, self.opts.field_manager),
+                                            item.live["metadata"].get("uid")))
             elif item.key in recorded:  # not applied (the run failed first): keep what we knew
                 entries.append(dict(recorded[item.key]))
             else:
@@ -491,8 +580,8 @@ class Run:
     def _leftovers(self, record):
         """Inventory objects no longer in the bundle that still exist (not pruned, prune disabled, failed),
         marked ``orphaned`` unless prune is still to delete them, and those of kinds the cluster does not
-        serve (never forgotten: they may come back)."""
-        gone = {key_of(r) for r in self.pruned}
+        serve (never forgotten: they may come back); not those someone else recreated (not ours)."""
+        gone = {key_of(r) for r in self.pruned} | self.disowned
         bundle = {i.key for i in self.plan.items}
         pruning = {i.key for i in self.plan.deletes} if self.opts.prune else set()
         live_left = {i.key for i in self.plan.deletes + self.plan.kept}
@@ -510,30 +599,36 @@ class Run:
             out.append(entry)
         return out
 
-    def _record_final(self, record, version, result, message):
-        record.update({
-            "objects": self._object_entries(record) + self._leftovers(record),
-            "revision": self.opts.revision if result == "Succeeded" else record.get("revision"),
-            "digest": self.bundle.digest if result == "Succeeded" else record.get("digest"),
-            "time": time.time(), "result": result, "message": message, "trigger": self.opts.trigger,
-            "field_manager": self.opts.field_manager,
-        })
-        push_history(record, history_entry(
-            self.opts.revision, self.bundle.digest, result, self.opts.trigger, rollback_of=self.opts.rollback_of,
-            message=message, duration=time.monotonic() - self.started), self.opts.history_limit)
+    def _record_final(self, result, message):
+        """Write the outcome of the run: the record is read again (a health verdict may have been
+        written meanwhile) and this run's outcome put on it, under the Lease."""
+        duration = time.monotonic() - self.started
+
+        def change(record):
+            record.update({
+                "objects": self._object_entries(record) + self._leftovers(record),
+                "revision": self.opts.revision if result == "Succeeded" else record.get("revision"),
+                "digest": self.bundle.digest if result == "Succeeded" else record.get("digest"),
+                "time": time.time(), "result": result, "message": message, "trigger": self.opts.trigger,
+                "field_manager": self.opts.field_manager,
+            })
+            return push_history(record, history_entry(
+                self.opts.revision, self.bundle.digest, result, self.opts.trigger, rollback_of=self.opts.rollback_of,
+                message=message, duration=duration), self.opts.history_limit)
+
         try:
-            self.store.write(self.app, record, version)
+            self.store.update(self.app, change, lease=self.lease)
         except GitOpsError as err:
             raise GitOpsError("app %s was applied (%s) but its inventory could not be written: %s"
                               % (self.app, result, err), inventory=self.store.where(self.app))
 
-    def _record_noop(self, record, version):
+    def _record_noop(self, record):
         """Nothing to change: refresh fingerprints; a new revision or digest gets a history entry."""
         entries = self._object_entries(record) + self._leftovers(record)
         new_revision = (self.opts.revision, self.bundle.digest) != (record.get("revision"), record.get("digest"))
         if not new_revision and entries == record.get("objects") and record.get("result") == "Succeeded":
             return
-        self._record_final(record, version, "Succeeded", None)
+        self._record_final("Succeeded", None)
 
     def _refs(self, action):
         return [i.ref for i in self.plan.items if i.action == action and (self.check or i.key in self.applied)]
@@ -547,6 +642,7 @@ class Run:
             "unchanged": [i.ref for i in plan.items if i.action == "unchanged"],
             "pruned": self.pruned,
             "prune_failed": self.prune_failed,
+            "prune_refused": self.prune_refused,
             "prune_skipped": [i.ref for i in plan.kept] + ([] if self.opts.prune else [i.ref for i in plan.deletes]),
             "orphaned": [] if self.opts.prune else [i.ref for i in plan.deletes],
             "unserved": plan.unserved,
@@ -566,6 +662,23 @@ class Run:
             result["resources"], result["ansible_diff"] = report(plan, show_secrets=self.opts.show_secrets,
                                                                  deletes=plan.deletes if self.opts.prune else [])
         return result
+
+
+# Finalizers of the garbage collector itself: they end on their own.
+GC_FINALIZERS = ("foregroundDeletion", "orphan")
+
+
+def _holding(live):
+    return [f for f in (live or {}).get("metadata", {}).get("finalizers") or () if f not in GC_FINALIZERS]
+
+
+def _held(live):
+    return live is not None and bool(_holding(live))
+
+
+def _uid_of(live):
+    uid = ((live or {}).get("metadata") or {}).get("uid")
+    return {"uid": uid} if uid else {}
 
 
 def _ref(hook):

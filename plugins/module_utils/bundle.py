@@ -8,20 +8,124 @@ where an entry describes one object (same order as the manifest):
   {apiVersion, kind, namespace, name, wave, hook, hook_delete_policy, source, digest}
 ``hook`` is a list of phases (PreSync, Sync, PostSync, SyncFail) or null; ``digest`` is the
 sha256 of the object's canonical JSON; the bundle digest is the sha256 of the entries' digests.
+
+Secrets are never written in clear: each Secret document of the manifest is sealed, i.e. replaced
+by ``{apiVersion, kind, metadata: {name, namespace}, gitops.k8s/sealed: <AES-256-GCM ciphertext>}``
+of the whole object, under a key of this controller (``<cache>/keys/bundle.key``, mode 0600,
+made on first use). ``Bundle.load`` opens them again, so a bundle rendered by one task is usable
+by the next tasks of the play on the same controller, while a copy of the cache (or a bundle left
+behind) reveals no secret value. A bundle whose key is gone must be rendered again.
+
+Bundles in the cache are evicted by ``evict`` when unused (index.json untouched: render and load
+touch it) for longer than CACHE_MAX_AGE, or beyond CACHE_MAX_BUNDLES, never those used within
+CACHE_IN_USE: a play's render and apply are minutes apart.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
+import shutil
 import tempfile
+import time
 
-from .deps import require_yaml
+from .deps import import_library, require_yaml
 from .errors import GitOpsError
+from .source import cache_root
 
 MANIFEST = "manifest.yaml"
 INDEX = "index.json"
+SEALED = "gitops.k8s/sealed"
+CACHE_MAX_AGE = 24 * 3600
+CACHE_MAX_BUNDLES = 256
+CACHE_IN_USE = 3600
+
+
+def _key(create):
+    """This controller's bundle key (32 bytes), or None when absent and not ``create``."""
+    path = os.path.join(cache_root(), "keys", "bundle.key")
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        if not create:
+            return None
+    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process made it first
+        return _key(False)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(os.urandom(32))
+    return _key(False)
+
+
+def _aead(key):
+    aead = import_library("cryptography.hazmat.primitives.ciphers.aead", "cryptography", "sealing Secrets in bundles")
+    return aead.AESGCM(key)
+
+
+def seal(obj, key):
+    """The stand-in document for the Secret ``obj`` (see the module docstring)."""
+    nonce = os.urandom(12)
+    meta = obj.get("metadata") or {}
+    sealed = nonce + _aead(key).encrypt(nonce, canonical_json(obj).encode("utf-8"), b"gitops.k8s bundle")
+    stand_in = {"apiVersion": obj["apiVersion"], "kind": obj["kind"],
+                "metadata": {k: meta[k] for k in ("name", "namespace") if meta.get(k)}}
+    stand_in[SEALED] = base64.b64encode(sealed).decode("ascii")
+    return stand_in
+
+
+def unseal(doc, key, path):
+    if SEALED not in doc:
+        return doc
+    if key is None:
+        raise GitOpsError("bundle %s holds sealed Secrets and this controller has no key to open them (the bundle was "
+                          "rendered elsewhere, or the key was removed): render it again" % path, bundle=path)
+    blob = base64.b64decode(doc[SEALED])
+    try:
+        return json.loads(_aead(key).decrypt(blob[:12], blob[12:], b"gitops.k8s bundle"))
+    except Exception:  # InvalidTag: another controller's key, or a tampered file
+        raise GitOpsError("bundle %s: a sealed Secret does not open with this controller's key: render it again" % path,
+                          bundle=path)
+
+
+def _is_secret(obj):
+    return obj.get("kind") == "Secret" and obj.get("apiVersion") == "v1"
+
+
+def touch(path):
+    try:
+        os.utime(os.path.join(path, INDEX))
+    except OSError:
+        pass
+
+
+def evict(folder, now=None):
+    """Remove the bundles of the cache ``folder`` unused for CACHE_MAX_AGE, and the least recently
+    used beyond CACHE_MAX_BUNDLES, keeping any used within CACHE_IN_USE. A bundle is first renamed
+    away (atomic), so a reader sees it whole or not at all."""
+    now = time.time() if now is None else now
+    found = []
+    for name in os.listdir(folder):
+        if name.startswith("."):
+            continue
+        try:
+            found.append((os.stat(os.path.join(folder, name, INDEX)).st_mtime, name))
+        except OSError:
+            continue
+    found.sort(reverse=True)
+    for rank, (used, name) in enumerate(found):
+        if now - used < CACHE_IN_USE or (now - used < CACHE_MAX_AGE and rank < CACHE_MAX_BUNDLES):
+            continue
+        doomed = os.path.join(folder, ".evicted-%s-%d" % (name, os.getpid()))
+        try:
+            os.rename(os.path.join(folder, name), doomed)
+        except OSError:
+            continue  # evicted by another process meanwhile
+        shutil.rmtree(doomed, ignore_errors=True)
 
 
 def canonical_json(obj):
@@ -68,11 +172,15 @@ class Bundle:
                 index = json.load(handle)
             with open(manifest_path, encoding="utf-8") as handle:
                 objects = [doc for doc in yaml.load_all(handle, Loader=yaml.SafeLoader) if doc]
+            if any(SEALED in doc for doc in objects):
+                key = _key(False)
+                objects = [unseal(doc, key, path) for doc in objects]
         except (OSError, ValueError, yaml.YAMLError) as err:
             raise GitOpsError("%s is not a readable bundle (run gitops.k8s.render first): %s" % (path, err), bundle=path)
         if len(objects) != len(index.get("objects", [])):
             raise GitOpsError("bundle %s is inconsistent: %d objects in %s, %d in %s"
                               % (path, len(objects), MANIFEST, len(index.get("objects", [])), INDEX), bundle=path)
+        touch(path)
         return cls(path, index, objects)
 
 
@@ -96,6 +204,9 @@ def write_bundle(dest, objects, entries, revision=None, renderer=None):
         "objects": entries,
     }
     os.makedirs(dest, exist_ok=True)
+    if any(_is_secret(obj) for obj in objects):
+        key = _key(True)
+        objects = [seal(obj, key) if _is_secret(obj) else obj for obj in objects]
     manifest = yaml.dump_all(objects, Dumper=yaml.SafeDumper, default_flow_style=False, sort_keys=False, explicit_start=True)
     for name, text in ((MANIFEST, manifest), (INDEX, json.dumps(index, indent=1, sort_keys=True))):
         fd, tmp = tempfile.mkstemp(dir=dest, prefix="." + name)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import threading
 import time
 from collections import namedtuple
@@ -35,6 +36,41 @@ ENV_FALLBACKS = {
     "client_key": "K8S_AUTH_KEY_FILE",
     "validate_certs": "K8S_AUTH_VERIFY_SSL",
 }
+
+# Retries of one request (429, 5xx, connection failures; see ``retryable``): at most RETRIES
+# more attempts, sleeping ``backoff`` between them -- about 25 s in all, enough for an API server
+# restart, bounded so that a dead cluster still fails the run.
+RETRIES = 6
+BACKOFF_BASE, BACKOFF_CAP, RETRY_AFTER_CAP = 0.25, 8.0, 30.0
+# Methods whose repetition does what doing them once does: a read, a replace carrying its
+# resourceVersion, a server-side apply, a delete (a second one finds the object gone). A POST
+# create is not: repeating it after the server acted creates twice (generateName) or fails.
+IDEMPOTENT = frozenset(("GET", "HEAD", "PUT", "PATCH", "DELETE"))
+
+
+def retryable(method, status, sent):
+    """True when a request that failed with ``status`` (None: no answer) may be sent again.
+
+    ``sent`` is False when the connection failed before the request left (nothing happened).
+    """
+    if status == 429:  # throttled: the server did not act on it
+        return True
+    if status is None:
+        return not sent or method in IDEMPOTENT
+    return status in (500, 502, 503, 504) and method in IDEMPOTENT
+
+
+def backoff(attempt, retry_after=None):
+    """Seconds to sleep before retry number ``attempt`` (0-based): the server's Retry-After when
+    given (capped), else exponential with full jitter so that many clients do not retry in step."""
+    if retry_after is not None:
+        try:
+            return min(max(float(retry_after), 0.0), RETRY_AFTER_CAP)
+        except ValueError:
+            pass
+    ceiling = min(BACKOFF_CAP, BACKOFF_BASE * 2 ** attempt)
+    return ceiling / 2 + random.uniform(0, ceiling / 2)
+
 
 # Longest wait for discovery to publish the kind of a CRD that is already Established.
 DISCOVERY_LAG = 15.0
@@ -137,6 +173,7 @@ class Cluster:
         self.host = configuration.host.rstrip("/")
         self.request_timeout = request_timeout
         self.requests_made = 0
+        self.retries_made = 0
         self._lock = threading.Lock()
         self._resources = None
 
@@ -158,34 +195,57 @@ class Cluster:
         return headers
 
     def request(self, method, path, body=None, query=None, content_type="application/json",
-                accept="application/json", timeout=None, stream=False, what=""):
-        """Send one request; return the decoded JSON body (or the raw response when ``stream``)."""
+                accept="application/json", timeout=None, stream=False, what="", retry=True):
+        """Send one request; return the decoded JSON body (or the raw response when ``stream``).
+
+        Throttling, server errors and connection failures are retried (see ``retryable``) unless
+        ``retry`` is False (a caller with its own deadline, such as the lease's renewal).
+        """
         import urllib3
 
         url = self.host + path
         if query:
             url += "?" + urlencode({k: v for k, v in query.items() if v is not None})
         data = None if body is None else (body if isinstance(body, (bytes, str)) else json.dumps(body))
-        with self._lock:
-            self.requests_made += 1
         if stream:
             timeout = urllib3.Timeout(connect=10, read=timeout)
         else:
             timeout = timeout or self.request_timeout
-        try:
-            resp = self._pool.request(
-                method, url, body=data, headers=self._headers(content_type if data is not None else None, accept),
-                timeout=timeout, preload_content=not stream,
-            )
-        except urllib3.exceptions.HTTPError as err:
-            raise GitOpsError("cannot reach the Kubernetes API at %s: %s" % (self.host, err), host=self.host)
-        if resp.status >= 400:
+        attempt = 0
+        while True:
+            with self._lock:
+                self.requests_made += 1
+            try:
+                resp = self._pool.request(
+                    method, url, body=data, headers=self._headers(content_type if data is not None else None, accept),
+                    timeout=timeout, preload_content=not stream, retries=False,
+                )
+            except urllib3.exceptions.HTTPError as err:
+                sent = not isinstance(err, (urllib3.exceptions.NewConnectionError,
+                                            urllib3.exceptions.ConnectTimeoutError))
+                if retry and attempt < RETRIES and retryable(method, None, sent):
+                    attempt = self._pause(attempt)
+                    continue
+                raise GitOpsError("cannot reach the Kubernetes API at %s: %s%s"
+                                  % (self.host, err, " (after %d attempts)" % (attempt + 1) if attempt else ""),
+                                  host=self.host, unreachable=True)
+            if resp.status < 400:
+                break
             if stream:
                 resp.read()
+            if retry and attempt < RETRIES and retryable(method, resp.status, True):
+                attempt = self._pause(attempt, resp.headers.get("Retry-After"))
+                continue
             raise self._error(resp, what)
         if stream:
             return resp
         return json.loads(resp.data) if resp.data else {}
+
+    def _pause(self, attempt, retry_after=None):
+        with self._lock:
+            self.retries_made += 1
+        time.sleep(backoff(attempt, retry_after))
+        return attempt + 1
 
     @staticmethod
     def _error(resp, what):
@@ -359,10 +419,13 @@ class Cluster:
             self._resources = self._discover()
         return next((r for (g, _v, k), r in self._resources.items() if (g, k) == (group, kind)), None)
 
-    def delete(self, ref, propagation="Background", dry_run=False):
-        """Delete; returns False when it was already gone."""
+    def delete(self, ref, propagation="Background", dry_run=False, uid=None):
+        """Delete; returns False when it was already gone. With ``uid``, only the object of that uid
+        (the server answers 409 when the name now belongs to another object)."""
         res = self._res(ref)
         body = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": propagation}
+        if uid:
+            body["preconditions"] = {"uid": uid}
         if dry_run:  # in the body: the server ignores query parameters of a DELETE that has one
             body["dryRun"] = ["All"]
         try:

@@ -34,7 +34,7 @@ from .concurrency import each
 from .diff import make_plan, report as diff_report, rejected_error
 from .errors import GitOpsError
 from .health import Health, assess, worst
-from .inventory import INVENTORY_NAMESPACE, Inventory, current_entry, record_health, rollback_target
+from .inventory import INVENTORY_NAMESPACE, Inventory, current_entry, key_secret_digests, record_health, rollback_target
 from .lease import Lease
 from .live_snapshot import LiveSnapshot
 from .refs import describe, key_of
@@ -62,6 +62,7 @@ class Settings:
         # ``apps`` is every application of the cluster: the recorded ones missing from it departed
         self.complete = complete
         self.owners = None  # set by the read phase (see read_cluster)
+        self.digest_key = None  # the cluster's key for Secret digests in records, set by the read phase
 
     @property
     def trigger(self):
@@ -259,6 +260,7 @@ def read_cluster(runs, cluster, store, snapshot, settings, records):
     of the run cannot declare one object: see ``refuse_shared_objects``)."""
     if _inventory_exists(cluster, store):
         records.update((r.get("app"), r) for r in store.read_all())
+        settings.digest_key = store.digest_key()  # the record keys Secret digests: compare alike
     owner_of = {}
     for name, record in records.items():
         for obj in record.get("objects") or ():
@@ -318,9 +320,9 @@ def decide(run, cluster, snapshot, sources, settings):
         else:
             run.needs_apply = True
         return
-    plan = make_plan(cluster, bundle, record, ignore=run.app["ignore_differences"],
-                     concurrency=settings.concurrency, replace_on_immutable=run.app["replace_on_immutable"],
-                     live_index=snapshot.index)
+    plan = make_plan(cluster, key_secret_digests(bundle, settings.digest_key), record,
+                     ignore=run.app["ignore_differences"], concurrency=settings.concurrency,
+                     replace_on_immutable=run.app["replace_on_immutable"], live_index=snapshot.index)
     if plan.rejected:
         raise rejected_error(plan.rejected, bundle.path)
     deletes = plan.deletes if run.app["prune"] else []

@@ -16,11 +16,24 @@ One ConfigMap (or Secret, for clusters where ConfigMaps are too widely readable)
             health / health_time = the verdict of the health wait that followed that sync (written
             by health_wait); rollbacks go to the newest entry recorded Healthy.
 
-The record is gzip-compressed into ``binaryData`` when its JSON would not comfortably fit the
-1 MiB object limit (several thousand objects).
+Each object entry also carries the ``uid`` of the live object (prune deletes only that object).
+The ``digest`` of a Secret is an HMAC keyed with the cluster's digest key (the Secret
+``gitops-digest-key`` of the inventory namespace), so that reading the record does not let anyone
+test guesses of a secret value; other objects keep the plain sha256 of the bundle.
 
-Writes use the record's resourceVersion (optimistic concurrency): two writers never silently
-overwrite each other. apply orders its writes so a crash never loses track of an object it created:
+The record is gzip-compressed into ``binaryData`` when its JSON would not comfortably fit the
+1 MiB object limit. A record of more than SHARD_OBJECTS objects keeps its object list in shards:
+content-addressed objects ``gitops-rs-<sha256>`` (labelled ``gitops.k8s/record-of: <app>``) of at
+most SHARD_OBJECTS entries each, which the head object lists under ``object_shards``. Shards are
+written before the head and deleted after the head stops naming them, so a reader always finds
+what the head it read names (or re-reads the head), and a write changes only the shards whose
+objects changed.
+
+Every write goes through ``Inventory.update``: read, change, write with the resourceVersion read
+(optimistic concurrency), and on a conflict (409) read again and redo the change. apply writes
+under its Lease (the update checks the Lease is still held before writing); health_wait writes
+without it, which is safe because its change only sets the health of one history entry of the
+record it just read. apply orders its writes so a crash never loses track of an object it created:
 the union of old and new objects is recorded before the first write, the final set after prune.
 """
 
@@ -28,7 +41,11 @@ from __future__ import annotations
 
 import base64
 import gzip
+import hashlib
+import hmac
 import json
+import os
+import random
 import re
 import time
 
@@ -44,6 +61,11 @@ MANAGED_BY = {"app.kubernetes.io/managed-by": "gitops.k8s"}
 RECORD_KEY = "record.json"
 COMPRESSED_KEY = "record.json.gz"
 COMPRESS_ABOVE = 256 * 1024
+SHARD_OBJECTS = 1000   # at most ~0.8 KiB an entry: a shard stays far below the 1 MiB object limit
+SHARD_KEY = "objects.json.gz"
+SHARD_LABEL = "gitops.k8s/record-of"
+DIGEST_KEY_SECRET = "gitops-digest-key"
+WRITE_ATTEMPTS = 8
 REF_FIELDS = ("apiVersion", "kind", "namespace", "name")
 APP_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,240}[a-z0-9])?$")
 
@@ -62,10 +84,28 @@ def new_record(app):
             "trigger": None, "objects": [], "history": []}
 
 
-def object_entry(ref, digest=None, resource_version=None, managed=None):
+def object_entry(ref, digest=None, resource_version=None, managed=None, uid=None):
     entry = {k: ref.get(k) or "" for k in REF_FIELDS}
     entry.update({"digest": digest, "resourceVersion": resource_version, "managed": managed})
+    if uid:
+        entry["uid"] = uid
     return entry
+
+
+def record_digest(ref, digest, key):
+    """What the record keeps of an object's bundle ``digest``: keyed (HMAC) for a Secret, so that a
+    reader of the record cannot test guesses of its values, the digest itself for anything else."""
+    if not digest or not key or (ref.get("kind"), ref.get("apiVersion")) != ("Secret", "v1") or \
+            digest.startswith("hmac-sha256:"):
+        return digest
+    return "hmac-sha256:" + hmac.new(key, digest.encode("ascii"), hashlib.sha256).hexdigest()
+
+
+def key_secret_digests(bundle, key):
+    """``bundle`` with the digest of every Secret keyed (a copy; the files are left alone), so that
+    the comparison with the record (fast path) and the entries written to it use the same digests."""
+    entries = [dict(e, digest=record_digest(e, e.get("digest"), key)) for e in bundle.entries]
+    return type(bundle)(bundle.path, dict(bundle.index, objects=entries), bundle.objects)
 
 
 def union_objects(previous, upcoming):
@@ -141,15 +181,51 @@ def rollback_target(history, failed_revision):
     return None
 
 
+def _packed(text, kind, key):
+    packed = base64.b64encode(gzip.compress(text.encode("utf-8"), mtime=0)).decode("ascii")
+    return {"data": {key: packed}} if kind == "Secret" else {"binaryData": {key: packed}}
+
+
+def _unpacked(obj, key):
+    blob = (obj.get("data") or {}).get(key) or (obj.get("binaryData") or {})[key]
+    return json.loads(gzip.decompress(base64.b64decode(blob)))
+
+
 def encode_record(record, kind):
     """The ``data`` / ``binaryData`` of the inventory object holding ``record``."""
     text = json.dumps(record, separators=(",", ":"), sort_keys=True)
     if len(text) > COMPRESS_ABOVE:
-        packed = base64.b64encode(gzip.compress(text.encode("utf-8"), mtime=0)).decode("ascii")
-        return {"data": {COMPRESSED_KEY: packed}} if kind == "Secret" else {"binaryData": {COMPRESSED_KEY: packed}}
+        return _packed(text, kind, COMPRESSED_KEY)
     if kind == "Secret":
         return {"data": {RECORD_KEY: base64.b64encode(text.encode("utf-8")).decode("ascii")}}
     return {"data": {RECORD_KEY: text}}
+
+
+def split_record(record, kind):
+    """(head, {shard name: shard}) storing ``record``; each is ``{kind, data | binaryData}``.
+
+    Records of at most SHARD_OBJECTS objects have no shards. A shard's name is the digest of its
+    app and content: unchanged parts of a record keep their shard.
+    """
+    objects = record.get("objects") or []
+    if len(objects) <= SHARD_OBJECTS:
+        return dict(encode_record(record, kind), kind=kind), {}
+    shards = {}
+    for start in range(0, len(objects), SHARD_OBJECTS):
+        text = json.dumps(objects[start:start + SHARD_OBJECTS], separators=(",", ":"), sort_keys=True)
+        name = "gitops-rs-" + hashlib.sha256(("%s\n%s" % (record.get("app"), text)).encode("utf-8")).hexdigest()[:40]
+        shards[name] = dict(_packed(text, kind, SHARD_KEY), kind=kind)
+    head = dict(record, objects=[], object_shards=list(shards))
+    return dict(encode_record(head, kind), kind=kind), shards
+
+
+def join_record(head, shards):
+    """The record stored as ``head`` and ``shards`` ({name: object}); KeyError names a missing shard."""
+    record = decode_record(head)
+    names = record.pop("object_shards", None)
+    if names is not None:
+        record["objects"] = [entry for name in names for entry in _unpacked(shards[name], SHARD_KEY)]
+    return record
 
 
 def decode_record(obj):
@@ -157,7 +233,7 @@ def decode_record(obj):
     secret = obj.get("kind") == "Secret"
     try:
         if COMPRESSED_KEY in data or COMPRESSED_KEY in binary:
-            return json.loads(gzip.decompress(base64.b64decode(data.get(COMPRESSED_KEY) or binary[COMPRESSED_KEY])))
+            return _unpacked(obj, COMPRESSED_KEY)
         text = data.get(RECORD_KEY)
         if text is None:
             raise ValueError("no %s key" % RECORD_KEY)
@@ -187,18 +263,47 @@ class Inventory:
     def _ref(self, app):
         return {"apiVersion": "v1", "kind": self.kind, "namespace": self.namespace, "name": object_name(app)}
 
+    def _resource(self):
+        return self.cluster.resource("v1", self.kind)
+
+    def _shards(self, app=None):
+        """{name: shard object} of one app's records (or of every app)."""
+        selector = "%s=%s" % (SHARD_LABEL, app) if app else SHARD_LABEL
+        items, _version = self.cluster.list(self._resource(), namespace=self.namespace, label_selector=selector)
+        return {obj["metadata"]["name"]: obj for obj in items}
+
+    def _read(self, app):
+        """(record or None, resourceVersion or None, shard names the head lists)."""
+        for _attempt in range(WRITE_ATTEMPTS):
+            head = self.cluster.get(self._ref(app))
+            if head is None:
+                return None, None, []
+            names = decode_record(head).get("object_shards")
+            try:
+                return join_record(head, self._shards(app) if names else {}), head["metadata"]["resourceVersion"], \
+                    names or []
+            except KeyError:
+                continue  # a writer replaced the head (and deleted its old shards) meanwhile: read it again
+        raise GitOpsError("inventory %s/%s keeps changing while being read" % (self.namespace, object_name(app)),
+                          inventory=self.where(app))
+
     def read(self, app):
         """(record or None, resourceVersion or None)."""
-        obj = self.cluster.get(self._ref(app))
-        if obj is None:
-            return None, None
-        return decode_record(obj), obj["metadata"]["resourceVersion"]
+        record, version, _names = self._read(app)
+        return record, version
 
     def read_all(self):
         """Every record of the namespace, sorted by app."""
-        resource = self.cluster.resource("v1", self.kind)
-        items, _version = self.cluster.list(resource, namespace=self.namespace, label_selector=APP_LABEL)
-        records = [decode_record(obj) for obj in items]
+        items, _version = self.cluster.list(self._resource(), namespace=self.namespace, label_selector=APP_LABEL)
+        shards = self._shards() if any("object_shards" in decode_record(obj) for obj in items) else {}
+        records = []
+        for obj in items:
+            try:
+                records.append(join_record(obj, shards))
+            except KeyError:  # rewritten since the list: read that one again
+                record = self.read((obj["metadata"].get("labels") or {}).get(APP_LABEL))[0]
+                if record is not None:
+                    records.append(record)
         return sorted(records, key=lambda r: r.get("app") or "")
 
     def owners(self, keys, except_app):
@@ -212,48 +317,99 @@ class Inventory:
                     found.setdefault(key_of(obj), record["app"])
         return found
 
-    def write(self, app, record, resource_version=None):
-        """Create or replace the record; returns the new resourceVersion.
+    def _body(self, name, stored, labels):
+        body = {"apiVersion": "v1", "kind": self.kind,
+                "metadata": {"name": name, "namespace": self.namespace, "labels": dict(MANAGED_BY, **labels)}}
+        body.update({k: v for k, v in stored.items() if k != "kind"})
+        return body
 
-        ``resource_version`` is the one read: a concurrent writer makes this fail (409) instead
-        of being overwritten.
-        """
-        ref = self._ref(app)
-        resource = self.cluster.resource("v1", self.kind)
-        body = {
-            "apiVersion": "v1", "kind": self.kind,
-            "metadata": {"name": ref["name"], "namespace": self.namespace,
-                         "labels": dict(MANAGED_BY, **{APP_LABEL: app})},
-        }
-        body.update(encode_record(record, self.kind))
-        if resource_version is None:
-            out = self.cluster.request("POST", resource.path(self.namespace), body=body,
-                                       what="inventory of app %s" % app)
+    def _write(self, app, record, version, existing):
+        """Write the shards ``record`` needs (those not in ``existing``), then the head with the
+        resourceVersion read; returns (new resourceVersion, shard names written)."""
+        head, shards = split_record(record, self.kind)
+        resource = self._resource()
+        for name, shard in shards.items():
+            if name in existing:
+                continue
+            try:
+                self.cluster.request("POST", resource.path(self.namespace),
+                                     body=self._body(name, shard, {SHARD_LABEL: app}),
+                                     what="inventory shard of app %s" % app)
+            except ApiError as err:
+                if err.status != 409:  # content-addressed: an existing shard holds the same objects
+                    raise
+        body = self._body(object_name(app), head, {APP_LABEL: app})
+        what = "inventory of app %s" % app
+        if version is None:
+            out = self.cluster.request("POST", resource.path(self.namespace), body=body, what=what)
         else:
-            body["metadata"]["resourceVersion"] = resource_version
-            out = self.cluster.request("PUT", resource.path(self.namespace, ref["name"]), body=body,
-                                       what="inventory of app %s" % app)
-        return out["metadata"]["resourceVersion"]
+            body["metadata"]["resourceVersion"] = version
+            out = self.cluster.request("PUT", resource.path(self.namespace, object_name(app)), body=body, what=what)
+        return out["metadata"]["resourceVersion"], list(shards)
 
-    def update(self, app, change, attempts=5):
-        """Read-modify-write ``change(record) -> record`` with retries on concurrent writes.
+    def _drop_shards(self, names):
+        for name in names:
+            self.cluster.delete({"apiVersion": "v1", "kind": self.kind, "namespace": self.namespace, "name": name})
 
-        ``change`` returns None when there is nothing to write (then neither is anything written).
+    def update(self, app, change, lease=None):
+        """The one way a record is written: read, ``change(record) -> record``, write with the
+        resourceVersion read; on a concurrent write (409) read again and redo the change.
+
+        ``change`` gets a fresh copy each attempt and returns None when there is nothing to write
+        (then nothing is). With ``lease``, the write happens only while the lease is still held.
+        Returns the record written, or None.
         """
-        for attempt in range(attempts):
-            record, version = self.read(app)
+        created = set()
+        for attempt in range(WRITE_ATTEMPTS):
+            record, version, names = self._read(app)
             changed = change(record or new_record(app))
             if changed is None:
                 return None
+            if lease is not None:
+                lease.check()
             try:
-                return self.write(app, changed, version)
+                _version, written = self._write(app, changed, version, set(names))
             except ApiError as err:
-                if err.status != 409 or attempt == attempts - 1:
+                if err.status not in (404, 409) or attempt == WRITE_ATTEMPTS - 1:
                     raise
+                created.update(n for n in split_record(changed, self.kind)[1] if n not in names)
+                time.sleep(random.uniform(0, 0.05 * 2 ** attempt))
+                continue
+            self._drop_shards((set(names) | created) - set(written))
+            return changed
+        return None
+
+    def digest_key(self, create=False):
+        """The cluster's key for Secret digests (see ``record_digest``); made on first use when
+        ``create``, else None while it does not exist or cannot be read."""
+        ref = {"apiVersion": "v1", "kind": "Secret", "namespace": self.namespace, "name": DIGEST_KEY_SECRET}
+        for _attempt in range(3):
+            try:
+                found = self.cluster.get(ref)
+            except ApiError as err:
+                if err.status == 403 and not create:
+                    return None
+                raise
+            if found is not None:
+                return base64.b64decode((found.get("data") or {}).get("key", ""))
+            if not create:
+                return None
+            body = {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+                    "metadata": {"name": DIGEST_KEY_SECRET, "namespace": self.namespace, "labels": dict(MANAGED_BY)},
+                    "data": {"key": base64.b64encode(os.urandom(32)).decode("ascii")}}
+            try:
+                self.cluster.request("POST", "/api/v1/namespaces/%s/secrets" % self.namespace, body=body,
+                                     what="digest key %s/%s" % (self.namespace, DIGEST_KEY_SECRET))
+            except ApiError as err:
+                if err.status != 409:  # another run made it first: read theirs
+                    raise
+        raise GitOpsError("cannot read or create the digest key Secret %s/%s" % (self.namespace, DIGEST_KEY_SECRET))
 
     def delete(self, app):
-        """Remove the app's record; False when there was none."""
-        return self.cluster.delete(self._ref(app))
+        """Remove the app's record and its shards; False when there was no record."""
+        existed = self.cluster.delete(self._ref(app))
+        self._drop_shards(self._shards(app))
+        return existed
 
     def ensure_namespace(self):
         ensure_namespace(self.cluster, self.namespace)

@@ -2,10 +2,18 @@
 """One writer per application: a coordination.k8s.io/v1 Lease named ``gitops-app-<app>``.
 
 The holder renews the lease every third of its duration from a background thread; a run that
-crashed stops renewing, so its lease expires ``duration`` seconds later and the next run takes it
-over. A run that finds the lease held waits (polling) up to ``lock_timeout`` and then fails with
-a message naming the holder. Every update carries the resourceVersion read, so two runs that race
-for a free or expired lease cannot both win.
+crashed stops renewing, and the next run takes the lease over once it has seen it unchanged for
+``duration`` seconds. Expiry is judged as client-go's leader election judges it: by this
+process's own monotonic clock since it last saw the lease change, never by comparing its clock
+with the holder's ``renewTime``, so clock skew between controllers cannot let two holders in (a
+newcomer waits one full duration before taking over the lease of a crashed run).
+
+Each renewal has a deadline shorter than the lease (a third of it) and is not retried by the
+client; a holder that could not renew for two thirds of the duration considers the lease lost
+and stops writing before anyone else may take it. A run that finds the lease held waits
+(polling) up to ``lock_timeout`` and then fails with a message naming the holder. Every update
+carries the resourceVersion read, so two runs that race for a free or expired lease cannot both
+win.
 """
 
 from __future__ import annotations
@@ -35,17 +43,6 @@ def _format(moment):
     return moment.strftime(TIME_FORMAT)
 
 
-def _parse(text):
-    if not text:
-        return None
-    for fmt in (TIME_FORMAT, "%Y-%m-%dT%H:%M:%SZ"):
-        try:
-            return datetime.datetime.strptime(text, fmt).replace(tzinfo=datetime.timezone.utc)
-        except ValueError:
-            continue
-    return None
-
-
 def default_identity():
     try:
         user = getpass.getuser()
@@ -54,26 +51,36 @@ def default_identity():
     return "%s@%s pid %d (%s)" % (user, socket.gethostname(), os.getpid(), uuid.uuid4().hex[:8])
 
 
-def expired(spec, now=None):
-    """True when nobody holds the lease or its holder stopped renewing it."""
-    if not spec.get("holderIdentity"):
-        return True
-    renewed = _parse(spec.get("renewTime") or spec.get("acquireTime"))
-    if renewed is None:
-        return True
-    duration = spec.get("leaseDurationSeconds") or DEFAULT_DURATION
-    return (now or _now()) > renewed + datetime.timedelta(seconds=duration)
+class Observer:
+    """Judges a held lease's expiry by how long this process has seen it unchanged."""
+
+    def __init__(self):
+        self._seen, self._since = None, None
+
+    def expired(self, spec, now=None):
+        """True when nobody holds the lease, or its holder has not renewed it for its duration as
+        observed here (``now``: a monotonic time)."""
+        if not spec.get("holderIdentity"):
+            return True
+        now = time.monotonic() if now is None else now
+        seen = tuple(spec.get(k) for k in ("holderIdentity", "renewTime", "acquireTime", "leaseTransitions",
+                                           "leaseDurationSeconds"))
+        if seen != self._seen:
+            self._seen, self._since = seen, now
+            return False
+        return now - self._since > (spec.get("leaseDurationSeconds") or DEFAULT_DURATION)
 
 
 class Lease:
     """``lease.acquire(lock_timeout)`` makes this run the app's only writer until ``release()``."""
 
-    def __init__(self, cluster, app, namespace, duration=DEFAULT_DURATION, identity=None):
+    def __init__(self, cluster, app, namespace, duration=DEFAULT_DURATION, identity=None, name=None):
         self.cluster, self.app, self.namespace = cluster, app, namespace
-        self.name = object_name(app)
+        self.name = name or object_name(app)
         self.duration = int(duration)
         self.identity = identity or default_identity()
         self.lost = None  # why the lease was lost while held, if it was
+        self._observer = Observer()
         self._obj = None
         self._stop = threading.Event()
         self._thread = None
@@ -104,7 +111,10 @@ class Lease:
                     return {}  # someone created it first: look again
                 raise
         spec = current.get("spec") or {}
-        if not expired(spec):
+        if spec.get("holderIdentity") == self.identity:  # ours already (an answer lost on the way back)
+            self._obj = current
+            return None
+        if not self._observer.expired(spec):
             return spec
         current["spec"] = self._spec((spec.get("leaseTransitions") or 0) + 1)
         try:
@@ -138,17 +148,24 @@ class Lease:
         self._thread.start()
 
     def _renew_loop(self):
-        while not self._stop.wait(self.duration / 3.0):
+        period = self.duration / 3.0
+        renewed = time.monotonic()
+        while not self._stop.wait(period):
             body = dict(self._obj)
             body["spec"] = dict(body["spec"], renewTime=_format(_now()))
             try:
                 self._obj = self.cluster.request("PUT", "%s/%s" % (self._path, self.name), body=body,
-                                                 what="lease %s" % self.name)
+                                                 what="lease %s" % self.name, timeout=period, retry=False)
+                renewed = time.monotonic()
             except GitOpsError as err:
                 # a 409 means someone took it over (we were too slow); anything else may be
-                # transient and the next tick retries while the lease is still ours
+                # transient and the next tick retries -- while others cannot have taken it yet
                 if isinstance(err, ApiError) and err.status == 409:
                     self.lost = "lease %s/%s was taken over by another run" % (self.namespace, self.name)
+                    return
+                if time.monotonic() - renewed > 2 * period:
+                    self.lost = "lease %s/%s could not be renewed for %.0fs (%s)" % (
+                        self.namespace, self.name, time.monotonic() - renewed, err)
                     return
 
     def check(self):

@@ -229,7 +229,20 @@ pruned:
   type: list
   elements: dict
 prune_failed:
-  description: Objects prune could not delete, with the server's C(message); they stay in the inventory.
+  description:
+    - Objects prune could not delete, with the server's C(message), or whose deletion a finalizer still holds a
+      few seconds later (the message names the finalizers). They stay in the inventory and the run fails, so the
+      next run tries again.
+  returned: always
+  type: list
+  elements: dict
+prune_refused:
+  description:
+    - Objects prune did not delete, with the reason in C(message) (see the prune guards in docs/diff_and_apply.md).
+      An object deleted and recreated by someone else since it was applied (another uid) is not this app's any
+      more and leaves the inventory. A Namespace or CustomResourceDefinition is pruned only when annotated
+      C(gitops.k8s/prune=allow), never while other apps' objects live in it (or are of its kind), and the
+      inventory namespace never; those stay in the inventory.
   returned: always
   type: list
   elements: dict
@@ -309,6 +322,15 @@ api_requests:
   description: How many requests the module made to the API server.
   returned: always
   type: int
+api_retries:
+  description:
+    - How many requests were sent again after a throttling answer (429, honouring C(Retry-After)), a server
+      error (5xx) or a lost connection, with bounded, jittered back-off. Only requests that are safe to repeat
+      are retried (reads, server-side apply, replace with a resourceVersion, delete); a create is retried only
+      when the server did not act on it.
+  returned: always
+  type: int
+  sample: 0
 duration:
   description: Seconds the apply took.
   returned: always

@@ -173,6 +173,15 @@ api_requests:
   returned: always
   type: int
   sample: 4
+api_retries:
+  description:
+    - How many requests were sent again after a throttling answer (429, honouring C(Retry-After)), a server
+      error (5xx) or a lost connection, with bounded, jittered back-off. Only requests that are safe to repeat
+      are retried (reads, server-side apply, replace with a resourceVersion, delete); a create is retried only
+      when the server did not act on it.
+  returned: always
+  type: int
+  sample: 0
 diff:
   description: In diff mode, one before/after per object that would change, as C(ansible-playbook --diff) prints it.
   returned: in diff mode
@@ -185,7 +194,7 @@ from ansible_collections.gitops.k8s.plugins.module_utils.bundle import Bundle
 from ansible_collections.gitops.k8s.plugins.module_utils.cluster import Cluster
 from ansible_collections.gitops.k8s.plugins.module_utils.diff import diff
 from ansible_collections.gitops.k8s.plugins.module_utils.ignore import IGNORE_ARGSPEC
-from ansible_collections.gitops.k8s.plugins.module_utils.inventory import read_record
+from ansible_collections.gitops.k8s.plugins.module_utils.inventory import Inventory, key_secret_digests
 from ansible_collections.gitops.k8s.plugins.module_utils.option_specs import CLUSTER_ARGSPEC, INVENTORY_ARGSPEC
 
 ARGSPEC = dict(
@@ -206,12 +215,15 @@ def engine(call):
     params = call.params
     bundle = Bundle.load(params["bundle"])
     cluster = Cluster.from_params(params, pool_size=max(16, params["concurrency"]))
-    record = read_record(cluster, params["app"], params["inventory_namespace"], params["inventory_kind"]) \
-        if params["app"] else None
+    record = None
+    if params["app"]:
+        store = Inventory(cluster, params["inventory_namespace"], params["inventory_kind"])
+        record = store.read(params["app"])[0]
+        bundle = key_secret_digests(bundle, store.digest_key())
     result = diff(cluster, bundle, record, field_manager=params["field_manager"], ignore=params["ignore_differences"],
                   show_secrets=params["show_secrets"], concurrency=params["concurrency"], prune=params["prune"],
                   replace_on_immutable=params["replace_on_immutable"])
-    result["api_requests"] = cluster.requests_made
+    result.update(api_requests=cluster.requests_made, api_retries=cluster.retries_made)
     return result
 
 

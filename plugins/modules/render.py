@@ -27,6 +27,13 @@ description:
     to PreSync, post-install and post-upgrade to PostSync, hook-weight to the wave). Hooks keep their place in the
     index, flagged by C(hook); objects that are never applied (C(Skip), Helm test hooks) are listed in RV(skipped).
   - Render applies nothing; it touches only the bundle directory.
+  - Secrets are never written in clear - each Secret of the bundle is sealed (AES-256-GCM) with a key of this
+    controller kept in C(~/.cache/gitops-k8s/keys/bundle.key) (mode 0600); the diff, apply and health_wait modules
+    open them on the same controller. Cached bundles unused for a day (or beyond the 256 most recently used) are
+    evicted; a bundle used within the last hour never is.
+  - O(values), O(vars), O(substitute), O(ext_vars) and O(tla) are C(no_log) - not logged, not shown in the
+    invocation, and masked in the result; their values shorter than 4 characters are not masked (Ansible would
+    mask them inside every string of the result).
 author:
   - gitops.k8s developers (@gitops-k8s)
 attributes:
@@ -363,19 +370,19 @@ ARGSPEC = {
     "exclude": {"type": "list", "elements": "str"},
     "release_name": {"type": "str"},
     "values_files": {"type": "list", "elements": "str"},
-    "values": {"type": "dict"},
+    "values": {"type": "dict", "no_log": True},
     "include_crds": {"type": "bool", "default": True},
     "kube_version": {"type": "str"},
     "api_versions": {"type": "list", "elements": "str"},
     "kustomize_enable_helm": {"type": "bool", "default": False},
-    "vars": {"type": "dict"},
-    "ext_vars": {"type": "dict"},
-    "tla": {"type": "dict"},
+    "vars": {"type": "dict", "no_log": True},
+    "ext_vars": {"type": "dict", "no_log": True},
+    "tla": {"type": "dict", "no_log": True},
     "jsonnet_libs": {"type": "list", "elements": "str"},
     "helm": HELM_ARGSPEC,
     "helm_binary": {"type": "str"},
     "kustomize_binary": {"type": "str"},
-    "substitute": {"type": "dict"},
+    "substitute": {"type": "dict", "no_log": True},
     "substitute_strict": {"type": "bool", "default": True},
     "namespace": {"type": "str"},
     "labels": {"type": "dict"},
@@ -385,7 +392,7 @@ ARGSPEC = {
 }
 
 
-# Values here may come from a vault; the result's invocation shows only their keys.
+# Options that may carry secrets (from a vault): no_log in ARGSPEC (see run_module for what that does).
 MASKED = ("values", "vars", "substitute", "ext_vars", "tla")
 
 

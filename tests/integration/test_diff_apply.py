@@ -346,13 +346,14 @@ def test_lock_held_by_another_run_and_expiry_of_a_crashed_holder(cluster, namesp
     finally:
         holder.release()
 
-    # a holder that crashed: its lease was last renewed long ago and has expired
+    # a holder that crashed: it stopped renewing, so the lease expires one duration after this run
+    # first sees it (judged by this run's clock, never the holder's)
     path = "/apis/coordination.k8s.io/v1/namespaces/%s/leases/gitops-app-%s" % (INVENTORY_NAMESPACE, app)
     lease = cluster.request("GET", path)
-    lease["spec"].update(holderIdentity="crashed-run", leaseDurationSeconds=30,
+    lease["spec"].update(holderIdentity="crashed-run", leaseDurationSeconds=2,
                          renewTime="2020-01-01T00:00:00.000000Z", acquireTime="2020-01-01T00:00:00.000000Z")
     cluster.request("PUT", path, body=lease)
-    result = apply(cluster, bundle, app, Options(lock_timeout=2))
+    result = apply(cluster, bundle, app, Options(lock_timeout=10))
     assert names(result["created"]) == ["c"]
 
 

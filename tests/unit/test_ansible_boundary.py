@@ -1,6 +1,6 @@
 """The module/action boundary: what it makes of an engine call's result and of its errors."""
 
-from ansible_collections.gitops.k8s.plugins.module_utils.ansible_module import Call, failure, mask_values_of, shape_result
+from ansible_collections.gitops.k8s.plugins.module_utils.ansible_module import Call, failure, shape_result, trivial_values
 from ansible_collections.gitops.k8s.plugins.module_utils.deps import MissingLibrary
 from ansible_collections.gitops.k8s.plugins.module_utils.errors import GitOpsError
 
@@ -25,10 +25,10 @@ def test_a_missing_library_reads_as_ansibles_standard_failure():
     assert shaped["missing_library"] == "PyYAML" and shaped["exception"] == "Traceback ...ImportError"
 
 
-def test_masked_options_show_their_keys_only():
-    params = {"values": {"password": "hunter2", "replicas": 3}, "vars": None, "path": "."}
-    mask_values_of(params, ("values", "vars"))
-    assert params == {"values": {"password": "********", "replicas": "********"}, "vars": None, "path": "."}
+def test_masked_options_leave_only_trivial_values_unmasked():
+    values = {"password": "hunter2", "replicas": 3, "nested": {"on": "yes", "token": "abcdef"}, "list": [1, "long-one"]}
+    assert sorted(trivial_values(values)) == ["1", "3", "yes"]
+    assert list(trivial_values(None)) == []
 
 
 def test_hide_collects_values_and_skips_empty_ones():

@@ -1,7 +1,5 @@
 """Pure logic of the inventory record and of the lease's expiry."""
 
-import datetime
-
 import pytest
 
 from ansible_collections.gitops.k8s.plugins.module_utils.errors import GitOpsError
@@ -9,7 +7,6 @@ from ansible_collections.gitops.k8s.plugins.module_utils.inventory import (COMPR
                                                                            encode_record, history_entry, new_record,
                                                                            object_entry, object_name, push_history,
                                                                            union_objects)
-from ansible_collections.gitops.k8s.plugins.module_utils.lease import expired
 
 
 def ref(name, kind="ConfigMap", api="v1", ns="prod"):
@@ -70,11 +67,3 @@ def test_app_names_must_make_valid_object_names():
     for bad in ("Guestbook", "a_b", "", "-a"):
         with pytest.raises(GitOpsError, match="not a valid application name"):
             object_name(bad)
-
-
-def test_lease_expires_when_its_holder_stops_renewing():
-    now = datetime.datetime(2026, 1, 1, 12, 0, 0, tzinfo=datetime.timezone.utc)
-    spec = {"holderIdentity": "ci@runner pid 1", "leaseDurationSeconds": 30, "renewTime": "2026-01-01T11:59:45.000000Z"}
-    assert not expired(spec, now)
-    assert expired(dict(spec, renewTime="2026-01-01T11:59:29.000000Z"), now)
-    assert expired(dict(spec, holderIdentity=None), now), "a released lease is free"

@@ -14,7 +14,7 @@ import os
 import shutil
 import tempfile
 
-from ..bundle import INDEX, MANIFEST, write_bundle
+from ..bundle import INDEX, MANIFEST, evict, touch, write_bundle
 from ..errors import GitOpsError
 from ..refs import describe, group_of, key_of, ref_of
 from ..source import cache_root
@@ -159,6 +159,8 @@ def write(objects, entries, dest, check_mode, revision, renderer):
                 os.replace(os.path.join(staging, name), os.path.join(final, name))
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    touch(final)
+    evict(bundles)
     return {
         "changed": changed, "bundle": final, "digest": index["digest"], "count": index["count"],
         "kinds": index["kinds"], "objects": index["objects"], "revision": revision, "renderer": renderer,

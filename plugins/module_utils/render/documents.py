@@ -23,7 +23,29 @@ def loader():
             for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
         }
 
+        def construct_mapping(self, node, deep=False):
+            # PyYAML keeps the last of two equal keys; the API server and Argo CD refuse them
+            seen = set()
+            for key_node, _value in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue  # '<<' merges may override on purpose
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    duplicate = key in seen
+                    seen.add(key)
+                except TypeError:  # an unhashable key; the constructor reports it
+                    continue
+                if duplicate:
+                    raise DuplicateKey(key, key_node.start_mark)
+            return super().construct_mapping(node, deep=deep)
+
     return Loader
+
+
+class DuplicateKey(Exception):
+    def __init__(self, key, mark):
+        super().__init__(key)
+        self.key, self.line = key, mark.line + 1
 
 
 def load_documents(source, text):
@@ -31,6 +53,9 @@ def load_documents(source, text):
     yaml, yaml_loader = require_yaml("parsing manifests"), loader()
     try:
         return list(yaml.load_all(text, Loader=yaml_loader))
+    except DuplicateKey as err:
+        raise GitOpsError("%s:%s: duplicate key %r in a mapping" % (source, err.line, err.key), file=source,
+                          line=err.line, key=err.key)
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         line = mark.line + 1 if mark else None
