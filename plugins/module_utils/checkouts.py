@@ -134,16 +134,19 @@ class Sources:
             return then(session)
 
     def evict(self, max_age=CHECKOUT_MAX_AGE):
-        """Remove checkouts unused for ``max_age`` seconds; returns how many. A run that is using one
-        has touched it when it started, so only abandoned trees go."""
+        """Remove checkouts unused for ``max_age`` seconds. A run touches each checkout it uses, so
+        only abandoned trees go; each is renamed away first, so nobody sees half of one."""
         root = os.path.join(self.cache, "checkouts")
-        removed, cutoff = 0, time.time() - max_age
+        cutoff = time.time() - max_age
         for name in os.listdir(root) if os.path.isdir(root) else ():
             path = os.path.join(root, name)
             if not name.startswith(".") and os.path.getmtime(path) < cutoff:
-                _remove_tree(path)
-                removed += 1
-        return removed
+                doomed = os.path.join(root, ".evicted-%s-%d" % (name, os.getpid()))
+                try:
+                    os.rename(path, doomed)
+                except OSError:
+                    continue  # another run evicted or re-exported it meanwhile
+                _remove_tree(doomed)
 
 
 def _commit_info(session, sha):
