@@ -112,6 +112,7 @@ def apply(cluster, bundle, app, options=None, check=False, want_diff=False, leas
     result["api_retries"] = cluster.retries_made - retries_before
     return result
 
+
 def _hook_id(app, ref):
     """A label value naming one hook of one app across runs (generateName gives new names)."""
     return hashlib.sha256(("%s|%s|%s|%s" % ((app,) + key_of(ref)[1:])).encode("utf-8")).hexdigest()[:20]

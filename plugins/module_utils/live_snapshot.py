@@ -64,4 +64,3 @@ class LiveSnapshot:
     def index(self):
         """{key_of(ref): object} of everything listed."""
         return self._by_key
-
