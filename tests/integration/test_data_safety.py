@@ -184,7 +184,7 @@ def test_a_finalizer_holding_a_deletion_keeps_it_recorded(cluster, namespace, wo
 def test_two_apps_declaring_one_namespace_at_once_cannot_both_own_it(cluster, workdir, new_app, scratch_namespaces):
     shared = "t-claim-%s" % secrets.token_hex(3)
     scratch_namespaces.append(shared)
-    apps = [new_app() for _ in range(4)]
+    apps = [new_app() for _number in range(4)]
     bundles = {app: make_bundle(workdir, [namespace_obj(shared), configmap(shared, app)]) for app in apps}
     outcome = {}
 

@@ -75,7 +75,7 @@ def test_retry_only_what_is_safe(method, status, sent, retry):
 def test_backoff_is_bounded_jittered_and_honours_retry_after():
     from ansible_collections.gitops.k8s.plugins.module_utils.cluster import backoff
 
-    delays = [backoff(n) for n in range(10) for _ in range(20)]
+    delays = [backoff(n) for n in range(10) for _sample in range(20)]
     assert max(delays) <= 8.0 and min(delays) > 0
     assert len({round(d, 6) for d in delays}) > 100, "jitter: delays differ"
     assert backoff(0, retry_after="3") == 3.0
