@@ -41,6 +41,7 @@ SEALED = "gitops.k8s/sealed"
 CACHE_MAX_AGE = 24 * 3600
 CACHE_MAX_BUNDLES = 256
 CACHE_IN_USE = 3600
+EVICT_EVERY = 600
 
 
 def _key(create):
@@ -101,6 +102,20 @@ def touch(path):
         os.utime(os.path.join(path, INDEX))
     except OSError:
         pass
+
+
+def evict_now_and_then(folder):
+    """``evict(folder)`` at most once every EVICT_EVERY seconds: a run renders many bundles, and
+    each full scan of a large cache costs as much as a render."""
+    marker = os.path.join(folder, ".last-eviction")
+    try:
+        if time.time() - os.path.getmtime(marker) < EVICT_EVERY:
+            return
+    except OSError:
+        pass  # never evicted yet
+    with open(marker, "a", encoding="utf-8"):
+        os.utime(marker)
+    evict(folder)
 
 
 def evict(folder, now=None):

@@ -24,3 +24,20 @@ def test_checkouts_unused_for_a_week_are_evicted_and_recent_ones_kept(tmp_path):
     assert not os.path.exists(old)
     assert os.path.exists(os.path.join(recent, "app", "cm.yaml"))
     assert os.listdir(os.path.join(str(tmp_path), "checkouts")) == ["b" * 40]
+
+
+def test_the_bundle_cache_is_scanned_for_eviction_at_most_every_ten_minutes(tmp_path):
+    from ansible_collections.gitops.k8s.plugins.module_utils import bundle
+
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / bundle.INDEX).write_text("{}")
+    then = time.time() - 2 * bundle.CACHE_MAX_AGE
+    os.utime(old / bundle.INDEX, (then, then))
+    bundle.evict_now_and_then(str(tmp_path))
+    assert not old.exists()
+    old.mkdir()
+    (old / bundle.INDEX).write_text("{}")
+    os.utime(old / bundle.INDEX, (then, then))
+    bundle.evict_now_and_then(str(tmp_path))  # scanned a moment ago: left for the next scan
+    assert old.exists()

@@ -14,7 +14,7 @@ import os
 import shutil
 import tempfile
 
-from ..bundle import INDEX, MANIFEST, evict, touch, write_bundle
+from ..bundle import INDEX, MANIFEST, evict_now_and_then, touch, write_bundle
 from ..errors import GitOpsError
 from ..refs import describe, group_of, key_of, ref_of
 from ..source import cache_root
@@ -160,7 +160,7 @@ def write(objects, entries, dest, check_mode, revision, renderer):
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     touch(final)
-    evict(bundles)
+    evict_now_and_then(bundles)
     return {
         "changed": changed, "bundle": final, "digest": index["digest"], "count": index["count"],
         "kinds": index["kinds"], "objects": index["objects"], "revision": revision, "renderer": renderer,
