@@ -30,6 +30,9 @@ def galaxy_version():
 
 
 def run(argv, **kw):
+    # never the checkout's own collections path (tests/cluster/env exports it): ansible-galaxy would
+    # find gitops.k8s "already installed" there and install nothing
+    kw.setdefault("env", {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_COLLECTIONS_PATH")})
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=600, check=False, **kw)
     assert proc.returncode == 0, "%s failed (%d):\n%s\n%s" % (" ".join(argv), proc.returncode, proc.stdout, proc.stderr)
     return proc
