@@ -6,22 +6,20 @@ finishes (see plugins/action/health_wait.py for why and when: a module cannot pr
 
 from __future__ import annotations
 
-from importlib.util import find_spec
-
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.gitops.k8s.plugins.module_utils.ansible_module import failure
 from ansible_collections.gitops.k8s.plugins.module_utils.apps import plan
 from ansible_collections.gitops.k8s.plugins.module_utils.cluster_sync_task import ARGSPEC, run_task
 from ansible_collections.gitops.k8s.plugins.module_utils.errors import GitOpsError
-from ansible_collections.gitops.k8s.plugins.plugin_utils.ansible_action import run_action
+from ansible_collections.gitops.k8s.plugins.plugin_utils.ansible_action import run_action, runs_here
 
 
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
 
     def run(self, tmp=None, task_vars=None):
-        if self._connection.transport != "local" or any(self._task.environment or ()) or not find_spec("kubernetes"):
+        if not runs_here(self):
             return self._execute_module(task_vars=task_vars)
         try:
             # apps.py first: its messages name the application and the key (the argument spec's would not)

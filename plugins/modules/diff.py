@@ -190,45 +190,11 @@ diff:
 """
 
 from ansible_collections.gitops.k8s.plugins.module_utils.ansible_module import run_module
-from ansible_collections.gitops.k8s.plugins.module_utils.bundle import Bundle
-from ansible_collections.gitops.k8s.plugins.module_utils.cluster import Cluster
-from ansible_collections.gitops.k8s.plugins.module_utils.diff import diff
-from ansible_collections.gitops.k8s.plugins.module_utils.ignore import IGNORE_ARGSPEC
-from ansible_collections.gitops.k8s.plugins.module_utils.inventory import Inventory, key_secret_digests
-from ansible_collections.gitops.k8s.plugins.module_utils.option_specs import CLUSTER_ARGSPEC, INVENTORY_ARGSPEC
-
-ARGSPEC = dict(
-    CLUSTER_ARGSPEC,
-    bundle={"type": "path", "required": True},
-    app={"type": "str"},
-    field_manager={"type": "str", "default": "gitops.k8s"},
-    show_secrets={"type": "bool", "default": False},
-    concurrency={"type": "int", "default": 8},
-    prune={"type": "bool", "default": True},
-    replace_on_immutable={"type": "bool", "default": False},
-    **IGNORE_ARGSPEC,
-    **INVENTORY_ARGSPEC,
-)
-
-
-def engine(call):
-    params = call.params
-    bundle = Bundle.load(params["bundle"])
-    cluster = Cluster.from_params(params, pool_size=max(16, params["concurrency"]))
-    record = None
-    if params["app"]:
-        store = Inventory(cluster, params["inventory_namespace"], params["inventory_kind"])
-        record = store.read(params["app"])[0]
-        bundle = key_secret_digests(bundle, store.digest_key())
-    result = diff(cluster, bundle, record, field_manager=params["field_manager"], ignore=params["ignore_differences"],
-                  show_secrets=params["show_secrets"], concurrency=params["concurrency"], prune=params["prune"],
-                  replace_on_immutable=params["replace_on_immutable"])
-    result.update(api_requests=cluster.requests_made, api_retries=cluster.retries_made)
-    return result
+from ansible_collections.gitops.k8s.plugins.module_utils.diff_task import ARGSPEC, run_diff
 
 
 def main():
-    run_module(ARGSPEC, engine)
+    run_module(ARGSPEC, run_diff)
 
 
 if __name__ == "__main__":

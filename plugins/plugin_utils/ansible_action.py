@@ -6,12 +6,14 @@ An action plugin runs the engine call in Ansible's worker process on the control
 same Call and the same result shaping as a module: option validation, check and diff mode,
 ``ansible_diff``, ``failed``/``msg``, GitOpsError and missing libraries. Values of no_log options
 are masked in the result as a module masks them. What an action adds: progress lines go to the
-terminal as they come, and ``call.host`` is the inventory host the task runs for.
+terminal as they come, ``call.host`` is the inventory host the task runs for, and no module
+process is started (no AnsiballZ payload, no second interpreter: about a second per task).
 """
 
 from __future__ import annotations
 
 import json
+from importlib.util import find_spec
 
 from ansible.module_utils.common.parameters import remove_values
 from ansible.plugins.action import ActionBase
@@ -21,6 +23,15 @@ from ansible_collections.gitops.k8s.plugins.module_utils.ansible_module import C
 from ansible_collections.gitops.k8s.plugins.module_utils.errors import GitOpsError
 
 display = Display()
+
+
+def runs_here(action):
+    """Whether the task's engine can run in this worker process: the module would run on this
+    machine anyway (local connection), no task ``environment`` is set (it only reaches a module
+    process: K8S_AUTH_* for instance) and the kubernetes library is importable here. Otherwise the
+    action runs the module as usual."""
+    return action._connection.transport == "local" and not any(action._task.environment or ()) \
+        and find_spec("kubernetes") is not None
 
 
 def run_action(action, task_vars, argument_spec, engine_call, **rules):

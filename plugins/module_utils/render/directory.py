@@ -9,6 +9,6 @@ EXTENSIONS = (".yaml", ".yml", ".json")
 
 
 def render(checkout, target, options):
-    yaml = require_yaml("type=directory")
+    yaml = require_yaml("rendering type=directory")
     files = checkout.files(target, EXTENSIONS, options.get("recurse"), options.get("include"), options.get("exclude"))
     return [(checkout.relpath(path), checkout.read(path)) for path in files], "PyYAML %s" % yaml.__version__

@@ -17,8 +17,8 @@ from .directory import EXTENSIONS
 
 
 def _environment(checkout):
-    jinja2 = import_library("jinja2", "Jinja2", "type=jinja")
-    sandbox = import_library("jinja2.sandbox", "Jinja2", "type=jinja")
+    jinja2 = import_library("jinja2", "Jinja2", "rendering type=jinja")
+    sandbox = import_library("jinja2.sandbox", "Jinja2", "rendering type=jinja")
 
     class CheckoutLoader(jinja2.FileSystemLoader):
         def get_source(self, environment, template):

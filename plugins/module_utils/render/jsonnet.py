@@ -22,7 +22,7 @@ def _split(values):
 
 
 def render(checkout, target, options):
-    jsonnet = import_library("_jsonnet", "jsonnet", "type=jsonnet")
+    jsonnet = import_library("_jsonnet", "jsonnet", "rendering type=jsonnet")
     libs = [checkout.resolve(lib, "jsonnet library path") for lib in options.get("jsonnet_libs") or []]
 
     def import_callback(folder, rel):
