@@ -131,6 +131,7 @@ class Run:
         self.hook_pairs = [(e, o) for e, o in bundle.pairs() if e.get("hook")]
         self.listed = {}    # (group, plural, namespace) -> objects: see _list
         self.plan = None
+        self.foreign = {}  # {key: app} of bundle objects other apps record (see _foreign_owners)
 
     # -- the steps -------------------------------------------------------------------------
 
@@ -140,7 +141,7 @@ class Run:
         self.recorded = {key_of(o): o for o in record.get("objects") or ()}
         self._prepare_namespaces()
         self._make_plan(record)
-        self._foreign_owners()  # fails naming the apps that record any of the objects (unless adopt)
+        self.foreign = self._foreign_owners()  # fails naming the apps that record any object (unless adopt)
         deletes = self._deletes()
         noop = not self.plan.changes and not deletes
         if self.check:
@@ -223,8 +224,11 @@ class Run:
             current["result"] = "Running"
             return current
 
-        with self._claims(any(i.key not in self.recorded for i in self.plan.items)):
-            owners = self._foreign_owners(fresh=True)  # again, now that no other app can claim meanwhile
+        claiming = any(i.key not in self.recorded for i in self.plan.items)
+        with self._claims(claiming):
+            # again, now that no other app can claim meanwhile (objects the app records already
+            # cannot be claimed by another app without adopt: the first answer stands)
+            owners = self._foreign_owners(fresh=True) if claiming else self.foreign
             self.store.update(self.app, running, lease=self.lease)
         for other in sorted(set(owners.values())):
             mine = {k for k, v in owners.items() if v == other}
