@@ -11,6 +11,9 @@ included) and the peak RSS of the largest process of the run:
   no-op push          the same through gitops.k8s.push
   one changed app     one app's ConfigMap changed in Git, then reconcile (applied, healthy)
   push of one app     -e gitops_app=<one> with a change, its health wait disabled
+  push of one, YAML   the same with gitops_apps in the YAML inventory file instead of host_vars/<host>.json
+
+Every run but the last reads gitops_apps from host_vars/<host>.json (see Fleet.inventory).
 
 The peer is the previous release (the per-app-host path: one inventory host and five module
 processes per application), extracted from this repository's history at PREVIOUS and run on the
@@ -20,7 +23,6 @@ same repository and cluster for the smaller sizes. Figures, not assertions.
 import argparse
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -62,6 +64,9 @@ class Fleet:
 
     def __init__(self, root, size, namespace, replicas=1):
         self.root, self.size, self.namespace, self.replicas = root, size, namespace, replicas
+        # the cluster host owns what it records: another fleet's reconcile must not see these apps
+        # as departed from its gitops_apps
+        self.host = "bench-" + namespace
         self.work, self.bare = os.path.join(root, "work"), os.path.join(root, "fleet.git")
         git(root, "init", "-q", "--bare", "-b", "main", self.bare)
         git(root, "init", "-q", "-b", "main", self.work)
@@ -82,12 +87,21 @@ class Fleet:
         git(self.work, "commit", "-q", "-m", message)
         git(self.work, "push", "-q", self.bare, "main")
 
-    def inventory(self, kubeconfig, apps=None):
-        path = os.path.join(self.root, "inventory-%s.yml" % uuid.uuid4().hex[:6])
+    def inventory(self, kubeconfig, apps=None, layout="json"):
+        """An inventory of one cluster host. ``json``: gitops_apps in host_vars/<host>.json, the layout
+        docs/applications.md advises for hundreds of apps; ``yaml``: everything in one YAML file
+        (Ansible reads YAML about ten times slower: ~2 s more at 1,000 apps)."""
+        folder = os.path.join(self.root, "inventory-%s" % uuid.uuid4().hex[:6])
+        os.makedirs(os.path.join(folder, "host_vars"))
+        host = {"ansible_connection": "local", "gitops_cluster": {"kubeconfig": kubeconfig}}
+        if layout == "yaml":
+            host["gitops_apps"] = apps or self.apps
+        else:
+            with open(os.path.join(folder, "host_vars", self.host + ".json"), "w", encoding="utf-8") as handle:
+                json.dump({"gitops_apps": apps or self.apps}, handle)
+        path = os.path.join(folder, "inventory.yml")
         with open(path, "w", encoding="utf-8") as handle:
-            yaml.safe_dump({"all": {"hosts": {"bench": {
-                "ansible_connection": "local", "gitops_cluster": {"kubeconfig": kubeconfig},
-                "gitops_apps": apps or self.apps}}}}, handle)
+            yaml.safe_dump({"all": {"hosts": {self.host: host}}}, handle)
         return path
 
 
@@ -105,15 +119,18 @@ class Playbooks:
         argv = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"),
                 os.path.join(self.dir, playbook + ".yml"), "-i", inventory,
                 "-e", json.dumps(dict({"gitops_report_dir": tempfile.mkdtemp(prefix="bench-report-")}, **(extra or {})))]
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        started = time.perf_counter()
-        proc = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
-        wall = time.perf_counter() - started
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        if proc.returncode:
-            raise SystemExit("%s %s failed:\n%s" % (self.label, playbook, (proc.stdout + proc.stderr)[-4000:]))
-        cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
-        return {"wall": wall, "cpu": cpu, "rss_mib": after.ru_maxrss / 1024.0}
+        # wait4 gives this run's own figures: CPU of the whole process tree, and the peak RSS of its
+        # largest process (RUSAGE_CHILDREN would give the largest of every run so far)
+        with tempfile.TemporaryFile("w+") as output:
+            started = time.perf_counter()
+            proc = subprocess.Popen(argv, env=env, stdout=output, stderr=subprocess.STDOUT)
+            _pid, status, usage = os.wait4(proc.pid, 0)
+            wall = time.perf_counter() - started
+            if os.waitstatus_to_exitcode(status):
+                output.seek(0)
+                raise SystemExit("%s %s failed:\n%s" % (self.label, playbook, output.read()[-4000:]))
+        cpu = usage.ru_utime + usage.ru_stime
+        return {"wall": wall, "cpu": cpu, "rss_mib": usage.ru_maxrss / 1024.0}
 
 
 def previous_release(root):
@@ -141,14 +158,25 @@ def measure(playbooks, fleet, kubeconfig, rows, with_changes=True):
     rows.append((fleet.size, playbooks.label, "push of one app",
                  playbooks.run("push", fleet.inventory(kubeconfig, [one] + fleet.apps[1:]),
                                {"gitops_app": fleet.apps[0]["name"]})))
+    fleet.write(0, "pushed again")
+    fleet.commit("Change the first app again")
+    rows.append((fleet.size, playbooks.label, "push of one, YAML",
+                 playbooks.run("push", fleet.inventory(kubeconfig, [one] + fleet.apps[1:], layout="yaml"),
+                               {"gitops_app": fleet.apps[0]["name"]})))
 
 
-def delete_namespace(kubeconfig, namespace):
-    kubectl = os.path.join(localcluster.tools_dir(), "kubectl")
-    subprocess.run([kubectl, "--kubeconfig", kubeconfig, "delete", "namespace", namespace, "--wait=false"],
-                   capture_output=True, check=False)
-    subprocess.run([kubectl, "--kubeconfig", kubeconfig, "-n", "gitops-system", "delete", "configmap,lease",
-                    "-l", "gitops.k8s/app", "--wait=false"], capture_output=True, check=False)
+def delete_fleet(kubeconfig, fleet):
+    """The fleet's namespace, and its apps' records and Leases (only theirs: other runs share the cluster)."""
+    kubectl = [os.path.join(localcluster.tools_dir(), "kubectl"), "--kubeconfig", kubeconfig]
+    subprocess.run(kubectl + ["delete", "namespace", fleet.namespace, "--wait=false"], capture_output=True, check=False)
+    names = [app["name"] for app in fleet.apps]
+    for first in range(0, len(names), 200):
+        selector = "gitops.k8s/app in (%s)" % ",".join(names[first:first + 200])
+        for label in (selector, selector.replace("gitops.k8s/app", "gitops.k8s/record-of")):  # records, shards
+            subprocess.run(kubectl + ["-n", "gitops-system", "delete", "configmap", "-l", label, "--wait=false"],
+                           capture_output=True, check=False)
+        subprocess.run(kubectl + ["-n", "gitops-system", "delete", "lease", "--ignore-not-found", "--wait=false"]
+                       + ["gitops-app-" + name for name in names[first:first + 200]], capture_output=True, check=False)
 
 
 def main():
@@ -171,10 +199,11 @@ def main():
                 namespace = "fleet-%d-%s" % (size, uuid.uuid4().hex[:4])
                 folder = os.path.join(root, namespace)
                 os.makedirs(folder)
+                fleet = Fleet(folder, size, namespace, args.replicas)
                 try:
-                    measure(playbooks, Fleet(folder, size, namespace, args.replicas), kubeconfig, rows)
+                    measure(playbooks, fleet, kubeconfig, rows)
                 finally:
-                    delete_namespace(kubeconfig, namespace)
+                    delete_fleet(kubeconfig, fleet)
                 print_table(rows)
     finally:
         shutil.rmtree(root, ignore_errors=True)
