@@ -129,7 +129,7 @@ class Run:
         self.prune_refused = []
         self.disowned = set()  # keys recorded but recreated by someone else: dropped from the record
         self.hook_pairs = [(e, o) for e, o in bundle.pairs() if e.get("hook")]
-        self.listed = {}    # (group, plural, namespace) -> objects: see _list
+        self.listed = {}    # (group, plural, namespace, names) -> objects: see _list
         self.plan = None
         self.foreign = {}  # {key: app} of bundle objects other apps record (see _foreign_owners)
 
@@ -163,7 +163,7 @@ class Run:
         wanted = {ref_of(o)["namespace"] for o in self.bundle.objects} - {""}
         in_bundle = {o["metadata"].get("name") for o in self.bundle.objects
                      if (group_of(o.get("apiVersion", "")), o.get("kind")) == ("", "Namespace")}
-        namespaces = self._list(self.cluster.resource("v1", "Namespace"), None)
+        namespaces = self._list(self.cluster.resource("v1", "Namespace"), None, sorted(wanted - in_bundle))
         existing = {ns["metadata"]["name"] for ns in namespaces}
         missing = sorted(wanted - in_bundle - existing)
         if missing and not self.opts.create_namespaces:
@@ -186,12 +186,12 @@ class Run:
                 meta[field] = dict(self.opts.managed_namespace_metadata[field])
         return {"apiVersion": "v1", "kind": "Namespace", "metadata": meta}
 
-    def _list(self, resource, namespace):
-        """The live provider of this run: each LIST once (the plan reads Namespaces again)."""
-        key = (resource.group, resource.plural, namespace)
+    def _list(self, resource, namespace, names=None):
+        """The live provider of this run (see Cluster.read): each read once (the plan reads
+        Namespaces again)."""
+        key = (resource.group, resource.plural, namespace, tuple(names) if names is not None else None)
         if key not in self.listed:
-            self.listed[key] = self.live(resource, namespace) if self.live \
-                else self.cluster.list(resource, namespace=namespace)[0]
+            self.listed[key] = (self.live or self.cluster.read)(resource, namespace, names)
         return self.listed[key]
 
     def _make_plan(self, record):

@@ -46,6 +46,8 @@ BACKOFF_BASE, BACKOFF_CAP, RETRY_AFTER_CAP = 0.25, 8.0, 30.0
 # resourceVersion, a server-side apply, a delete (a second one finds the object gone). A POST
 # create is not: repeating it after the server acted creates twice (generateName) or fails.
 IDEMPOTENT = frozenset(("GET", "HEAD", "PUT", "PATCH", "DELETE"))
+# Up to this many objects of one kind in one namespace are read one GET each (see Cluster.read).
+READ_BY_NAME = 4
 
 
 def retryable(method, status, sent):
@@ -373,6 +375,24 @@ class Cluster:
             if not token:
                 return items, doc.get("metadata", {}).get("resourceVersion")
             query["continue"] = token
+
+    def read(self, resource, namespace=None, names=None):
+        """The live objects of ``resource`` in ``namespace`` (None: all, or cluster-scoped): those
+        of ``names`` one GET each when there are at most READ_BY_NAME of them, else every object
+        (one LIST). An app of a few objects in a namespace shared with thousands must not LIST
+        them all: a fleet's first sync was quadratic in its size."""
+        if names is not None and len(names) <= READ_BY_NAME:
+            found = []
+            for name in names:
+                try:
+                    obj = self.request("GET", resource.path(namespace, name), what="%s %s" % (resource.kind, name))
+                except ApiError as err:
+                    if err.status != 404:
+                        raise
+                    continue
+                found.append(obj)
+            return found
+        return self.list(resource, namespace=namespace)[0]
 
     def apply(self, obj, field_manager, force=True, dry_run=False):
         """Server-side apply of one object; returns what the server stored (or would store)."""

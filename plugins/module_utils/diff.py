@@ -194,14 +194,14 @@ class Kinds:
         self.items, self.candidates, self.unserved, self.rejected, self.unvalidated = [], [], [], [], []
 
     def lists(self):
-        """(resource, namespace or None) pairs: one LIST each covers every item and candidate."""
+        """(resource, namespace or None, names) triples: one read each covers every item and candidate."""
         wanted = {}
         for item in self.items + self.candidates:
             if item.resource:
                 namespace = item.ref["namespace"] if item.resource.namespaced else None
-                wanted[(item.resource.group, item.resource.version, item.resource.plural, namespace)] = \
-                    (item.resource, namespace)
-        return list(wanted.values())
+                key = (item.resource.group, item.resource.version, item.resource.plural, namespace)
+                wanted.setdefault(key, (item.resource, namespace, set()))[2].add(item.ref["name"])
+        return [(resource, namespace, sorted(names)) for resource, namespace, names in wanted.values()]
 
 
 def crd_kinds(objects):
@@ -239,12 +239,13 @@ def make_plan(cluster, bundle, record=None, field_manager="gitops.k8s", ignore=(
     With ``validate_creates`` objects that do not exist yet get a dry-run too (apply validates the
     whole bundle before its first write; diff shows them as they are written). ``force`` is the
     force of the dry-run apply: without it, field conflicts are rejections. ``live`` serves the
-    LISTs, ``(resource, namespace or None) -> [objects]``; by default one request each.
+    reads, ``(resource, namespace or None, names or None) -> [objects]`` (at least those named);
+    by default ``Cluster.read``.
     ``live_index`` instead is ``{key_of(ref): object}`` of every live object of the kinds the bundle
     and the record name (the per-cluster engine's one read, shared by all its apps).
     """
     settings = Settings(field_manager, ignore, force, replace_on_immutable, concurrency)
-    live = live or (lambda resource, namespace: cluster.list(resource, namespace=namespace)[0])
+    live = live or cluster.read
     recorded = {key_of(o): o for o in (record or {}).get("objects", ())}
     kinds = resolve_kinds(cluster, bundle, recorded)
     live_objects = live_index if live_index is not None else list_live(kinds.lists(), live, settings.concurrency)
@@ -311,9 +312,9 @@ def _resolve_recorded(cluster, recorded, kinds):
 
 
 def list_live(lists, live, concurrency):
-    """Phase 2: {key: live object} from one ``live(resource, namespace)`` call per pair."""
+    """Phase 2: {key: live object} from one ``live(resource, namespace, names)`` call per triple."""
     found = {}
-    for objects in each(concurrency, lambda pair: live(*pair), lists):
+    for objects in each(concurrency, lambda triple: live(*triple), lists):
         for obj in objects:
             found[key_of(ref_of(obj))] = obj
     return found
@@ -349,9 +350,11 @@ def prepare_write(item, settings):
 
 def missing_namespaces(cluster, items, live):
     """Namespaces that objects about to be created live in and that do not exist."""
-    existing = {ns["metadata"]["name"] for ns in live(cluster.resource("v1", "Namespace"), None)}
-    return {i.ref["namespace"] for i in items if i.live is None and i.ref["namespace"]
-            and i.ref["namespace"] not in existing}
+    wanted = sorted({i.ref["namespace"] for i in items if i.live is None and i.ref["namespace"]})
+    if not wanted:
+        return set()
+    existing = {ns["metadata"]["name"] for ns in live(cluster.resource("v1", "Namespace"), None, wanted)}
+    return set(wanted) - existing
 
 
 def dry_run(cluster, items, settings, missing=()):

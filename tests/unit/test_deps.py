@@ -90,9 +90,9 @@ def test_without_third_party_libraries_everything_imports_and_each_use_names_its
         "bundle": "reading a bundle requires the PyYAML Python library: pip install PyYAML",
         "cluster": "talking to a Kubernetes cluster requires the kubernetes Python library: pip install kubernetes",
         "git": "gitops.k8s.git_fetch requires the GitPython Python library: pip install GitPython",
-        "directory": "type=directory requires the PyYAML Python library: pip install PyYAML",
-        "jinja": "type=jinja requires the Jinja2 Python library: pip install Jinja2",
-        "jsonnet": "type=jsonnet requires the jsonnet Python library: pip install jsonnet",
+        "directory": "rendering type=directory requires the PyYAML Python library: pip install PyYAML",
+        "jinja": "rendering type=jinja requires the Jinja2 Python library: pip install Jinja2",
+        "jsonnet": "rendering type=jsonnet requires the jsonnet Python library: pip install jsonnet",
         "custom_health": "custom_health requires the jmespath Python library: pip install jmespath",
     }
     assert all("ImportError" in error["traceback"] or "ModuleNotFoundError" in error["traceback"]
