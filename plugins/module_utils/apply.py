@@ -75,8 +75,8 @@ class Options:
         self.inventory_namespace, self.inventory_kind = inventory_namespace, inventory_kind
         self.trigger, self.rollback_of, self.custom_health = trigger, rollback_of, custom_health
         self.show_secrets, self.revision = show_secrets, revision
-        # (keys, app) -> {key: other app}: who records these objects; default a LIST of every record.
-        # The per-cluster engine answers from the records it read once for all its apps.
+        # inventory.OwnerIndex: who records which object, from the records the per-cluster engine
+        # read once for all its apps; None: every record is read for each question
         self.owners = owners
         self.replace_on_immutable = replace_on_immutable
         self.managed_namespace_metadata = managed_namespace_metadata or {}
@@ -224,26 +224,28 @@ class Run:
             current["result"] = "Running"
             return current
 
-        claiming = any(i.key not in self.recorded for i in self.plan.items)
-        with self._claims(claiming):
+        claiming = [i.key for i in self.plan.items if i.key not in self.recorded]
+        with self._claims(claiming) as claims:
             # again, now that no other app can claim meanwhile (objects the app records already
             # cannot be claimed by another app without adopt: the first answer stands)
-            owners = self._foreign_owners(fresh=True) if claiming else self.foreign
+            owners = self._foreign_owners(claims=claims) if claiming else self.foreign
             self.store.update(self.app, running, lease=self.lease)
+            if claims and self.opts.owners:
+                self.opts.owners.claimed(self.app, claiming, moved=set(owners))
         for other in sorted(set(owners.values())):
             mine = {k for k, v in owners.items() if v == other}
             self.store.update(other, lambda r: dict(r, objects=[o for o in r.get("objects") or () if key_of(o) not in mine]))
 
     @contextlib.contextmanager
     def _claims(self, needed):
-        """Hold the cluster-wide claims Lease while ``needed`` (the bundle has objects new to the app)."""
+        """Hold the cluster-wide claims Lease (yielded) while ``needed`` (the bundle has objects new to the app)."""
         if not needed or not self.lease:
-            yield
+            yield None
             return
         claims = Lease(self.cluster, self.app, self.opts.inventory_namespace, name=CLAIMS_LEASE)
         claims.acquire(self.opts.lock_timeout)
         try:
-            yield
+            yield claims
         finally:
             claims.release()
 
@@ -301,13 +303,19 @@ class Run:
 
         return [r for r in each(self.opts.concurrency, one, self.hook_pairs) if r]
 
-    def _foreign_owners(self, fresh=False):
+    def _foreign_owners(self, claims=None):
         """{key: other app} for bundle objects another app's inventory records; fails unless adopt.
 
-        ``fresh``: read the records now (under the claims Lease), not the run's snapshot (``owners`` option).
+        As the run's index of owners says (``owners`` option, else every record read now); with the
+        ``claims`` Lease held, as every record says now (see inventory.OwnerIndex.fresh).
         """
-        owners = (self.store.owners if fresh else self.opts.owners or self.store.owners)(
-            [i.key for i in self.plan.items], self.app)
+        keys = [i.key for i in self.plan.items]
+        if not self.opts.owners:
+            owners = self.store.owners(keys, self.app)
+        elif claims:
+            owners = self.opts.owners.fresh(keys, self.app, claims.transitions)
+        else:
+            owners = self.opts.owners.owners(keys, self.app)
         if owners and not self.opts.adopt:
             lines = ["%s is recorded in the inventory of app %s" % (describe(i.ref), owners[i.key])
                      for i in self.plan.items if i.key in owners]

@@ -25,7 +25,7 @@ import json
 import time
 
 from . import report
-from .apply import Options, apply
+from .apply import CLAIMS_LEASE, Options, apply
 from .apps import normalize_app, plan as plan_apps
 from .bundle import Bundle
 from .chart_source import app_revision, pull as pull_chart
@@ -34,7 +34,8 @@ from .concurrency import each
 from .diff import make_plan, report as diff_report, rejected_error
 from .errors import GitOpsError
 from .health import Health, assess, worst
-from .inventory import INVENTORY_NAMESPACE, Inventory, current_entry, key_secret_digests, record_health, rollback_target
+from .inventory import (INVENTORY_NAMESPACE, Inventory, OwnerIndex, current_entry, key_secret_digests, record_health,
+                        rollback_target)
 from .lease import Lease
 from .live_snapshot import LiveSnapshot
 from .refs import describe, key_of
@@ -258,15 +259,18 @@ def refuse_shared_objects(runs):
 def read_cluster(runs, cluster, store, snapshot, settings, records):
     """Every record (one LIST, into ``records``) and one LIST per kind that any app's bundle or
     record names. Who owns which object is answered from these records for the whole run (two apps
-    of the run cannot declare one object: see ``refuse_shared_objects``)."""
+    of the run cannot declare one object: see ``refuse_shared_objects``), kept fresh across the
+    claims of other runs (inventory.OwnerIndex)."""
+    transitions = -1  # no claims Lease yet (see inventory.OwnerIndex)
     if _inventory_exists(cluster, store):
+        claims = cluster.get({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                              "namespace": store.namespace, "name": CLAIMS_LEASE})
+        if claims is not None:  # held: a claim may be half written, so the first claim reads again
+            spec = claims.get("spec") or {}
+            transitions = None if spec.get("holderIdentity") else spec.get("leaseTransitions", 0)
         records.update((r.get("app"), r) for r in store.read_all())
         settings.digest_key = store.digest_key()  # the record keys Secret digests: compare alike
-    owner_of = {}
-    for name, record in records.items():
-        for obj in record.get("objects") or ():
-            owner_of.setdefault(key_of(obj), name)
-    settings.owners = lambda keys, app: {k: owner_of[k] for k in keys if owner_of.get(k, app) != app}
+    settings.owners = OwnerIndex(records.values(), store, transitions)
     for run in runs:
         run.record = records.get(run.name)
         if run.record:

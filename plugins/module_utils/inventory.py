@@ -47,6 +47,7 @@ import json
 import os
 import random
 import re
+import threading
 import time
 
 from .cluster import ApiError
@@ -308,14 +309,7 @@ class Inventory:
 
     def owners(self, keys, except_app):
         """{key: app} for the ``keys`` recorded in another app's inventory."""
-        keys, found = set(keys), {}
-        for record in self.read_all():
-            if record.get("app") == except_app:
-                continue
-            for obj in record.get("objects") or ():
-                if key_of(obj) in keys:
-                    found.setdefault(key_of(obj), record["app"])
-        return found
+        return OwnerIndex(self.read_all()).owners(keys, except_app)
 
     def _body(self, name, stored, labels):
         body = {"apiVersion": "v1", "kind": self.kind,
@@ -413,6 +407,66 @@ class Inventory:
 
     def ensure_namespace(self):
         ensure_namespace(self.cluster, self.namespace)
+
+
+class OwnerIndex:
+    """Which apps record which object: one read of every record, shared by the apps of a run.
+
+    ``fresh`` is the answer under the cluster-wide claims Lease (see apply.py), the index kept
+    instead of reading every record again for each app that claims objects (quadratic in a fleet's
+    first sync): it stands while the Lease's ``leaseTransitions`` (one per acquisition) counts only
+    this run's own acquisitions since the records were read, and this run adds its own claims
+    (``claimed``). Otherwise -- another run claimed meanwhile, or the index names another owner,
+    which may be stale (pruned since) -- every record is read again.
+    """
+
+    def __init__(self, records, store=None, transitions=None):
+        """``transitions``: the claims Lease's count, read free before the records (None: unknown,
+        -1: no Lease yet)."""
+        self.store, self.transitions = store, transitions
+        self._lock = threading.Lock()
+        self._load(records)
+
+    def _load(self, records):
+        self._apps_of = {}
+        for record in records:
+            for obj in record.get("objects") or ():
+                self._apps_of.setdefault(key_of(obj), []).append(record.get("app"))
+
+    def owners(self, keys, except_app):
+        """{key: app} for the ``keys`` recorded in another app's inventory (as the index stands)."""
+        with self._lock:
+            return self._others(keys, except_app)
+
+    def _others(self, keys, except_app):
+        found = {}
+        for key in keys:
+            others = [app for app in self._apps_of.get(key, ()) if app != except_app]
+            if others:
+                found[key] = others[0]
+        return found
+
+    def fresh(self, keys, except_app, transitions):
+        """``owners`` as every record says now; the caller holds the claims Lease, acquired as
+        its ``transitions``-th holder."""
+        with self._lock:
+            known = self.transitions is not None and transitions == self.transitions + 1
+            self.transitions = transitions
+            found = self._others(keys, except_app) if known else None
+            if found is None or found:
+                self._load(self.store.read_all())
+                found = self._others(keys, except_app)
+            return found
+
+    def claimed(self, app, keys, moved=()):
+        """``app`` now records ``keys`` (``moved``: adopted from their other apps)."""
+        with self._lock:
+            for key in keys:
+                apps = self._apps_of.setdefault(key, [])
+                if key in moved:
+                    apps[:] = []
+                if app not in apps:
+                    apps.append(app)
 
 
 def ensure_namespace(cluster, name):

@@ -89,6 +89,11 @@ class Lease:
     def where(self):
         return {"kind": "Lease", "namespace": self.namespace, "name": self.name}
 
+    @property
+    def transitions(self):
+        """The held Lease's ``leaseTransitions``: how many times it was acquired (0: created by this acquisition)."""
+        return ((self._obj or {}).get("spec") or {}).get("leaseTransitions")
+
     def _spec(self, transitions):
         now = _format(_now())
         return {"holderIdentity": self.identity, "leaseDurationSeconds": self.duration,

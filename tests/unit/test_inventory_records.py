@@ -3,10 +3,11 @@
 import pytest
 
 from ansible_collections.gitops.k8s.plugins.module_utils.errors import GitOpsError
-from ansible_collections.gitops.k8s.plugins.module_utils.inventory import (COMPRESSED_KEY, RECORD_KEY, decode_record,
-                                                                           encode_record, history_entry, new_record,
-                                                                           object_entry, object_name, push_history,
-                                                                           union_objects)
+from ansible_collections.gitops.k8s.plugins.module_utils.inventory import (COMPRESSED_KEY, RECORD_KEY, OwnerIndex,
+                                                                           decode_record, encode_record, history_entry,
+                                                                           new_record, object_entry, object_name,
+                                                                           push_history, union_objects)
+from ansible_collections.gitops.k8s.plugins.module_utils.refs import key_of
 
 
 def ref(name, kind="ConfigMap", api="v1", ns="prod"):
@@ -67,3 +68,64 @@ def test_app_names_must_make_valid_object_names():
     for bad in ("Guestbook", "a_b", "", "-a"):
         with pytest.raises(GitOpsError, match="not a valid application name"):
             object_name(bad)
+
+
+class Records:
+    """The records as the cluster holds them now, and how many times all of them were read."""
+
+    def __init__(self, *records):
+        self.records, self.reads = list(records), 0
+
+    def read_all(self):
+        self.reads += 1
+        return list(self.records)
+
+
+def record(app, *names):
+    return {"app": app, "objects": [{"apiVersion": "v1", "kind": "ConfigMap", "namespace": "ns", "name": n}
+                                    for n in names]}
+
+
+def keys(*names):
+    return [key_of({"apiVersion": "v1", "kind": "ConfigMap", "namespace": "ns", "name": n}) for n in names]
+
+
+def test_owner_index_stands_while_only_this_run_claims():
+    store = Records(record("a", "one"))
+    index = OwnerIndex(store.read_all(), store, transitions=4)
+    assert index.fresh(keys("two"), "b", 5) == {} and store.reads == 1  # the Lease's next holder: no read
+    index.claimed("b", keys("two"))
+    store.records.append(record("b", "two"))
+    assert index.fresh(keys("three"), "c", 6) == {} and store.reads == 1  # still no read
+    # an owner found is confirmed by reading again before anyone is refused (it may be stale)
+    assert index.fresh(keys("two"), "c", 7) == {keys("two")[0]: "b"} and store.reads == 2
+    assert index.owners(keys("one", "two"), "b") == {keys("one")[0]: "a"}
+
+
+def test_owner_index_reads_again_after_another_runs_claim():
+    store = Records(record("a", "one"))
+    index = OwnerIndex(store.read_all(), store, transitions=4)
+    store.records.append(record("x", "two"))  # another run claimed "two" (Lease acquired as 5)
+    assert index.fresh(keys("two"), "b", 6) == {keys("two")[0]: "x"} and store.reads == 2
+    assert index.fresh(keys("three"), "b", 7) == {} and store.reads == 2  # known again from there
+
+
+def test_owner_index_reads_again_when_the_lease_was_held_or_absent_before():
+    store = Records()
+    assert OwnerIndex([], store, transitions=None).fresh(keys("one"), "a", 3) == {} and store.reads == 1
+    assert OwnerIndex([], store, transitions=-1).fresh(keys("one"), "a", 0) == {} and store.reads == 1  # created now
+    assert OwnerIndex([], store, transitions=-1).fresh(keys("one"), "a", 2) == {} and store.reads == 2
+
+
+def test_owner_index_checks_a_stale_owner_before_answering():
+    store = Records(record("a", "one"))
+    index = OwnerIndex(store.read_all(), store, transitions=1)
+    store.records = [record("a")]  # "a" pruned "one" since
+    assert index.fresh(keys("one"), "b", 2) == {} and store.reads == 2
+
+
+def test_owner_index_adoption_moves_the_object():
+    store = Records(record("a", "one"))
+    index = OwnerIndex(store.read_all(), store, transitions=1)
+    index.claimed("b", keys("one"), moved=set(keys("one")))
+    assert index.owners(keys("one"), "c") == {keys("one")[0]: "b"} and index.owners(keys("one"), "b") == {}
