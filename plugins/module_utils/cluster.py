@@ -394,6 +394,15 @@ class Cluster:
             return found
         return self.list(resource, namespace=namespace)[0]
 
+    @staticmethod
+    def close_stream(resp):
+        """End a watch stream from another thread: its reader stops at once (instead of holding a
+        connection to the server until the watch times out). urllib3 before 2.3 cannot: the stream
+        then ends with its timeout."""
+        shutdown = getattr(resp, "shutdown", None)
+        if shutdown:
+            shutdown()
+
     def apply(self, obj, field_manager, force=True, dry_run=False):
         """Server-side apply of one object; returns what the server stored (or would store)."""
         meta = obj.get("metadata", {})
@@ -457,10 +466,12 @@ class Cluster:
         return True
 
     def watch(self, resource, namespace=None, resource_version=None, timeout_seconds=60, label_selector=None,
-              field_selector=None):
+              field_selector=None, opened=None):
         """Yield watch events (dicts with ``type`` and ``object``) until the server ends the stream.
 
         An expired resourceVersion arrives as an ERROR event with code 410; callers re-list.
+        ``opened(response)`` gets the stream's response as it opens (see ``close_stream``), and
+        ``opened(None)`` before its connection goes back to the pool (from then on it is another's).
         """
         query = {
             "watch": "true", "resourceVersion": resource_version, "allowWatchBookmarks": "true",
@@ -468,6 +479,8 @@ class Cluster:
         }
         resp = self.request("GET", resource.path(namespace), query=query, stream=True, timeout=timeout_seconds + 10,
                             what="watch %s" % resource.plural)
+        if opened:
+            opened(resp)
         try:
             buf = b""
             for chunk in resp.stream(4096, decode_content=True):
@@ -477,4 +490,6 @@ class Cluster:
                     if line.strip():
                         yield json.loads(line)
         finally:
+            if opened:
+                opened(None)
             resp.release_conn()

@@ -61,6 +61,20 @@ class _Watcher(threading.Thread):
         self.events, self.stop, self.keep_watching = events, stop, keep_watching
         # one object: let the server filter; several: one stream for the whole namespace
         self.field_selector = "metadata.name=%s" % next(iter(self.keys)) if len(self.keys) == 1 else None
+        self.stream, self._stream_lock = None, threading.Lock()  # the open watch response, ended by close()
+
+    def close(self):
+        """Stop now: end the open stream, whose read would otherwise block until the watch times out."""
+        self.stop.set()
+        with self._stream_lock:
+            if self.stream is not None:
+                self.cluster.close_stream(self.stream)
+
+    def _opened(self, stream):
+        with self._stream_lock:
+            self.stream = stream
+            if stream is not None and self.stop.is_set():  # close() came before the stream opened
+                self.cluster.close_stream(stream)
 
     def run(self):
         try:
@@ -80,7 +94,7 @@ class _Watcher(threading.Thread):
                     return
             try:
                 for event in self.cluster.watch(self.resource, self.namespace, version, WATCH_SECONDS,
-                                                field_selector=self.field_selector):
+                                                field_selector=self.field_selector, opened=self._opened):
                     if self.stop.is_set():
                         return
                     obj = event.get("object") or {}
@@ -125,6 +139,7 @@ class _Wait:
         self.started = time.monotonic()
         self.events = queue.Queue()
         self.stop = threading.Event()
+        self.watchers = []
         self.unlisted = set()  # watchers that have not reported their first list
         self.unserved = set()  # keys whose kind the cluster does not serve (yet)
         self.objects = {}  # key -> live object, or None when it does not exist
@@ -155,6 +170,7 @@ class _Wait:
         for (resource, namespace), group_keys in groups.items():
             watcher = _Watcher(self.cluster, resource, namespace, frozenset(group_keys), self.events, self.stop, self.wait)
             self.unlisted.add(watcher)
+            self.watchers.append(watcher)
             watcher.start()
 
     def take(self, item):
@@ -254,7 +270,8 @@ def wait_healthy(cluster, refs, timeout=300, fail_fast=True, custom_health=None,
                     progress(line)
                     last_line, last_progress = line, now
     finally:
-        state.stop.set()
+        for watcher in state.watchers:
+            watcher.close()
     return _result(state, outcome)
 
 

@@ -9,7 +9,10 @@ against the local control plane. Prints wall time and API requests for:
   no-op apply     gitops.k8s.apply engine vs kubectl apply --server-side -f (again)
 
 and the same no-op diff and no-op apply through ansible-playbook (the modules, process start-up
-included). Half the objects are ConfigMaps, half Deployments with 0 replicas (the controllers still
+included). Then the whole process as users run it: `ansible-playbook gitops.k8s.push` of one app
+whose Git repository holds the objects as COUNT files (fetch, render, compare, apply; its health
+wait off, as kubectl does not wait), initial and no-op, against `kubectl apply --server-side -f`
+of a directory of the same files. Half the objects are ConfigMaps, half Deployments with 0 replicas (the controllers still
 write their status: the fast path must see through that). kubectl's requests are counted from its -v=6 log.
 
 kubernetes.core (from the `ansible` package, in its own cached venv: see peers.py) runs
@@ -46,6 +49,10 @@ from ansible_collections.gitops.k8s.plugins.module_utils.health import Health, a
 from ansible_collections.gitops.k8s.plugins.module_utils.inventory import read_record  # noqa: E402
 from ansible_collections.gitops.k8s.plugins.module_utils.refs import ref_of  # noqa: E402
 import peers  # noqa: E402
+from bench_fleet import Playbooks, git  # noqa: E402
+
+# Goals of the whole-process rows: gitops.k8s's wall time / kubectl's.
+WHOLE_PROCESS_GOALS = {"initial apply": 0.5, "no-op apply": 0.25}
 
 # kubectl -v=6 logs one line per response: ... "Response" verb="GET" url="https://..." status="200 OK"
 RESPONSE_LINE = re.compile(r'"Response" verb="[A-Z]+" url=')
@@ -95,6 +102,43 @@ def kubectl(tools, what, args, manifest):
         raise SystemExit("%s failed: %s" % (" ".join(argv), proc.stderr[-2000:]))
     requests = len(RESPONSE_LINE.findall(proc.stderr))
     return {"what": what, "seconds": seconds, "requests": requests}
+
+
+def write_files(folder, objs):
+    """One file per object, as a repository or a kubectl -f directory holds them."""
+    os.makedirs(folder)
+    for obj in objs:
+        with open(os.path.join(folder, "%s-%s.yaml" % (obj["kind"].lower(), obj["metadata"]["name"])), "w",
+                  encoding="utf-8") as handle:
+            json.dump(obj, handle)  # JSON is YAML: no serialiser advantage for either side
+
+
+def whole_process(tools, kubeconfig, work, count, tag):
+    """[(step, gitops.k8s push seconds, kubectl seconds)] for an initial apply and a no-op, whole
+    processes both (main's cleanup deletes what they made, named after ``tag``)."""
+    ns_push, ns_kubectl, app = "bench-push-%s" % tag, "bench-kubectl-files-%s" % tag, "bench-push-%s" % tag
+    repo, folder = os.path.join(work, "repo"), os.path.join(work, "kubectl-files")
+    write_files(repo, objects(ns_push, count))
+    write_files(folder, objects(ns_kubectl, count))
+    git(work, "init", "-q", "-b", "main", repo)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "%d objects" % count)
+    host = "bench-apply-" + tag
+    os.makedirs(os.path.join(work, "inventory", "host_vars"))
+    with open(os.path.join(work, "inventory", "host_vars", host + ".json"), "w", encoding="utf-8") as handle:
+        json.dump({"ansible_connection": "local", "gitops_cluster": {"kubeconfig": kubeconfig},
+                   "gitops_apps": [{"name": app, "repo": "file://" + repo, "path": ".", "wait": {"enabled": False}}]},
+                  handle)
+    inventory = os.path.join(work, "inventory", "hosts.yml")
+    with open(inventory, "w", encoding="utf-8") as handle:
+        json.dump({"all": {"hosts": {host: {}}}}, handle)
+    playbooks = Playbooks(localcluster.collections_root(), "gitops.k8s")
+    rows = []
+    for step in ("initial apply", "no-op apply"):
+        ours_s = playbooks.run("push", inventory)["wall"]
+        theirs = kubectl(tools, step, ["apply", "--server-side", "--field-manager", "bench"], folder)
+        rows.append((step, ours_s, theirs["seconds"]))
+    return rows
 
 
 def module_noop(module, bundle_path, app):
@@ -194,13 +238,15 @@ def main():
         assert not noop_apply["out"]["changed"]
         rows.append((noop_apply, kubectl(tools, "no-op apply", ["apply", "--server-side", "--field-manager", "bench"], manifest)))
         module_seconds = {name: module_noop(name, bundle.path, app) for name in ("diff", "apply")}
+        whole = whole_process(tools, kubeconfig, work, count, tag)
         core_startup = core_run(peer, "start-up", [{"hosts": "localhost", "gather_facts": False, "tasks": []}])
         core = {way: kubernetes_core(peer, core_manifests[way], way == "loop") for way in ("loop", "src")}
     finally:
-        for ns in (ns_ours, ns_kubectl) + tuple(ns_core.values()):
+        for ns in (ns_ours, ns_kubectl, "bench-push-" + tag, "bench-kubectl-files-" + tag) + tuple(ns_core.values()):
             cluster.delete({"apiVersion": "v1", "kind": "Namespace", "name": ns})
-        for api, kind in (("v1", "ConfigMap"), ("coordination.k8s.io/v1", "Lease")):
-            cluster.delete({"apiVersion": api, "kind": kind, "namespace": "gitops-system", "name": "gitops-app-" + app})
+        for name in (app, "bench-push-" + tag):
+            for api, kind in (("v1", "ConfigMap"), ("coordination.k8s.io/v1", "Lease")):
+                cluster.delete({"apiVersion": api, "kind": kind, "namespace": "gitops-system", "name": "gitops-app-" + name})
 
     print("%d objects (%d ConfigMaps, %d Deployments), concurrency 16" % (count, count // 2, count - count // 2))
     print("%-14s %12s %10s %12s %10s %10s %10s" % ("step", "gitops.k8s s", "requests", "kubectl s", "requests",
@@ -213,6 +259,14 @@ def main():
     print("through ansible-playbook (module, process start-up included): no-op diff %.2fs, no-op apply %.2fs" % (
         module_seconds["diff"], module_seconds["apply"]))
     print("initial apply detail: %s" % json.dumps(rows[0][0]["out"]["summary"]))
+    print()
+    print("whole process: ansible-playbook gitops.k8s.push (a Git repo of %d files, health wait off) vs kubectl apply"
+          " --server-side -f <directory of the same %d files>" % (count, count))
+    print("%-14s %12s %12s %12s  %s" % ("step", "push s", "kubectl s", "push/kubectl", "goal"))
+    for step, ours_s, theirs_s in whole:
+        goal = WHOLE_PROCESS_GOALS[step]
+        print("%-14s %12.2f %12.2f %11.2fx  <= %.2fx %s" % (step, ours_s, theirs_s, ours_s / theirs_s, goal,
+                                                          "met" if ours_s / theirs_s <= goal else "MISSED"))
 
     # Like the peer, gitops.k8s's no-op rows run the module through ansible-playbook; its initial
     # apply is the engine's (no process start-up, which the peer's figure includes).

@@ -83,6 +83,17 @@ def test_rollout_becomes_healthy_with_a_timeline(cluster, namespace):
     assert result["summary"] == "3 of 3 objects healthy after %.1fs" % result["elapsed"]
 
 
+def test_a_finished_wait_leaves_no_watch_open(cluster, namespace):
+    # a watch left open holds a connection to the API server until it times out (20 s): a run of
+    # many apps would pile them up; the wait ends its streams as it returns
+    refs = apply_all(cluster, deployment(namespace, "web", replicas=1), deployment(namespace, "api", replicas=1))
+    before = {t for t in threading.enumerate() if t.name.startswith("watch ")}
+    result = wait_healthy(cluster, refs, timeout=60)
+    assert result["healthy"], result["summary"]
+    wait_for("the wait's watch threads to end", lambda: not [
+        t for t in threading.enumerate() if t.name.startswith("watch ") and t not in before and t.is_alive()], 3)
+
+
 def test_pods_that_never_become_ready_end_degraded_at_the_progress_deadline(cluster, namespace):
     refs = apply_all(cluster, deployment(namespace, "stuck", replicas=2, pod_labels=NEVER_READY, deadline=5))
     result = wait_healthy(cluster, refs, timeout=120)
