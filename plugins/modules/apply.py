@@ -53,7 +53,8 @@ description:
     and the final set after prune, so a crash never loses track of an object.
   - 7. An object recorded in another app's inventory is not taken over unless O(adopt=true); the error names that app.
   - A plan with nothing to create, update or prune changes nothing - no hook runs, no wave is waited for - and costs
-    one LIST per kind (the fast path of M(gitops.k8s.diff)).
+    one LIST per kind and namespace, or one GET per object of a kind it has at most 4 of there (the fast path of
+    M(gitops.k8s.diff)).
 author:
   - gitops.k8s developers (@gitops-k8s)
 extends_documentation_fragment:

@@ -22,7 +22,8 @@ description:
     O(field_manager) on apply, see M(gitops.k8s.apply)); its diff says so. The sync options C(Replace=true) and
     C(Force=true) (see M(gitops.k8s.apply)) are dry-run as apply will write them (RV(resources[].method)); an
     immutable-field change without them is an error that names the field and the option that fixes it.
-  - "Fast path: with O(app), one LIST per kind and namespace tells which live objects are still exactly what the
+  - "Fast path: with O(app), one LIST per kind and namespace (one GET per object for a kind the bundle and the inventory
+    name at most 4 objects of there) tells which live objects are still exactly what the
     last apply wrote (same desired digest, and same resourceVersion or same field set owned by O(field_manager));
     only the others get a dry-run. A no-op diff of 1,000 objects costs a handful of requests (see RV(api_requests))."
   - Secret C(data) and C(stringData) values are masked in every returned field - a changed value reads
