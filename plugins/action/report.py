@@ -21,7 +21,8 @@ def write_report(call):
     paths = report.write(call.params["dest"], built)
     # The report is an artifact of the run, not managed state: writing it is not a change.
     return dict(changed=False, json=paths["json"], html=paths["html"], summary=built["summary"],
-                failures=built["failures"], lines=built["lines"], apps=built["apps"])
+                failures=built["failures"], lines=built["lines"], apps=built["apps"],
+                stats=report.stats(built, paths["html"]))
 
 
 class ActionModule(ActionBase):

@@ -33,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import hashlib
+import threading
 import time
 
 from .cluster import ApiError
@@ -54,6 +55,7 @@ HOOK_LABEL = "gitops.k8s/hook"
 FIRST_KINDS = {("", "Namespace"), ("apiextensions.k8s.io", "CustomResourceDefinition")}
 DEFAULT_HOOK_POLICY = ["BeforeHookCreation"]
 CLAIMS_LEASE = "gitops-claims"
+CLAIMS_IN_PROCESS = threading.Lock()
 # How long a pruned object may take to disappear before the run reports what holds it.
 PRUNE_SETTLE = 5.0
 
@@ -242,12 +244,19 @@ class Run:
         if not needed or not self.lease:
             yield None
             return
-        claims = Lease(self.cluster, self.app, self.opts.inventory_namespace, name=CLAIMS_LEASE)
-        claims.acquire(self.opts.lock_timeout)
+        # the apps of one process queue here, not by polling the Lease (a second per turn)
+        if not CLAIMS_IN_PROCESS.acquire(timeout=max(0, self.opts.lock_timeout)):
+            raise GitOpsError("app %s gave up after waiting %ss for other apps of this run to claim their objects"
+                              % (self.app, self.opts.lock_timeout))
         try:
-            yield claims
+            claims = Lease(self.cluster, self.app, self.opts.inventory_namespace, name=CLAIMS_LEASE)
+            claims.acquire(self.opts.lock_timeout)
+            try:
+                yield claims
+            finally:
+                claims.release()
         finally:
-            claims.release()
+            CLAIMS_IN_PROCESS.release()
 
     def _sync(self, deletes):
         """Step 5 and 6: hooks and waves in order, then prune."""

@@ -199,18 +199,13 @@ class Bundle:
         return cls(path, index, objects)
 
 
-def write_bundle(dest, objects, entries, revision=None, renderer=None):
-    """Write ``objects`` (already ordered) with their ``entries`` to ``dest``; return the index.
-
-    Entries get their ``digest`` filled in here. Files are written to a temporary name and
-    renamed so a reader never sees half a bundle.
-    """
-    yaml = require_yaml("writing a bundle")
+def bundle_index(objects, entries, revision=None, renderer=None):
+    """The index of a bundle of ``objects`` (already ordered); ``entries`` get their ``digest`` filled in."""
     kinds = {}
     for obj, entry in zip(objects, entries):
         entry["digest"] = object_digest(obj)
         kinds[entry["kind"]] = kinds.get(entry["kind"], 0) + 1
-    index = {
+    return {
         "digest": bundle_digest(entries),
         "revision": revision,
         "renderer": renderer or {},
@@ -218,6 +213,16 @@ def write_bundle(dest, objects, entries, revision=None, renderer=None):
         "kinds": kinds,
         "objects": entries,
     }
+
+
+def write_bundle(dest, objects, entries, revision=None, renderer=None, index=None):
+    """Write ``objects`` (already ordered) with their ``entries`` to ``dest``; return the index
+    (``index``: the one ``bundle_index`` made of them already).
+
+    Files are written to a temporary name and renamed so a reader never sees half a bundle.
+    """
+    yaml = require_yaml("writing a bundle")
+    index = index or bundle_index(objects, entries, revision, renderer)
     os.makedirs(dest, exist_ok=True)
     if any(_is_secret(obj) for obj in objects):
         key = _key(True)

@@ -203,7 +203,7 @@ def fetch_one(run, sources, settings):
 
 def render_bundles(runs, settings):
     """Render each distinct (commit, path, namespace, render options) once."""
-    from .render import render  # the renderers are only needed when something is rendered
+    from .render import render_bundle  # the renderers are only needed when something is rendered
 
     groups = {}
     for run in runs:
@@ -220,9 +220,9 @@ def render_bundles(runs, settings):
         try:
             if clash:
                 raise GitOpsError("render options of app %s may not set %s" % (first.name, ", ".join(clash)))
-            rendered = render(first.checkout, path=first.app["path"], namespace=first.app["namespace"],
-                              revision=first.resolved["revision"], helm=first.app["helm"], chart=first.chart, **options)
-            bundle = Bundle.load(rendered["bundle"])
+            _result, bundle = render_bundle(first.checkout, path=first.app["path"], namespace=first.app["namespace"],
+                                            revision=first.resolved["revision"], helm=first.app["helm"],
+                                            chart=first.chart, **options)
         except TypeError as err:  # an unknown render option
             for run in group:
                 run.fail("render", GitOpsError("app %s: bad render option: %s" % (run.name, err)))
@@ -503,12 +503,10 @@ def roll_back(run, cluster, store, sources, lease, settings):
     try:
         resolved = sources.resolve(run.app["repo"], target["revision"], run.app["credentials"])
         checkout, _commit = sources.checkout(resolved, run.app["credentials"])
-        from .render import render
+        from .render import render_bundle
 
-        options = dict(run.app["render"])
-        rendered = render(checkout, path=run.app["path"], namespace=run.app["namespace"],
-                          revision=target["revision"], **options)
-        bundle = Bundle.load(rendered["bundle"])
+        _result, bundle = render_bundle(checkout, path=run.app["path"], namespace=run.app["namespace"],
+                                        revision=target["revision"], **dict(run.app["render"]))
         apply_app(run, cluster, bundle, target["revision"], failed, lease, settings)
         wait_and_record(run, cluster, store, bundle, run.rollback.setdefault("health", {}), settings)
         if not run.rollback["health"].get("healthy"):

@@ -101,4 +101,10 @@ apps:
   returned: success
   type: list
   elements: dict
+stats:
+  description:
+    - What the push and reconcile playbooks publish to AWX with C(set_stats) as C(gitops_report) - C(html), C(summary),
+      C(failures), and C(apps) with C(app), C(cluster), C(revision), C(sync), C(health) and C(outcome) of each row.
+  returned: success
+  type: dict
 """

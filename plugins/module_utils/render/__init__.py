@@ -9,12 +9,13 @@ annotations, refuse duplicates, order, and write the bundle.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
 import tempfile
 
-from ..bundle import INDEX, MANIFEST, evict_now_and_then, touch, write_bundle
+from ..bundle import INDEX, MANIFEST, Bundle, bundle_index, canonical_json, evict_now_and_then, touch, write_bundle
 from ..errors import GitOpsError
 from ..refs import describe, group_of, key_of, ref_of
 from ..source import cache_root
@@ -47,10 +48,17 @@ def _revision(root):
         return None
 
 
-def render(source=None, path=".", type="auto", namespace=None, labels=None, annotations=None, substitute=None,
-           substitute_strict=True, allow_empty=False, dest=None, check_mode=False, revision=None, helm=None,
-           chart=None, **options):
-    """Render ``path`` of the checkout ``source`` (or the chart ``helm`` names); write the bundle; return the result.
+def render(*args, **kwargs):
+    """Render ``path`` of the checkout ``source`` (or the chart ``helm`` names); write the bundle;
+    return the result (see ``render_bundle``)."""
+    return render_bundle(*args, **kwargs)[0]
+
+
+def render_bundle(source=None, path=".", type="auto", namespace=None, labels=None, annotations=None, substitute=None,
+                  substitute_strict=True, allow_empty=False, dest=None, check_mode=False, revision=None, helm=None,
+                  chart=None, **options):
+    """Render ``path`` of the checkout ``source`` (or the chart ``helm`` names); write the bundle;
+    return (the result, the Bundle as rendered: no need to read it back).
 
     ``revision`` is what the bundle records; by default the one ``source`` is checked out at (for a
     pulled chart: ``<chart>@<version>+<digest12>``, then that commit).
@@ -80,10 +88,10 @@ def render(source=None, path=".", type="auto", namespace=None, labels=None, anno
     if revision is None:
         # a pulled chart's revision is the chart's (name@version+digest); values from Git add their commit
         revision = chart_source.app_revision(pulled, _revision(checkout.root) if checkout else None)
-    result = write(objects, entries, dest, check_mode, revision, {"type": kind, "version": version})
+    result, index = write(objects, entries, dest, check_mode, revision, {"type": kind, "version": version})
     result["skipped"] = skipped
     result["chart"] = {k: pulled[k] for k in ("chart", "version", "digest", "revision")} if pulled else None
-    return result
+    return result, Bundle(result["bundle"], index, objects)
 
 
 def postprocess(parsed, namespace=None, labels=None, annotations=None, substitute=None, substitute_strict=True):
@@ -136,32 +144,35 @@ def read_index(folder):
 
 
 def write(objects, entries, dest, check_mode, revision, renderer):
-    """Write the bundle next to its final place, then move it in; ``changed`` when the content differs.
+    """Write the bundle next to its final place, then move it in, unless it is there already;
+    ``changed`` when the content differs. Returns (the result, the index).
 
-    Without ``dest`` the bundle goes to the content-addressed cache. In check mode an explicit
-    ``dest`` is left alone: the bundle is written to the cache (later steps of a --check run
-    need it) and ``changed`` says whether ``dest`` would change.
+    Without ``dest`` the bundle goes to the content-addressed cache, one folder per index (content,
+    revision and renderer: two revisions of the same content never share, or rewrite, a folder).
+    In check mode an explicit ``dest`` is left alone: the bundle is written to the cache (later
+    steps of a --check run need it) and ``changed`` says whether ``dest`` would change.
     """
     bundles = os.path.join(cache_root(), "bundles")
-    os.makedirs(bundles, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=".render-", dir=bundles)
-    try:
-        index = write_bundle(staging, objects, entries, revision=revision, renderer=renderer)
-        cached = os.path.join(bundles, index["digest"])
-        final = os.path.abspath(os.path.expanduser(dest)) if dest else cached
-        previous = read_index(final)
-        changed = (previous or {}).get("digest") != index["digest"]
-        if check_mode and dest:
-            final, previous = cached, read_index(cached)
-        if previous != index:
+    index = bundle_index(objects, entries, revision=revision, renderer=renderer)
+    cached = os.path.join(bundles, hashlib.sha256(canonical_json(index).encode("utf-8")).hexdigest())
+    final = os.path.abspath(os.path.expanduser(dest)) if dest else cached
+    previous = read_index(final)
+    changed = (previous or {}).get("digest") != index["digest"]
+    if check_mode and dest:
+        final, previous = cached, read_index(cached)
+    if previous != index:  # a reader that sees the index sees its manifest (written before it)
+        os.makedirs(bundles, exist_ok=True)
+        staging = tempfile.mkdtemp(prefix=".render-", dir=bundles)
+        try:
+            write_bundle(staging, objects, entries, index=index)
             os.makedirs(final, exist_ok=True)
-            for name in (MANIFEST, INDEX):  # index last: a reader that sees the new index sees its manifest
+            for name in (MANIFEST, INDEX):  # index last
                 os.replace(os.path.join(staging, name), os.path.join(final, name))
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
     touch(final)
     evict_now_and_then(bundles)
     return {
         "changed": changed, "bundle": final, "digest": index["digest"], "count": index["count"],
         "kinds": index["kinds"], "objects": index["objects"], "revision": revision, "renderer": renderer,
-    }
+    }, index
