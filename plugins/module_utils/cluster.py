@@ -401,7 +401,10 @@ class Cluster:
         then ends with its timeout."""
         shutdown = getattr(resp, "shutdown", None)
         if shutdown:
-            shutdown()
+            try:
+                shutdown()
+            except (ValueError, OSError):
+                pass  # its connection is closed already (urllib3: "self._sock_shutdown is not set")
 
     def apply(self, obj, field_manager, force=True, dry_run=False):
         """Server-side apply of one object; returns what the server stored (or would store)."""

@@ -108,7 +108,9 @@ def write_files(folder, objs):
     """One file per object, as a repository or a kubectl -f directory holds them."""
     os.makedirs(folder)
     for obj in objs:
-        with open(os.path.join(folder, "%s-%s.yaml" % (obj["kind"].lower(), obj["metadata"]["name"])), "w",
+        # kubectl applies a directory's files in name order: the Namespace must come first
+        first = "00-" if obj["kind"] == "Namespace" else ""
+        with open(os.path.join(folder, "%s%s-%s.yaml" % (first, obj["kind"].lower(), obj["metadata"]["name"])), "w",
                   encoding="utf-8") as handle:
             json.dump(obj, handle)  # JSON is YAML: no serialiser advantage for either side
 
