@@ -93,7 +93,9 @@ def test_a_noop_reconcile_reads_the_cluster_once_for_all_apps(ansible, kubeconfi
 
     few, many = requests(apps[:3]), requests(apps)
     assert many == few, (few, many)
-    assert many <= 12, many  # discovery, the inventory, one LIST per kind: nothing per app
+    # nothing per app: discovery, the inventory (its Namespace, the claims Lease, every record, the
+    # digest key), one LIST per kind; discovery's own count varies a little with the cluster
+    assert many <= 15, many
 
 
 def test_a_dependency_chain_runs_in_order_and_a_failure_skips_only_what_depends_on_it(
