@@ -54,12 +54,17 @@ def _key(create):
         if not create:
             return None
     os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+    # written aside, then linked into place: a concurrent reader sees no key or the whole key
+    fd, aside = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".bundle.key")
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # another process made it first
-        return _key(False)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(os.urandom(32))
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(os.urandom(32))
+        try:
+            os.link(aside, path)
+        except FileExistsError:  # another thread or process made it first: theirs is the key
+            pass
+    finally:
+        os.unlink(aside)
     return _key(False)
 
 
