@@ -236,7 +236,8 @@ options:
     default: false
   dest:
     description:
-      - Directory for the bundle. Default is the content-addressed C(~/.cache/gitops-k8s/bundles/<digest>).
+      - Directory for the bundle. Default is the content-addressed C(~/.cache/gitops-k8s/bundles/<key>), one folder per
+        content, revision and renderer (the key is the SHA-256 of the bundle's index).
     type: path
 """
 

@@ -16,7 +16,7 @@ def test_concurrent_first_uses_all_get_the_whole_key(tmp_path, monkeypatch):
             start.wait()
             keys.append(bundle._key(True))
 
-        threads = [threading.Thread(target=first_use) for _ in range(8)]
+        threads = [threading.Thread(target=first_use) for _thread in range(8)]
         for thread in threads:
             thread.start()
         for thread in threads:
