@@ -5,16 +5,7 @@ plugin_utils/ansible_action.runs_here): no module process to start, about a seco
 
 from __future__ import annotations
 
-from ansible.plugins.action import ActionBase
-
 from ansible_collections.gitops.k8s.plugins.module_utils.diff_task import ARGSPEC, run_diff
-from ansible_collections.gitops.k8s.plugins.plugin_utils.ansible_action import run_action, runs_here
+from ansible_collections.gitops.k8s.plugins.plugin_utils.ansible_action import engine_action
 
-
-class ActionModule(ActionBase):
-    TRANSFERS_FILES = False
-
-    def run(self, tmp=None, task_vars=None):
-        if not runs_here(self):
-            return self._execute_module(task_vars=task_vars)
-        return run_action(self, task_vars, ARGSPEC, run_diff)
+ActionModule = engine_action(ARGSPEC, run_diff)

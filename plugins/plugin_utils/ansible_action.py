@@ -54,3 +54,17 @@ def run_action(action, task_vars, argument_spec, engine_call, **rules):
         outcome = dict(failure(err), failed=True)
     result.update(remove_values(outcome, hidden))
     return result
+
+
+def engine_action(argument_spec, engine_call, **rules):
+    """The ActionModule class of a task whose engine runs here when ``runs_here`` (else its module)."""
+
+    class EngineAction(ActionBase):
+        TRANSFERS_FILES = False
+
+        def run(self, tmp=None, task_vars=None):
+            if not runs_here(self):
+                return self._execute_module(task_vars=task_vars)
+            return run_action(self, task_vars, argument_spec, engine_call, **rules)
+
+    return EngineAction

@@ -175,9 +175,10 @@ def test_create_noop_change_drift_and_prune(cluster, namespace, workdir, new_app
     assert result["fast_path"] == 3 and requests == 4, "a no-op diff must read each object once, got %d" % requests
     again = apply(cluster, bundle, app, Options(revision=bundle.revision))
     assert not again["changed"] and names(again["unchanged"]) == ["extra", "settings", "web"]
-    # the Lease (get, update, release), the record, the Secret-digest key, the 3 objects (a few of
-    # a kind are read by name: see test_few_objects_of_a_kind_are_read_by_name)
-    assert again["api_requests"] <= 9, again["api_requests"]
+    # the Lease (get, update, release), the record, the Secret-digest key, the Namespace, the 3
+    # objects (a few of a kind are read by name: see test_few_objects_of_a_kind_are_read_by_name);
+    # no dry-run, no write (a Lease renewal or a retried read may add one)
+    assert again["api_requests"] <= 11, again["api_requests"]
 
     # change one field
     objects[0]["data"]["color"] = "green"
