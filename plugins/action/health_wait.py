@@ -11,17 +11,8 @@ without the kubernetes library on the controller, it runs the module as usual (n
 
 from __future__ import annotations
 
-from ansible.plugins.action import ActionBase
-
 from ansible_collections.gitops.k8s.plugins.module_utils.health_wait_task import run_health_wait
 from ansible_collections.gitops.k8s.plugins.module_utils.option_specs import HEALTH_WAIT_ARGSPEC, HEALTH_WAIT_RULES
-from ansible_collections.gitops.k8s.plugins.plugin_utils.ansible_action import run_action, runs_here
+from ansible_collections.gitops.k8s.plugins.plugin_utils.ansible_action import engine_action
 
-
-class ActionModule(ActionBase):
-    TRANSFERS_FILES = False
-
-    def run(self, tmp=None, task_vars=None):
-        if not runs_here(self):
-            return self._execute_module(task_vars=task_vars)
-        return run_action(self, task_vars, HEALTH_WAIT_ARGSPEC, run_health_wait, **HEALTH_WAIT_RULES)
+ActionModule = engine_action(HEALTH_WAIT_ARGSPEC, run_health_wait, **HEALTH_WAIT_RULES)
