@@ -13,6 +13,7 @@ import time
 import urllib.request
 
 import pytest
+from localcluster import wait_for
 
 from ansible_collections.gitops.k8s.plugins.module_utils.apply import Options, apply
 from ansible_collections.gitops.k8s.plugins.module_utils.cluster import Cluster
@@ -75,10 +76,7 @@ def test_health_verdict_written_while_another_run_applies(cluster, namespace, wo
     runner = threading.Thread(target=lambda: outcome.update(
         result=_catch(apply, cluster, second, app, Options(revision=second.revision, wait_waves=True))))
     runner.start()
-    deadline = time.monotonic() + 60
-    while read_record(cluster, app)["result"] != "Running":
-        assert time.monotonic() < deadline, "the second sync never started"
-        time.sleep(0.05)
+    wait_for("the second sync to start", lambda: read_record(cluster, app)["result"] == "Running", 60, 0.05)
     marked = record_health(cluster, app, "Healthy", expected)
     runner.join()
 
@@ -233,10 +231,11 @@ def fault_proxy(kubeconfig, tmp_path):
     portfile = str(tmp_path / "port")
     proc = subprocess.Popen([sys.executable, os.path.join(HERE, "faultproxy.py"), kubeconfig, portfile])
     try:
-        deadline = time.monotonic() + 30
-        while not os.path.exists(portfile):
-            assert proc.poll() is None and time.monotonic() < deadline, "faultproxy did not start"
-            time.sleep(0.05)
+        def started():
+            assert proc.poll() is None, "faultproxy exited"
+            return os.path.exists(portfile)
+
+        wait_for("faultproxy to start", started, 30, 0.05)
         with open(portfile, encoding="utf-8") as handle:
             yield "http://127.0.0.1:%s" % handle.read()
     finally:
@@ -409,9 +408,7 @@ def test_a_lease_that_cannot_be_renewed_is_given_up_before_it_expires(cluster, n
     lease = Lease(through, app, INVENTORY_NAMESPACE, duration=3)
     lease.acquire(5)
     arm(fault_proxy, [{"method": "PUT", "status": 503, "times": 100}])
-    deadline = time.monotonic() + 3
-    while lease.lost is None and time.monotonic() < deadline:
-        time.sleep(0.1)
+    wait_for("the lease to be given up", lambda: lease.lost, 3, 0.1)
     with pytest.raises(GitOpsError, match="could not be renewed .*stopping"):
         lease.check()
     arm(fault_proxy, [])
