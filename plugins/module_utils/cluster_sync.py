@@ -5,8 +5,8 @@
   2. sources   each repository listed and fetched once, each commit checked out once, read-only
                (checkouts.py)
   3. render    each (commit, path, namespace, render options) rendered once into a bundle
-  4. read      discovery once, every record with one LIST, one LIST per kind for all apps
-               (live_snapshot.py)
+  4. read      discovery once, every record with one LIST, one LIST per kind for all apps (a GET
+               per object when the run names few of a kind: live_snapshot.py)
   5. decide    per app, from that one read: unchanged, new revision, drift (diff.make_plan's fast
                path: an unchanged app costs no request at all)
   6. converge  dependency level after level, the apps of a level concurrently; for each app that
@@ -257,10 +257,11 @@ def refuse_shared_objects(runs):
 # -- 4. read -----------------------------------------------------------------------------------
 
 def read_cluster(runs, cluster, store, snapshot, settings, records):
-    """Every record (one LIST, into ``records``) and one LIST per kind that any app's bundle or
-    record names. Who owns which object is answered from these records for the whole run (two apps
-    of the run cannot declare one object: see ``refuse_shared_objects``), kept fresh across the
-    claims of other runs (inventory.OwnerIndex)."""
+    """Every record (one LIST, into ``records``) and every object any app's bundle or record names
+    (live_snapshot.py: one LIST per kind, or a GET each when the run names few). Who owns which
+    object is answered from these records for the whole run (two apps of the run cannot declare
+    one object: see ``refuse_shared_objects``), kept fresh across the claims of other runs
+    (inventory.OwnerIndex)."""
     transitions = -1  # no claims Lease yet (see inventory.OwnerIndex)
     if _inventory_exists(cluster, store):
         claims = cluster.get({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
@@ -284,7 +285,8 @@ def read_cluster(runs, cluster, store, snapshot, settings, records):
                 resource = cluster.resource(ref["apiVersion"], ref["kind"])
             except GitOpsError:
                 continue  # a kind that is not served (yet): the app's own plan says what it means
-            snapshot.want(resource, ref.get("namespace") or None)
+            if ref.get("name"):
+                snapshot.want(resource, ref.get("namespace") or None, ref["name"])
     snapshot.load(settings.concurrency)
 
 

@@ -17,8 +17,9 @@ description:
     repository at different versions never render each other's commit.
   - Each distinct (commit, path, namespace, render options) is rendered once, as M(gitops.k8s.render) does.
   - The cluster is read once - discovery, every inventory record with one LIST, and one LIST per kind for all
-    applications - and every application is compared from that read. An application whose revision, bundle and
-    live objects are unchanged costs no further request; its health is read from the same LISTs.
+    applications (one GET per object of a kind the run names at most 4 objects of) - and every application is
+    compared from that read. An application whose revision, bundle and live objects are unchanged costs no further
+    request; its health is read from the same read.
   - "O(mode=push): every selected application is delivered at its version (or O(revision)): applied unless it
     provably is already there. O(mode=reconcile): a new commit is applied, drift is reported and, with the app's
     C(self_heal), undone; a revision that was rolled back before waits for a new commit."
