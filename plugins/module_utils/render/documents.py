@@ -11,13 +11,14 @@ from ..errors import GitOpsError
 
 @functools.lru_cache(maxsize=None)
 def loader():
-    """SafeLoader that keeps dates as strings, as the API server does (and JSON can carry them).
+    """SafeLoader that keeps dates as strings, as the API server does (and JSON can carry them), and
+    refuses duplicate keys; on libyaml's parser when PyYAML has it (several times faster).
 
     Built on first use, so that this module imports without PyYAML.
     """
     yaml = require_yaml("parsing manifests")
 
-    class Loader(yaml.SafeLoader):
+    class Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
         yaml_implicit_resolvers = {
             first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
             for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
