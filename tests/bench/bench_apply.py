@@ -12,8 +12,10 @@ and the same no-op diff and no-op apply through ansible-playbook (the modules, p
 included). Then the whole process as users run it: `ansible-playbook gitops.k8s.push` of one app
 whose Git repository holds the objects as COUNT files (fetch, render, compare, apply; its health
 wait off, as kubectl does not wait), initial and no-op, against `kubectl apply --server-side -f`
-of a directory of the same files. Half the objects are ConfigMaps, half Deployments with 0 replicas (the controllers still
-write their status: the fast path must see through that). kubectl's requests are counted from its -v=6 log.
+of a directory of the same files, with two floors measured beside them: ansible-playbook running no
+task, and the same writes alone (server-side applies, 16 at a time). Half the objects are
+ConfigMaps, half Deployments with 0 replicas (the controllers still write their status: the fast
+path must see through that). kubectl's requests are counted from its -v=6 log.
 
 kubernetes.core (from the `ansible` package, in its own cached venv: see peers.py) runs
 `kubernetes.core.k8s` the two ways its users feed it manifests: one multi-document `src:` file
@@ -34,6 +36,7 @@ import sys
 import tempfile
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -143,6 +146,23 @@ def whole_process(tools, kubeconfig, work, count, tag):
     return rows
 
 
+def floors(cluster, work, count, tag):
+    """What no tool driven this way can go below on this machine: ansible-playbook running no task,
+    and ``count`` server-side applies alone (16 at a time, no validation, no Ansible, no render)."""
+    play = os.path.join(work, "no-task.yml")
+    with open(play, "w", encoding="utf-8") as handle:
+        json.dump([{"hosts": "localhost", "gather_facts": False, "tasks": []}], handle)
+    argv = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), play, "-i", "localhost,", "-c", "local"]
+    no_task, proc = timed(lambda: subprocess.run(argv, capture_output=True, text=True, check=False))
+    if proc.returncode:
+        raise SystemExit("ansible-playbook with no task failed:\n%s" % proc.stdout[-2000:])
+    objs = objects("bench-floor-" + tag, count)
+    cluster.apply(objs[0], "bench-floor")
+    with ThreadPoolExecutor(16) as pool:
+        writes, _out = timed(lambda: list(pool.map(lambda obj: cluster.apply(obj, "bench-floor"), objs[1:])))
+    return {"no task": no_task, "writes": writes}
+
+
 def module_noop(module, bundle_path, app):
     """Seconds of a gitops.k8s.<module> run through ansible-playbook that must change nothing."""
     play = [{"hosts": "localhost", "gather_facts": False, "tasks": [
@@ -241,10 +261,12 @@ def main():
         rows.append((noop_apply, kubectl(tools, "no-op apply", ["apply", "--server-side", "--field-manager", "bench"], manifest)))
         module_seconds = {name: module_noop(name, bundle.path, app) for name in ("diff", "apply")}
         whole = whole_process(tools, kubeconfig, work, count, tag)
+        floor = floors(cluster, work, count, tag)
         core_startup = core_run(peer, "start-up", [{"hosts": "localhost", "gather_facts": False, "tasks": []}])
         core = {way: kubernetes_core(peer, core_manifests[way], way == "loop") for way in ("loop", "src")}
     finally:
-        for ns in (ns_ours, ns_kubectl, "bench-push-" + tag, "bench-kubectl-files-" + tag) + tuple(ns_core.values()):
+        for ns in (ns_ours, ns_kubectl, "bench-push-" + tag, "bench-kubectl-files-" + tag, "bench-floor-" + tag) \
+                + tuple(ns_core.values()):
             cluster.delete({"apiVersion": "v1", "kind": "Namespace", "name": ns})
         for name in (app, "bench-push-" + tag):
             for api, kind in (("v1", "ConfigMap"), ("coordination.k8s.io/v1", "Lease")):
@@ -269,6 +291,11 @@ def main():
         goal = WHOLE_PROCESS_GOALS[step]
         verdict = "met" if ours_s / theirs_s <= goal else "MISSED"
         print("%-14s %12.2f %12.2f %11.2fx  <= %.2fx %s" % (step, ours_s, theirs_s, ours_s / theirs_s, goal, verdict))
+    kubectl_s = {step: theirs_s for step, _ours_s, theirs_s in whole}
+    print("floors on this machine: ansible-playbook running no task %.2fs (%.2fx kubectl's no-op); %d server-side"
+          " applies alone, 16 at a time, no validation, no Ansible: %.2fs (%.2fx kubectl's initial apply)" % (
+              floor["no task"], floor["no task"] / kubectl_s["no-op apply"], count, floor["writes"],
+              floor["writes"] / kubectl_s["initial apply"]))
 
     # Like the peer, gitops.k8s's no-op rows run the module through ansible-playbook; its initial
     # apply is the engine's (no process start-up, which the peer's figure includes).
