@@ -3,6 +3,8 @@
 
 On disk a bundle is a directory with
   manifest.yaml  every object, in apply order, as a multi-document YAML stream
+  objects.json   the same documents as one JSON array: what ``Bundle.load`` reads (a YAML parser
+                 takes ten times as long, and a reconcile loads every app's bundle)
   index.json     {"digest", "revision", "renderer": {"type", "version"}, "count", "kinds", "objects": [entry...]}
 where an entry describes one object (same order as the manifest):
   {apiVersion, kind, namespace, name, wave, hook, hook_delete_policy, source, digest}
@@ -36,6 +38,7 @@ from .errors import GitOpsError
 from .source import cache_root
 
 MANIFEST = "manifest.yaml"
+OBJECTS = "objects.json"
 INDEX = "index.json"
 SEALED = "gitops.k8s/sealed"
 CACHE_MAX_AGE = 24 * 3600
@@ -44,7 +47,7 @@ CACHE_IN_USE = 3600
 EVICT_EVERY = 600
 
 
-def _key(create):
+def controller_key(create):
     """This controller's bundle key (32 bytes), or None when absent and not ``create``."""
     path = os.path.join(cache_root(), "keys", "bundle.key")
     try:
@@ -65,7 +68,7 @@ def _key(create):
             pass
     finally:
         os.unlink(aside)
-    return _key(False)
+    return controller_key(False)
 
 
 def _aead(key):
@@ -109,9 +112,9 @@ def touch(path):
         pass
 
 
-def evict_now_and_then(folder):
-    """``evict(folder)`` at most once every EVICT_EVERY seconds: a run renders many bundles, and
-    each full scan of a large cache costs as much as a render."""
+def evict_now_and_then(folder, sweep=None):
+    """``sweep(folder)`` (default ``evict``) at most once every EVICT_EVERY seconds: a run renders
+    many bundles, and each full scan of a large cache costs as much as a render."""
     marker = os.path.join(folder, ".last-eviction")
     try:
         if time.time() - os.path.getmtime(marker) < EVICT_EVERY:
@@ -120,7 +123,7 @@ def evict_now_and_then(folder):
         pass  # never evicted yet
     with open(marker, "a", encoding="utf-8"):
         os.utime(marker)
-    evict(folder)
+    (sweep or evict)(folder)
 
 
 def evict(folder, now=None):
@@ -186,22 +189,25 @@ class Bundle:
     @classmethod
     def load(cls, path):
         yaml = require_yaml("reading a bundle")
-        index_path, manifest_path = os.path.join(path, INDEX), os.path.join(path, MANIFEST)
         try:
-            with open(index_path, encoding="utf-8") as handle:
+            with open(os.path.join(path, INDEX), encoding="utf-8") as handle:
                 index = json.load(handle)
-            with open(manifest_path, encoding="utf-8") as handle:
-                # our own output: libyaml's loader when PyYAML has it (several times faster)
-                objects = [doc for doc in yaml.load_all(handle, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-                           if doc]
+            read = OBJECTS
+            try:
+                with open(os.path.join(path, OBJECTS), encoding="utf-8") as handle:
+                    objects = json.load(handle)
+            except FileNotFoundError:  # written by a release before objects.json
+                read = MANIFEST
+                with open(os.path.join(path, MANIFEST), encoding="utf-8") as handle:
+                    objects = [doc for doc in yaml.load_all(handle, Loader=yaml.SafeLoader) if doc]
             if any(SEALED in doc for doc in objects):
-                key = _key(False)
+                key = controller_key(False)
                 objects = [unseal(doc, key, path) for doc in objects]
         except (OSError, ValueError, yaml.YAMLError) as err:
             raise GitOpsError("%s is not a readable bundle (run gitops.k8s.render first): %s" % (path, err), bundle=path)
         if len(objects) != len(index.get("objects", [])):
             raise GitOpsError("bundle %s is inconsistent: %d objects in %s, %d in %s"
-                              % (path, len(objects), MANIFEST, len(index.get("objects", [])), INDEX), bundle=path)
+                              % (path, len(objects), read, len(index.get("objects", [])), INDEX), bundle=path)
         touch(path)
         return cls(path, index, objects)
 
@@ -232,11 +238,12 @@ def write_bundle(dest, objects, entries, revision=None, renderer=None, index=Non
     index = index or bundle_index(objects, entries, revision, renderer)
     os.makedirs(dest, exist_ok=True)
     if any(_is_secret(obj) for obj in objects):
-        key = _key(True)
+        key = controller_key(True)
         objects = [seal(obj, key) if _is_secret(obj) else obj for obj in objects]
     manifest = yaml.dump_all(objects, Dumper=getattr(yaml, "CSafeDumper", yaml.SafeDumper), default_flow_style=False,
                              sort_keys=False, explicit_start=True)
-    for name, text in ((MANIFEST, manifest), (INDEX, json.dumps(index, indent=1, sort_keys=True))):
+    for name, text in ((MANIFEST, manifest), (OBJECTS, json.dumps(objects, separators=(",", ":"))),
+                       (INDEX, json.dumps(index, indent=1, sort_keys=True))):
         fd, tmp = tempfile.mkstemp(dir=dest, prefix="." + name)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)

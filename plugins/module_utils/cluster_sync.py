@@ -202,8 +202,9 @@ def fetch_one(run, sources, settings):
 # -- 3. render ---------------------------------------------------------------------------------
 
 def render_bundles(runs, settings):
-    """Render each distinct (commit, path, namespace, render options) once."""
-    from .render import render_bundle  # the renderers are only needed when something is rendered
+    """Render each distinct (commit, path, namespace, render options) once, or recall it from an
+    earlier run (render/memo.py)."""
+    from .render import memo, render_bundle  # the renderers are only needed when something is rendered
 
     groups = {}
     for run in runs:
@@ -220,9 +221,17 @@ def render_bundles(runs, settings):
         try:
             if clash:
                 raise GitOpsError("render options of app %s may not set %s" % (first.name, ", ".join(clash)))
-            _result, bundle = render_bundle(first.checkout, path=first.app["path"], namespace=first.app["namespace"],
-                                            revision=first.resolved["revision"], helm=first.app["helm"],
-                                            chart=first.chart, **options)
+            # a Git commit's tree (a chart's content is not a commit's: never remembered)
+            remembered = None if first.app["helm"] or first.chart else memo.key(
+                first.resolved["revision"], {"path": first.app["path"], "namespace": first.app["namespace"],
+                                             "options": options})
+            bundle = memo.recall(remembered) if remembered else None
+            if bundle is None:
+                _result, bundle = render_bundle(first.checkout, path=first.app["path"], namespace=first.app["namespace"],
+                                                revision=first.resolved["revision"], helm=first.app["helm"],
+                                                chart=first.chart, **options)
+                if remembered:
+                    memo.remember(remembered, bundle)
         except TypeError as err:  # an unknown render option
             for run in group:
                 run.fail("render", GitOpsError("app %s: bad render option: %s" % (run.name, err)))

@@ -10,8 +10,9 @@ short_description: Render a path of a checkout into a validated, ordered bundle
 version_added: 0.1.0
 description:
   - Turns a directory of plain manifests, a Kustomization, a Helm chart, Jinja2 templates or Jsonnet files into one
-    B(bundle) on disk - C(manifest.yaml) (every object, in apply order) and C(index.json) (one entry per object, the
-    bundle digest, the source revision and the renderer) - that M(gitops.k8s.diff) and M(gitops.k8s.apply) read.
+    B(bundle) on disk - C(manifest.yaml) (every object, in apply order), C(objects.json) (the same objects as JSON,
+    which is what is read back) and C(index.json) (one entry per object, the bundle digest, the source revision and the
+    renderer) - that M(gitops.k8s.diff) and M(gitops.k8s.apply) read.
   - The checkout is untrusted input - nothing it contains runs on the controller. Paths that resolve outside it
     (C(..), absolute paths, symlinks) are refused; Jinja2 runs in a sandbox without lookups; kustomize runs with load
     restrictions and without exec or KRM-function plugins; helm runs C(helm template) without post-renderer, plugins or

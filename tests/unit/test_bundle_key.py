@@ -14,7 +14,7 @@ def test_concurrent_first_uses_all_get_the_whole_key(tmp_path, monkeypatch):
 
         def first_use():
             start.wait()
-            keys.append(bundle._key(True))
+            keys.append(bundle.controller_key(True))
 
         threads = [threading.Thread(target=first_use) for _thread in range(8)]
         for thread in threads:

@@ -15,7 +15,8 @@ import os
 import shutil
 import tempfile
 
-from ..bundle import INDEX, MANIFEST, Bundle, bundle_index, canonical_json, evict_now_and_then, touch, write_bundle
+from ..bundle import (INDEX, MANIFEST, OBJECTS, Bundle, bundle_index, canonical_json, evict_now_and_then, touch,
+                      write_bundle)
 from ..errors import GitOpsError
 from ..refs import describe, group_of, key_of, ref_of
 from ..source import cache_root
@@ -160,13 +161,15 @@ def write(objects, entries, dest, check_mode, revision, renderer):
     changed = (previous or {}).get("digest") != index["digest"]
     if check_mode and dest:
         final, previous = cached, read_index(cached)
-    if previous != index:  # a reader that sees the index sees its manifest (written before it)
+    # a reader that sees the index sees its objects (written before it); a bundle of a release
+    # before objects.json gets it
+    if previous != index or not os.path.exists(os.path.join(final, OBJECTS)):
         os.makedirs(bundles, exist_ok=True)
         staging = tempfile.mkdtemp(prefix=".render-", dir=bundles)
         try:
             write_bundle(staging, objects, entries, index=index)
             os.makedirs(final, exist_ok=True)
-            for name in (MANIFEST, INDEX):  # index last
+            for name in (MANIFEST, OBJECTS, INDEX):  # index last
                 os.replace(os.path.join(staging, name), os.path.join(final, name))
         finally:
             shutil.rmtree(staging, ignore_errors=True)
