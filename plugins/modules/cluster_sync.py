@@ -16,8 +16,8 @@ description:
     out once into its own read-only directory (C(~/.cache/gitops-k8s/checkouts/<sha>)), so applications of one
     repository at different versions never render each other's commit.
   - Each distinct (commit, path, namespace, render options) is rendered once, as M(gitops.k8s.render) does. A
-    directory of plain manifests is remembered across runs on the controller (keyed by commit, path, options and the
-    rendering code): a later run loads that bundle instead of parsing the files again.
+    directory of plain manifests is remembered across runs on the controller, keyed by commit, path, options and the
+    rendering code, so a later run loads that bundle instead of parsing the files again.
   - The cluster is read once - discovery, every inventory record with one LIST, and one LIST per kind for all
     applications (one GET per object of a kind the run names at most 4 objects of) - and every application is
     compared from that read. An application whose revision, bundle and live objects are unchanged costs no further
