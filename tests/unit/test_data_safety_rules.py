@@ -137,13 +137,16 @@ def _bundle_objects():
 
 
 def test_secrets_are_never_written_in_clear_and_load_back(tmp_path, monkeypatch):
-    from ansible_collections.gitops.k8s.plugins.module_utils.bundle import Bundle, MANIFEST, object_digest, write_bundle
+    from ansible_collections.gitops.k8s.plugins.module_utils.bundle import (
+        Bundle, MANIFEST, OBJECTS, object_digest, write_bundle)
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     objects, entries = _bundle_objects()
     write_bundle(str(tmp_path / "b"), [dict(o) for o in objects], entries)
+    for name in (MANIFEST, OBJECTS):
+        on_disk = (tmp_path / "b" / name).read_text()
+        assert "correct-horse-battery-staple" not in on_disk and "password" not in on_disk, name
     on_disk = (tmp_path / "b" / MANIFEST).read_text()
-    assert "correct-horse-battery-staple" not in on_disk and "password" not in on_disk
     assert "name: c" in on_disk and "k: v" in on_disk, "other objects stay readable"
     key = tmp_path / "cache" / "gitops-k8s" / "keys" / "bundle.key"
     assert oct(key.stat().st_mode & 0o777) == "0o600"

@@ -3,8 +3,9 @@
 
 A commit's tree never changes, so the per-cluster engine need not parse the same manifests again
 on every run: a reconcile of a thousand unchanged apps did, every few minutes. Only the
-``directory`` renderer is remembered (plain manifests, read from the commit alone); kustomize and
-helm may read remote bases and charts, jinja and jsonnet are left to render each time.
+``directory`` renderer is remembered (plain manifests, read from the commit alone, parsed by code
+this key covers); kustomize, helm, jinja and jsonnet render each time, as their output also
+depends on the tools and libraries installed.
 
 The key is an HMAC under the controller's bundle key (render options may carry secret values,
 such as ``substitute`` variables), over the commit, the path, every option, PyYAML's version and
@@ -36,9 +37,8 @@ FOLDER = "rendered"
 def _code_digest():
     """sha256 of the source of every module that shapes a directory bundle, or None when a
     loader cannot give it (nothing is remembered then)."""
-    from .. import bundle, refs
+    from .. import bundle, refs, render
     from . import checkout, directory, documents, order, substitute, waves_hooks
-    from .. import render
     digest = hashlib.sha256()
     for module in (render, bundle, refs, checkout, directory, documents, order, substitute, waves_hooks):
         try:
