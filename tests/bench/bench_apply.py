@@ -153,9 +153,12 @@ def floors(cluster, work, count, tag):
     with open(play, "w", encoding="utf-8") as handle:
         json.dump([{"hosts": "localhost", "gather_facts": False, "tasks": []}], handle)
     argv = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), play, "-i", "localhost,", "-c", "local"]
-    no_task, proc = timed(lambda: subprocess.run(argv, capture_output=True, text=True, check=False))
-    if proc.returncode:
-        raise SystemExit("ansible-playbook with no task failed:\n%s" % proc.stdout[-2000:])
+    no_task = None
+    for _attempt in range(3):  # a floor: the quickest of three
+        seconds, proc = timed(lambda: subprocess.run(argv, capture_output=True, text=True, check=False))
+        if proc.returncode:
+            raise SystemExit("ansible-playbook with no task failed:\n%s" % proc.stdout[-2000:])
+        no_task = min(seconds, no_task or seconds)
     objs = objects("bench-floor-" + tag, count)
     cluster.apply(objs[0], "bench-floor")
     with ThreadPoolExecutor(16) as pool:
