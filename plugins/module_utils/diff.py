@@ -51,6 +51,9 @@ ARGO_SYNC_OPTIONS = "argocd.argoproj.io/sync-options"
 # Objects headed for a namespace that does not exist yet (check mode, or create_namespaces off)
 # cannot be dry-run there; they are validated by a dry-run create in this namespace instead.
 STAND_IN_NAMESPACE = "default"
+# How often a dry-run may find the object changed since it was read (and read it again) before the
+# comparison goes by the last read.
+STALE_READS = 3
 
 
 # -- normalisation -----------------------------------------------------------------------------
@@ -388,7 +391,16 @@ def _dry_run_one(cluster, item, settings, missing):
     try:
         if item.ref["namespace"] in missing:
             item.merged = validate_elsewhere(cluster, item.obj, settings.field_manager)
-        else:
+            return
+        item.merged = write(cluster, item, settings, dry_run=True)
+        for _attempt in range(STALE_READS):
+            if item.live is None or _version(item.merged) == _version(item.live):
+                break
+            # another writer changed the object since it was read (a controller's annotation, or
+            # long since, for the per-cluster engine's one read): the dry-run merged into the newer
+            # object, which is what our write must be compared with, else their change looks ours
+            item.live = cluster.get(item.ref)
+            prepare_write(item, settings)
             item.merged = write(cluster, item, settings, dry_run=True)
     except ApiError as err:
         fields = immutable_fields(err)
@@ -400,6 +412,11 @@ def _dry_run_one(cluster, item, settings, missing):
                 item.error += " (%s)" % immutable_message(fields)
     except GitOpsError as err:
         item.error, item.unreachable = str(err), True
+
+
+def _version(obj):
+    """An object's resourceVersion: a dry-run returns the one of the object it merged into."""
+    return ((obj or {}).get("metadata") or {}).get("resourceVersion")
 
 
 def _validate_recreate(cluster, item, settings):

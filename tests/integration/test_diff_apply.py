@@ -153,6 +153,36 @@ def test_few_objects_of_a_kind_are_read_by_name(cluster, namespace, workdir, new
     assert reads == {"few": ["a0", "a1"], "many": ["configmaps"]}, reads
 
 
+def test_a_write_by_another_manager_between_our_read_and_the_dry_run_is_not_our_change(
+        cluster, namespace, workdir, new_app):
+    # a controller writes the object after we read it and before our dry-run (the deployment
+    # controller's revision annotation, after a template change): the dry-run merges into the newer
+    # object, so comparing it with our older read showed that controller's write as our change
+    app = new_app()
+    bundle = make_bundle(workdir, [configmap(namespace, "settings", color="blue")])
+    apply(cluster, bundle, app, Options(revision=bundle.revision))
+    path = "/api/v1/namespaces/%s/configmaps/settings" % namespace
+
+    def annotate(value):
+        cluster.request("PATCH", path, body={"metadata": {"annotations": {"example.com/seen": value}}},
+                        content_type="application/merge-patch+json", query={"fieldManager": "other-controller"})
+
+    def read_then_another_write(resource, ns, names):
+        found = cluster.read(resource, ns, names)
+        annotate(str(uuid.uuid4()))
+        return found
+
+    # without a record (a first diff, an adoption) a dry-run decides: nothing of ours to change
+    seen = diff(cluster, bundle, None, live=read_then_another_write)
+    assert not seen["changed"], seen["resources"]
+
+    changed = make_bundle(os.path.join(workdir, "green"), [configmap(namespace, "settings", color="green")])
+    seen = diff(cluster, changed, read_record(cluster, app), live=read_then_another_write)
+    assert seen["changed"] and seen["summary"]["update"] == 1, seen["summary"]
+    [resource] = seen["resources"]
+    assert "example.com/seen" not in resource["diff"] and "+  color: green" in resource["diff"], resource["diff"]
+
+
 def test_create_noop_change_drift_and_prune(cluster, namespace, workdir, new_app):
     app = new_app()
     objects = [configmap(namespace, "settings", color="blue"), configmap(namespace, "extra", a="1"),
