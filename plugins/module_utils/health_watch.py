@@ -276,7 +276,7 @@ def wait_healthy(cluster, refs, timeout=300, fail_fast=True, custom_health=None,
 
 
 def _result(state, outcome):
-    elapsed = state.elapsed()
+    elapsed = round(state.elapsed(), 3)  # rounded once: the summary says what ``elapsed`` says
     resources = [{"ref": ref, "status": state.verdicts[key][0], "message": state.verdicts[key][1]}
                  for key, ref in state.refs.items()]
     overall = worst(r["status"] for r in resources)
@@ -287,7 +287,7 @@ def _result(state, outcome):
         "healthy": healthy,
         "status": overall,
         "resources": resources,
-        "elapsed": round(elapsed, 3),
+        "elapsed": elapsed,
         "timeline": timeline,
         "summary": unhealthy_summary(state.cluster, resources, state.objects, outcome, elapsed) if not healthy else
         "%d of %d objects healthy after %.1fs" % (len(resources), len(resources), elapsed),

@@ -50,3 +50,15 @@ def test_closing_a_stream_whose_connection_is_gone_is_quiet():
     with pytest.raises(ValueError):
         finished.shutdown()
     Cluster.close_stream(finished)
+
+
+def test_the_summary_gives_the_elapsed_time_the_result_gives():
+    # rounded twice, 0.2500004 s read "healthy after 0.3s" beside "elapsed": 0.25 (0.2 s at one decimal)
+    from ansible_collections.gitops.k8s.plugins.module_utils.health import Health
+    from ansible_collections.gitops.k8s.plugins.module_utils.health_watch import _result, _Wait
+
+    state = _Wait(None, {"k": {"apiVersion": "v1", "kind": "ConfigMap", "namespace": "n", "name": "c"}}, None, None)
+    state.verdicts["k"] = (Health.HEALTHY, "exists")
+    state.elapsed = lambda: 0.2500004
+    result = _result(state, "healthy")
+    assert result["summary"] == "1 of 1 objects healthy after %.1fs" % result["elapsed"], result
