@@ -5,8 +5,8 @@ The engine says up front which objects its applications need; ``load`` makes one
 resource -- cluster-wide when several namespaces need it, else in the one namespace -- or, when
 the run needs at most READ_BY_NAME objects of a resource (a push of one app in a namespace shared
 with thousands), one GET each; concurrently. Every app's comparison
-(``diff.make_plan(live_index=...)``) and health reading then looks objects up in ``index``. Writes never go by the snapshot: apply re-reads under
-the app's Lease.
+(``diff.make_plan(live_index=...)``) and health reading then looks objects up in ``index``.
+Writes never go by the snapshot: apply re-reads under the app's Lease.
 """
 
 from __future__ import annotations
