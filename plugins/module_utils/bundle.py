@@ -47,6 +47,11 @@ CACHE_IN_USE = 3600
 EVICT_EVERY = 600
 
 
+def cache_folder():
+    """Where rendered bundles are kept, one folder per index (see render.write)."""
+    return os.path.join(cache_root(), "bundles")
+
+
 def controller_key(create):
     """This controller's bundle key (32 bytes), or None when absent and not ``create``."""
     path = os.path.join(cache_root(), "keys", "bundle.key")

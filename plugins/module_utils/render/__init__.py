@@ -15,8 +15,8 @@ import os
 import shutil
 import tempfile
 
-from ..bundle import (INDEX, MANIFEST, OBJECTS, Bundle, bundle_index, canonical_json, evict_now_and_then, touch,
-                      write_bundle)
+from ..bundle import (INDEX, MANIFEST, OBJECTS, Bundle, bundle_index, cache_folder, canonical_json, evict_now_and_then,
+                      touch, write_bundle)
 from ..errors import GitOpsError
 from ..refs import describe, group_of, key_of, ref_of
 from ..source import cache_root
@@ -153,7 +153,7 @@ def write(objects, entries, dest, check_mode, revision, renderer):
     In check mode an explicit ``dest`` is left alone: the bundle is written to the cache (later
     steps of a --check run need it) and ``changed`` says whether ``dest`` would change.
     """
-    bundles = os.path.join(cache_root(), "bundles")
+    bundles = cache_folder()
     index = bundle_index(objects, entries, revision=revision, renderer=renderer)
     cached = os.path.join(bundles, hashlib.sha256(canonical_json(index).encode("utf-8")).hexdigest())
     final = os.path.abspath(os.path.expanduser(dest)) if dest else cached

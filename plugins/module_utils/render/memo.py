@@ -24,7 +24,7 @@ import os
 import tempfile
 import time
 
-from ..bundle import CACHE_MAX_AGE, Bundle, canonical_json, controller_key, evict_now_and_then
+from ..bundle import CACHE_MAX_AGE, Bundle, cache_folder, canonical_json, controller_key, evict_now_and_then
 from ..deps import require_yaml
 from ..errors import GitOpsError
 from ..source import cache_root
@@ -68,7 +68,7 @@ def recall(memo_key):
     try:
         with open(entry, encoding="utf-8") as handle:
             name = handle.read().strip()
-        bundle = Bundle.load(os.path.join(cache_root(), "bundles", name))
+        bundle = Bundle.load(os.path.join(cache_folder(), name))
         os.utime(entry)  # recently used: kept by eviction
     except (OSError, GitOpsError):
         return None
@@ -78,7 +78,7 @@ def recall(memo_key):
 def remember(memo_key, bundle):
     """Remember ``bundle`` (just rendered, in the bundle cache) under ``memo_key``."""
     if bundle.index["renderer"].get("type") not in REMEMBERED or \
-            os.path.dirname(bundle.path) != os.path.join(cache_root(), "bundles"):
+            os.path.dirname(bundle.path) != cache_folder():
         return
     folder = os.path.join(cache_root(), FOLDER)
     os.makedirs(folder, exist_ok=True)
