@@ -5,6 +5,12 @@
 # would download get-pip from a host outside the package registries, so --requirements is used.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
+# ansible-test only warns and skips its shellcheck test when shellcheck is missing: fail instead.
+if ! command -v shellcheck >/dev/null 2>&1; then
+  echo "tests/sanity.sh: shellcheck is not installed, so ansible-test would skip the shellcheck test;" \
+       "install it with tests/install-system-packages.sh (or apt-get install shellcheck)" >&2
+  exit 1
+fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 dest="$work/ansible_collections/gitops/k8s"
@@ -20,4 +26,10 @@ pip_version=$("$sanity_venv/bin/python" -c 'import re, ansible_test._internal.py
 mkdir -p ~/.ansible/test/cache
 cp "$repo/tests/sanity_get_pip.py" ~/.ansible/test/cache/"get_pip_${pip_version//./_}.py"
 cd "$dest"
-"$sanity_venv/bin/ansible-test" sanity --requirements --python 3.11 --color no --exclude tests/cluster/ "$@"
+"$sanity_venv/bin/ansible-test" sanity --requirements --python 3.11 --color no --exclude tests/cluster/ "$@" 2>&1 \
+  | tee "$work/sanity.log"
+# Any other test ansible-test skips for a missing program or Python is only a warning too: a failure here.
+if grep -E 'Required program .* not found|Skipping sanity test' "$work/sanity.log" >&2; then
+  echo "tests/sanity.sh: ansible-test skipped a sanity test (above); install what it needs" >&2
+  exit 1
+fi
