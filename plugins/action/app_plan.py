@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from ansible.plugins.action import ActionBase
 
+from ansible_collections.gitops.k8s.plugins.module_utils.app_result import skipped_result
 from ansible_collections.gitops.k8s.plugins.module_utils.apps import plan
 from ansible_collections.gitops.k8s.plugins.plugin_utils.ansible_action import run_action
 
@@ -36,8 +37,8 @@ def plan_run(call):
         }
         for level, names in enumerate(planned["levels"]) for name in names
     ]
-    planned["skipped"] = [{"app": name, "cluster": cluster, "namespace": by_name[name]["namespace"],
-                           "skipped": "suspended", "suspended": True} for name in planned["suspended"]]
+    planned["skipped"] = [skipped_result(name, cluster, by_name[name]["namespace"], None, "suspended", suspended=True)
+                          for name in planned["suspended"]]
     return dict(planned, changed=False)
 
 

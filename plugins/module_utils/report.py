@@ -19,6 +19,7 @@ import json
 import os
 import tempfile
 
+from .app_result import Decision, Outcome
 from .errors import GitOpsError
 from .refs import describe
 
@@ -69,91 +70,93 @@ def _changes(apply, diff):
 
 def _outcome(record, applied, error):
     """One word for what the run did with this application."""
+    decision, check = record.get("decision"), record.get("check_mode")
     if record.get("skipped"):
-        return "suspended" if record.get("suspended") else "skipped"
-    if record.get("decision") in ("orphaned", "absent", "superseded") and not error:
-        return record["decision"]
-    if record.get("decision") == "removed" and not error:
-        return "would remove" if record.get("check_mode") else "removed"
+        return Outcome.SUSPENDED if record.get("suspended") else Outcome.SKIPPED
     if error:
-        return "rolled back" if _ran((record.get("rollback") or {}).get("apply")) else "failed"
-    check = record.get("check_mode")
-    decision = record.get("decision")
-    if decision == "drift":
+        return Outcome.ROLLED_BACK if _ran((record.get("rollback") or {}).get("apply")) else Outcome.FAILED
+    if decision in (Decision.ORPHANED, Decision.ABSENT, Decision.SUPERSEDED):
+        return decision  # the decision and the outcome are one word
+    if decision == Decision.REMOVED:
+        return Outcome.WOULD_REMOVE if check else Outcome.REMOVED
+    if decision == Decision.DRIFT:
         if not applied:
-            return "drift"
-        return "would heal" if check else "healed"
+            return Outcome.DRIFT
+        return Outcome.WOULD_HEAL if check else Outcome.HEALED
     if not applied or not (record.get("apply") or {}).get("changed"):
-        return "unchanged"
-    return "would sync" if check else "synced"
+        return Outcome.UNCHANGED
+    return Outcome.WOULD_SYNC if check else Outcome.SYNCED
+
+
+def _error(record):
+    """The app's error; a step that failed without the role noting it still fails the row."""
+    if record.get("error"):
+        return record["error"]
+    for step in ("fetch", "render", "diff", "apply", "health"):
+        if (record.get(step) or {}).get("failed"):
+            return {"step": step, "msg": record[step].get("msg") or "failed"}
+    return {}
+
+
+def _sync_word(record, applied, diff, error):
+    if record.get("skipped"):
+        return UNKNOWN
+    if _ran((record.get("rollback") or {}).get("apply")):
+        return OUT_OF_SYNC  # the cluster runs an older revision than Git asks for
+    if applied and not record.get("check_mode"):
+        return SYNCED
+    if _ran(diff):
+        return OUT_OF_SYNC if diff.get("changed") else SYNCED
+    return OUT_OF_SYNC if error.get("step") in ("render", "diff", "apply") else UNKNOWN
+
+
+def _unhealthy(health_result):
+    return [{"object": describe(r.get("ref", r)), "status": r.get("status"), "message": r.get("message") or ""}
+            for r in (health_result or {}).get("resources") or [] if r.get("status") != "Healthy"]
+
+
+def _drift(diff):
+    return [{"object": describe(r), "action": r.get("action"), "diff": r.get("diff") or ""}
+            for r in diff.get("resources") or [] if r.get("action") not in (None, "unchanged")] if _ran(diff) else []
+
+
+def _rollback_row(rollback):
+    if not rollback:
+        return None
+    return {"revision": rollback.get("revision"), "short_revision": short(rollback.get("revision")),
+            "ok": _ran(rollback.get("apply")) and _ran(rollback.get("health")), "message": rollback.get("msg") or ""}
 
 
 def app_row(record):
-    """Reduce one application's ``sync_result`` to a report row (plain JSON)."""
+    """Reduce one application's result (app_result.app_result) to a report row (plain JSON)."""
     fetch, diff, apply, health = (record.get(k) or {} for k in ("fetch", "diff", "apply", "health"))
     rollback = record.get("rollback") or {}
-    info = (record.get("info") or {}).get("record") or {}  # gitops.k8s.app_info's record of the app
+    info = (record.get("info") or {}).get("record") or {}  # the app's in-cluster record
     applied = _ran(apply)
     revision = apply.get("revision") if applied and apply.get("revision") else fetch.get("revision")
-    error = record.get("error") or {}
-    if not error:  # a step that failed without the role noting it still fails the row
-        for step in ("fetch", "render", "diff", "apply", "health"):
-            if (record.get(step) or {}).get("failed"):
-                error = {"step": step, "msg": record[step].get("msg") or "failed"}
-                break
-    if record.get("skipped"):
-        sync = UNKNOWN
-    elif _ran(rollback.get("apply")):
-        sync = OUT_OF_SYNC  # the cluster runs an older revision than Git asks for
-    elif applied and not record.get("check_mode"):
-        sync = SYNCED
-    elif _ran(diff):
-        sync = OUT_OF_SYNC if diff.get("changed") else SYNCED
-    else:
-        sync = OUT_OF_SYNC if error.get("step") in ("render", "diff", "apply") else UNKNOWN
+    error = _error(record)
     health_result = rollback.get("health") if _ran(rollback.get("apply")) else health
-    unhealthy = [
-        {"object": describe(r.get("ref", r)), "status": r.get("status"), "message": r.get("message") or ""}
-        for r in (health_result or {}).get("resources") or [] if r.get("status") != "Healthy"
-    ]
-    drift = [
-        {"object": describe(r), "action": r.get("action"), "diff": r.get("diff") or ""}
-        for r in diff.get("resources") or [] if r.get("action") not in (None, "unchanged")
-    ] if _ran(diff) else []
-    row = {
-        "app": record.get("app"),
-        "cluster": record.get("cluster"),
-        "namespace": record.get("namespace"),
-        "trigger": record.get("trigger"),
-        "revision": revision,
-        "short_revision": short(revision),
-        "commit": _subject(fetch.get("commit")),
-        "author": (fetch.get("commit") or {}).get("author"),
+    return {
+        "app": record.get("app"), "cluster": record.get("cluster"), "namespace": record.get("namespace"),
+        "trigger": record.get("trigger"), "revision": revision, "short_revision": short(revision),
+        "commit": _subject(fetch.get("commit")), "author": (fetch.get("commit") or {}).get("author"),
         "previous_revision": fetch.get("previous_revision"),
-        "sync": sync,
+        "sync": _sync_word(record, applied, diff, error),
         "health": _health_word(health_result),
         "outcome": _outcome(record, applied, error),
         "ok": not error,
         "message": record.get("skipped") or error.get("msg") or record.get("note") or "",
         "failed_step": error.get("step"),
         "changes": _changes(apply, diff),
-        "drift": drift,
+        "drift": _drift(diff),
         # left in the cluster by an app that does not prune: listed, not a difference
         "orphaned": [{"object": describe(r), "name": r.get("name")}
-                     for r in (apply if _ran(apply) else diff).get("orphaned") or []],
-        "unhealthy": unhealthy,
-        "rollback": None,
+                     for r in (apply if applied else diff).get("orphaned") or []],
+        "unhealthy": _unhealthy(health_result),
+        "rollback": _rollback_row(rollback),
         "history": list(info.get("history") or []),
         "duration": record.get("duration"),
     }
-    if rollback:
-        row["rollback"] = {
-            "revision": rollback.get("revision"),
-            "short_revision": short(rollback.get("revision")),
-            "ok": _ran(rollback.get("apply")) and _ran(rollback.get("health")),
-            "message": rollback.get("msg") or "",
-        }
-    return row
 
 
 def summarize(rows):
@@ -167,9 +170,9 @@ def summarize(rows):
         "healthy": count(lambda r: r["health"] == "HEALTHY"),
         "degraded": count(lambda r: r["health"] == "DEGRADED"),
         "failed": count(lambda r: not r["ok"]),
-        "rolled_back": count(lambda r: r["outcome"] == "rolled back"),
-        "skipped": count(lambda r: r["outcome"] in ("skipped", "suspended")),
-        "changed": count(lambda r: r["outcome"] in ("synced", "healed", "rolled back")),
+        "rolled_back": count(lambda r: r["outcome"] == Outcome.ROLLED_BACK),
+        "skipped": count(lambda r: r["outcome"] in (Outcome.SKIPPED, Outcome.SUSPENDED)),
+        "changed": count(lambda r: r["outcome"] in Outcome.CHANGED),
     }
 
 
@@ -306,7 +309,7 @@ def _details(row):
     if row["drift"]:
         body = "".join("<p><b>%s</b> %s</p>%s" % (_e(d["action"]), _e(d["object"]), _diff_html(d["diff"]) if d["diff"] else "")
                        for d in row["drift"])
-        title = "What changed" if row["outcome"] in ("synced", "healed") else "Diff against the cluster"
+        title = "What changed" if row["outcome"] in (Outcome.SYNCED, Outcome.HEALED) else "Diff against the cluster"
         parts.append("<details%s><summary>%s (%d object%s)</summary>%s</details>"
                      % (" open" if row["sync"] == OUT_OF_SYNC else "", title, len(row["drift"]),
                         "" if len(row["drift"]) == 1 else "s", body))
