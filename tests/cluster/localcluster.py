@@ -8,6 +8,8 @@ Used by tests/cluster/{up,down,env} and by the pytest fixtures. Everything liste
       one multi-call binary built from ./go.mod (k8s.io/kubernetes + etcd server)
   kwok      go install sigs.k8s.io/kwok/cmd/kwok, simulating the nodes and their pods
   helm      go install helm.sh/helm/v3/cmd/helm
+  sops      go install github.com/getsops/sops/v3/cmd/sops (SOPS-encrypted files at render)
+  age-keygen  go install filippo.io/age/cmd/age-keygen (the age keys of the secrets tests)
   registry  go install github.com/distribution/distribution/v3/cmd/registry (OCI tests only)
 """
 
@@ -37,7 +39,8 @@ KUBERNETES_VERSION = "v1.36.3"
 
 
 def tool_versions():
-    """HELM_VERSION, KWOK_VERSION, KUSTOMIZE_VERSION from tool-versions.env (the EE reads it too)."""
+    """HELM_VERSION, KWOK_VERSION, KUSTOMIZE_VERSION, SOPS_VERSION, AGE_VERSION from tool-versions.env
+    (the EE reads it too)."""
     with open(os.path.join(REPO, "tool-versions.env"), encoding="utf-8") as handle:
         pairs = (line.strip().split("=", 1) for line in handle if "=" in line and not line.startswith("#"))
         return {key: value for key, value in pairs}
@@ -45,6 +48,8 @@ def tool_versions():
 
 KWOK_VERSION = tool_versions()["KWOK_VERSION"]
 HELM_VERSION = tool_versions()["HELM_VERSION"]
+SOPS_VERSION = tool_versions()["SOPS_VERSION"]
+AGE_VERSION = tool_versions()["AGE_VERSION"]
 # the OCI registry of tests/servers (tests only, not in the EE)
 REGISTRY_VERSION = "v3.1.2"
 NODES = 3
@@ -214,7 +219,7 @@ def kwok_stages():
 
 
 def tools_dir():
-    """A directory with kubectl, helm and kwok, for PATH."""
+    """A directory with kubectl, helm, kwok, sops and age-keygen, for PATH."""
     bindir = control_plane_bin()
     tools = os.path.join(CACHE, "tools")
     os.makedirs(tools, exist_ok=True)
@@ -222,6 +227,8 @@ def tools_dir():
         "kubectl": os.path.join(bindir, "k8s-local"),
         "helm": go_install("helm.sh/helm/v3/cmd/helm", HELM_VERSION, "helm"),
         "kwok": go_install("sigs.k8s.io/kwok/cmd/kwok", KWOK_VERSION, "kwok"),
+        "sops": go_install("github.com/getsops/sops/v3/cmd/sops", SOPS_VERSION, "sops"),
+        "age-keygen": go_install("filippo.io/age/cmd/age-keygen", AGE_VERSION, "age-keygen"),
     }
     for name, target in wanted.items():
         link = os.path.join(tools, name)
