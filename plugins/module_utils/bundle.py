@@ -11,7 +11,8 @@ where an entry describes one object (same order as the manifest):
 ``hook`` is a list of phases (PreSync, Sync, PostSync, SyncFail) or null; ``digest`` is the
 sha256 of the object's canonical JSON; the bundle digest is the sha256 of the entries' digests.
 
-Secrets are never written in clear: each Secret document of the manifest is sealed, i.e. replaced
+Secrets are never written in clear: each Secret document of the manifest (every document, in a
+bundle rendered from decrypted files) is sealed, i.e. replaced
 by ``{apiVersion, kind, metadata: {name, namespace}, gitops.k8s/sealed: <AES-256-GCM ciphertext>}``
 of the whole object, under a key of this controller (``<cache>/keys/bundle.key``, mode 0600,
 made on first use). ``Bundle.load`` opens them again, so a bundle rendered by one task is usable
@@ -233,18 +234,19 @@ def bundle_index(objects, entries, revision=None, renderer=None):
     }
 
 
-def write_bundle(dest, objects, entries, revision=None, renderer=None, index=None):
+def write_bundle(dest, objects, entries, revision=None, renderer=None, index=None, seal_all=False):
     """Write ``objects`` (already ordered) with their ``entries`` to ``dest``; return the index
-    (``index``: the one ``bundle_index`` made of them already).
+    (``index``: the one ``bundle_index`` made of them already). Secrets are sealed; with
+    ``seal_all``, every object.
 
     Files are written to a temporary name and renamed so a reader never sees half a bundle.
     """
     yaml = require_yaml("writing a bundle")
     index = index or bundle_index(objects, entries, revision, renderer)
     os.makedirs(dest, exist_ok=True)
-    if any(_is_secret(obj) for obj in objects):
+    if any(seal_all or _is_secret(obj) for obj in objects):
         key = controller_key(True)
-        objects = [seal(obj, key) if _is_secret(obj) else obj for obj in objects]
+        objects = [seal(obj, key) if seal_all or _is_secret(obj) else obj for obj in objects]
     manifest = yaml.dump_all(objects, Dumper=getattr(yaml, "CSafeDumper", yaml.SafeDumper), default_flow_style=False,
                              sort_keys=False, explicit_start=True)
     for name, text in ((MANIFEST, manifest), (OBJECTS, json.dumps(objects, separators=(",", ":"))),

@@ -2,9 +2,11 @@
 """Render a path of a checkout into a validated, ordered bundle.
 
 One renderer per file (directory, kustomize, helm, jinja, jsonnet) turns the path into
-``(source file, text)`` documents; everything after that is shared: parse once, flatten Lists,
+``(source file, text)`` documents, decrypting the SOPS and Ansible Vault files it reads with the
+``decryption`` keys (secrets.py); everything after that is shared: parse once, flatten Lists,
 substitute variables, read waves and hooks, validate, default the namespace, add labels and
-annotations, refuse duplicates, order, and write the bundle.
+annotations, refuse duplicates, order, and write the bundle (every object of it sealed when
+anything was decrypted).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from ..refs import describe, group_of, key_of, ref_of
 from ..source import cache_root
 from .. import chart_source
 from . import directory, jinja, jsonnet, kustomize
+from .secrets import Decryptor, refuse_undecrypted
 from . import helm as helm_renderer  # "helm" is the option naming a chart to pull
 from .checkout import Checkout
 from .documents import parse, validate
@@ -57,7 +60,7 @@ def render(*args, **kwargs):
 
 def render_bundle(source=None, path=".", type="auto", namespace=None, labels=None, annotations=None, substitute=None,
                   substitute_strict=True, allow_empty=False, dest=None, check_mode=False, revision=None, helm=None,
-                  chart=None, **options):
+                  chart=None, decryption=None, **options):
     """Render ``path`` of the checkout ``source`` (or the chart ``helm`` names); write the bundle;
     return (the result, the Bundle as rendered: no need to read it back).
 
@@ -66,9 +69,11 @@ def render_bundle(source=None, path=".", type="auto", namespace=None, labels=Non
 
     ``options`` are the renderer's own (recurse, include, exclude, release_name, values_files,
     values, include_crds, kube_version, api_versions, vars, ext_vars, tla, jsonnet_libs,
-    kustomize_enable_helm, helm_binary, kustomize_binary). ``helm`` (see chart_source) pulls the
-    chart from a repository or registry; ``source`` is then optional and holds the values files.
-    ``chart``: the result of ``chart_source.pull`` for ``helm`` when the caller pulled it already.
+    kustomize_enable_helm, helm_binary, kustomize_binary, sops_binary). ``helm`` (see chart_source)
+    pulls the chart from a repository or registry; ``source`` is then optional and holds the values
+    files. ``chart``: the result of ``chart_source.pull`` for ``helm`` when the caller pulled it
+    already. ``decryption``: the keys of this render, ``{age_keys, gpg_keys, vault}`` (see
+    secrets.Decryptor); the renderer's ``decrypted`` files are listed in the bundle's renderer.
     """
     spec = chart_source.check_spec(helm) if helm else None
     pulled = chart or (chart_source.pull(spec, cache_root(), options.get("helm_binary")) if spec and spec["repo"] else None)
@@ -79,8 +84,13 @@ def render_bundle(source=None, path=".", type="auto", namespace=None, labels=Non
     if target and not os.path.isdir(target):
         raise GitOpsError("path %r is not a directory of the checkout" % path, path=path)
     kind = "helm" if pulled else detect(target) if type == "auto" else type
-    options = dict(options, namespace=namespace, helm=spec, pulled=pulled)
-    documents, version = RENDERERS[kind].render(checkout, target, options)
+    # the decryptor's plaintext folders and GNUPGHOME are gone once the renderer returns
+    with Decryptor(decryption, options.get("sops_binary")) as decryptor:
+        documents, version = RENDERERS[kind].render(
+            checkout, target, dict(options, namespace=namespace, helm=spec, pulled=pulled, decryptor=decryptor))
+    renderer = {"type": kind, "version": version}
+    if decryptor.decrypted:
+        renderer["decrypted"] = sorted(set(decryptor.decrypted))
     objects, entries, skipped = postprocess(parse(documents), namespace, labels, annotations, substitute,
                                             substitute_strict)
     if not objects and not allow_empty:
@@ -89,7 +99,7 @@ def render_bundle(source=None, path=".", type="auto", namespace=None, labels=Non
     if revision is None:
         # a pulled chart's revision is the chart's (name@version+digest); values from Git add their commit
         revision = chart_source.app_revision(pulled, _revision(checkout.root) if checkout else None)
-    result, index = write(objects, entries, dest, check_mode, revision, {"type": kind, "version": version})
+    result, index = write(objects, entries, dest, check_mode, revision, renderer)
     result["skipped"] = skipped
     result["chart"] = {k: pulled[k] for k in ("chart", "version", "digest", "revision")} if pulled else None
     return result, Bundle(result["bundle"], index, objects)
@@ -102,6 +112,7 @@ def postprocess(parsed, namespace=None, labels=None, annotations=None, substitut
     kept, skipped = [], []
     for src, obj in parsed:
         validate(src, obj)
+        refuse_undecrypted(src, obj)
         wave, hook, policies, skip = wave_and_hook(src, obj)
         if not obj["metadata"].get("name") and not hook:
             raise GitOpsError("%s: %s has generateName but no name; only hooks may (they are created anew each sync)"
@@ -152,6 +163,8 @@ def write(objects, entries, dest, check_mode, revision, renderer):
     revision and renderer: two revisions of the same content never share, or rewrite, a folder).
     In check mode an explicit ``dest`` is left alone: the bundle is written to the cache (later
     steps of a --check run need it) and ``changed`` says whether ``dest`` would change.
+    A render that decrypted files (``renderer["decrypted"]``) has every object sealed: any of them
+    may hold plaintext (a ConfigMap generated from an encrypted file, a Deployment from Helm values).
     """
     bundles = cache_folder()
     index = bundle_index(objects, entries, revision=revision, renderer=renderer)
@@ -167,7 +180,7 @@ def write(objects, entries, dest, check_mode, revision, renderer):
         os.makedirs(bundles, exist_ok=True)
         staging = tempfile.mkdtemp(prefix=".render-", dir=bundles)
         try:
-            write_bundle(staging, objects, entries, index=index)
+            write_bundle(staging, objects, entries, index=index, seal_all=bool(renderer.get("decrypted")))
             os.makedirs(final, exist_ok=True)
             for name in (MANIFEST, OBJECTS, INDEX):  # index last
                 os.replace(os.path.join(staging, name), os.path.join(final, name))

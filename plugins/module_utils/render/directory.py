@@ -1,5 +1,6 @@
 # Copyright: gitops.k8s contributors; Apache License 2.0 (see LICENSE)
-"""Plain manifests: ``.yaml``, ``.yml`` and ``.json`` files of a directory (its subfolders with ``recurse``)."""
+"""Plain manifests: ``.yaml``, ``.yml`` and ``.json`` files of a directory (its subfolders with ``recurse``),
+SOPS- or Vault-encrypted ones decrypted in memory."""
 
 from __future__ import annotations
 
@@ -11,4 +12,5 @@ EXTENSIONS = (".yaml", ".yml", ".json")
 def render(checkout, target, options):
     yaml = require_yaml("rendering type=directory")
     files = checkout.files(target, EXTENSIONS, options.get("recurse"), options.get("include"), options.get("exclude"))
-    return [(checkout.relpath(path), checkout.read(path)) for path in files], "PyYAML %s" % yaml.__version__
+    documents = options["decryptor"].texts([(path, checkout.relpath(path), checkout.read(path)) for path in files])
+    return documents, "PyYAML %s" % yaml.__version__

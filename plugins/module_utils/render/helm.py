@@ -4,7 +4,10 @@
 The chart is a folder of the checkout or one pulled from a chart repository or OCI registry
 (``chart_source``). Values come from files inside the checkout, named relative to the chart
 directory (or, for a pulled chart, to ``path`` of the checkout, like Argo CD's ``$values``), and
-from the ``values`` dict, which is passed on stdin (never written to disk). A chart whose
+from the ``values`` dict, which is passed on stdin (never written to disk). An encrypted values
+file (SOPS, Ansible Vault, or ``!vault`` values) reaches helm as a file of a memory file system,
+removed once helm is done (secrets.Decryptor.readable): helm takes several files, in order, and
+one stdin. A chart whose
 ``Chart.yaml`` names dependencies missing from ``charts/`` gets ``helm dependency build`` in a
 private copy (the only step that uses the network); otherwise rendering is offline.
 """
@@ -49,7 +52,7 @@ def render(checkout, target, options):
         if options.get("include_crds", True):
             argv.append("--include-crds")
         for path in values_files:
-            argv += ["--values", path]
+            argv += ["--values", options["decryptor"].readable(path, checkout.relpath(path), vault_tags=True)]
         if options.get("values"):
             argv += ["--values", "-"]
         if options.get("kube_version"):

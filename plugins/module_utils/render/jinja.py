@@ -1,5 +1,6 @@
 # Copyright: gitops.k8s contributors; Apache License 2.0 (see LICENSE)
-"""``*.j2`` templates rendered in Jinja2's immutable sandbox (plain manifests next to them are read as is).
+"""``*.j2`` templates rendered in Jinja2's immutable sandbox (manifests next to them are read as
+``directory`` reads them, SOPS- or Vault-encrypted ones decrypted).
 
 Only ``vars`` are visible: no Ansible filters, lookups or globals that could reach files, the
 environment, the network or processes; undefined variables are errors. Includes and imports
@@ -51,7 +52,7 @@ def render(checkout, target, options):
     for path in files:
         rel = checkout.relpath(path)
         if not path.endswith(".j2"):
-            documents.append((rel, checkout.read(path)))
+            documents.append((rel, options["decryptor"].text(path, rel, checkout.read(path))))
             continue
         try:
             documents.append((rel, env.get_template(rel.replace(os.sep, "/")).render(variables)))

@@ -12,6 +12,10 @@ such as ``substitute`` variables), over the commit, the path, every option, PyYA
 the source of the rendering code itself, so that an upgrade never reuses what older code
 rendered. An entry (``<cache>/rendered/<key>``) names a bundle of the content-addressed cache; a
 bundle evicted since, or that does not load, is rendered again.
+
+A render that decrypts is never remembered: its keys (the ``decryption`` option) stay out of the
+key's material, and no entry leads to a bundle of decrypted files, which renders again each time
+with the keys of the app that asks.
 """
 
 from __future__ import annotations
@@ -38,9 +42,9 @@ def _code_digest():
     """sha256 of the source of every module that shapes a directory bundle, or None when a
     loader cannot give it (nothing is remembered then)."""
     from .. import bundle, refs, render
-    from . import checkout, directory, documents, order, substitute, waves_hooks
+    from . import checkout, directory, documents, order, secrets, substitute, waves_hooks
     digest = hashlib.sha256()
-    for module in (render, bundle, refs, checkout, directory, documents, order, substitute, waves_hooks):
+    for module in (render, bundle, refs, checkout, directory, documents, order, secrets, substitute, waves_hooks):
         try:
             digest.update(inspect.getsource(module).encode("utf-8"))
         except (OSError, TypeError):
@@ -52,7 +56,7 @@ def key(commit, params):
     """The memo key of rendering ``params`` (path, namespace, options) of the tree of ``commit`` (a
     sha; the bundle records it as its revision), or None when it cannot be remembered."""
     code = _code_digest()
-    if not commit or code is None:
+    if not commit or code is None or (params.get("options") or {}).get("decryption"):
         return None
     try:
         material = canonical_json({"commit": commit, "params": params, "code": code,
@@ -77,7 +81,7 @@ def recall(memo_key):
 
 def remember(memo_key, bundle):
     """Remember ``bundle`` (just rendered, in the bundle cache) under ``memo_key``."""
-    if bundle.index["renderer"].get("type") not in REMEMBERED or \
+    if bundle.index["renderer"].get("type") not in REMEMBERED or bundle.index["renderer"].get("decrypted") or \
             os.path.dirname(bundle.path) != cache_folder():
         return
     folder = os.path.join(cache_root(), FOLDER)
