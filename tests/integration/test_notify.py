@@ -1,13 +1,17 @@
 """Notifications from the push and reconcile playbooks, received by a real local HTTP server.
 
-tests/receiver.py runs as its own process and records every request (path, headers, JSON body);
-the first segment of a path chooses how it answers (fail twice, never answer). Each target type
-(webhook, Slack, GitHub, GitLab and Gitea commit statuses) gets a success, a failed sync and a
-drift; a flaky and a dead receiver must cost bounded time and change nothing about the sync.
+tests/receiver.py runs as its own process and records every request (path, headers, JSON body)
+and answers it as the service its path names would (GitHub, GitLab and Gitea commit statuses,
+Slack incoming webhooks), refusing what that service refuses; the first segment of a path can
+choose another answer (fail twice, never answer). Each target type gets a success, a failed sync
+and a drift, and every request must be one the service accepts; a flaky and a dead receiver must
+cost bounded time and change nothing about the sync.
 """
 
+import http.client
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -40,6 +44,17 @@ class Receiver:
         with open(self.record_file, encoding="utf-8") as handle:
             found = [json.loads(line) for line in handle if line.strip()]
         return [r for r in found if r["path"].startswith("/" + prefix.strip("/"))]
+
+    def post(self, path, body, headers):
+        """POST ``body`` (a document, sent as JSON, or raw bytes) with exactly ``headers``; (status, answer text)."""
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        try:
+            conn.request("POST", "/" + path.strip("/"), body=data, headers=dict(headers, **{"Content-Length": str(len(data))}))
+            resp = conn.getresponse()
+            return resp.status, resp.read().decode()
+        finally:
+            conn.close()
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +122,7 @@ def test_every_target_type_hears_of_a_success_a_failed_sync_and_a_drift(
     targets = [
         {"name": "hook", "type": "webhook", "url": receiver.url("%s/hook" % tag),
          "headers": {"Authorization": "Bearer {{ vault_hook_token }}"}},
-        {"name": "chat", "type": "slack", "url": receiver.url("%s/slack" % tag)},
+        {"name": "chat", "type": "slack", "url": receiver.url("%s/slack/services/T0001/B0001/XXXX" % tag)},
         {"name": "gh", "type": "github", "url": receiver.url("%s/github" % tag), "repository": "team/deploy",
          "token_env": "GITOPS_TEST_GITHUB_TOKEN"},
         {"name": "gl", "type": "gitlab", "url": receiver.url("%s/gitlab" % tag), "repository": "team/deploy",
@@ -123,6 +138,9 @@ def test_every_target_type_hears_of_a_success_a_failed_sync_and_a_drift(
     assert pushed.returncode != 0 and rows[good]["outcome"] == "synced" and rows[bad]["outcome"] == "failed", out
     for secret in (GITHUB_TOKEN, GITLAB_TOKEN, GITEA_TOKEN, HOOK_TOKEN, receiver.url("%s/slack" % tag)):
         assert secret not in out
+    assert [(r["path"], r["refusal"]) for r in receiver.requests(tag) if r["refusal"]] == [], \
+        "every request is one the real service accepts"
+    assert not re.search(r"notification \S+ of \S+ to \S+ failed", out), out
 
     hook = by_app(receiver.requests("%s/hook" % tag))
     assert set(hook) == {good, bad}, hook
@@ -180,6 +198,8 @@ def test_every_target_type_hears_of_a_success_a_failed_sync_and_a_drift(
     out = reconciled.stdout + reconciled.stderr
     for secret in (GITHUB_TOKEN, GITLAB_TOKEN, GITEA_TOKEN, HOOK_TOKEN):
         assert secret not in out
+    assert [(r["path"], r["refusal"]) for r in receiver.requests(tag) if r["refusal"]] == []
+    assert not re.search(r"notification \S+ of \S+ to \S+ failed", out), out
 
 
 def test_a_flaky_receiver_is_retried_and_a_dead_one_costs_bounded_time_and_neither_touches_the_sync(
@@ -216,3 +236,64 @@ def test_a_flaky_receiver_is_retried_and_a_dead_one_costs_bounded_time_and_neith
     spent = dead[-1]["time"] - dead[0]["time"]
     assert spent < 2 * 2 + 1 + 2 + 2, spent
     assert elapsed < 300, elapsed
+
+
+SHA = "3f2a9c1d" + "0" * 32
+GITHUB_HEADERS = {"User-Agent": "test", "Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28",
+                  "Authorization": "Bearer x", "Content-Type": "application/json"}
+GITLAB_HEADERS = {"PRIVATE-TOKEN": "x", "Content-Type": "application/json"}
+GITEA_HEADERS = {"Authorization": "token x", "Content-Type": "application/json"}
+SLACK_HEADERS = {"Content-Type": "application/json"}
+GITHUB, GITLAB, GITEA, SLACK = ("github/repos/team/deploy/statuses/" + SHA, "gitlab/api/v4/projects/team%2Fdeploy/statuses/" + SHA,
+                                "gitea/api/v1/repos/team/deploy/statuses/" + SHA, "slack/services/T0001/B0001/XXXX")
+
+
+def without(headers, name):
+    return {k: v for k, v in headers.items() if k != name}
+
+
+@pytest.mark.parametrize("path, body, headers, status, says", [
+    (GITHUB, {"state": "success", "description": "d" * 140, "context": "gitops.k8s/c/a"}, GITHUB_HEADERS, 201, '"id"'),
+    (GITHUB, {"state": "success", "description": "d" * 141}, GITHUB_HEADERS, 422,
+     "description is too long (maximum is 140 characters)"),
+    (GITHUB, {"state": "failed"}, GITHUB_HEADERS, 422, "state is not included in the list"),
+    (GITHUB, {"state": "success", "context": 7}, GITHUB_HEADERS, 422, "context is invalid"),
+    (GITHUB, {"state": "success"}, without(GITHUB_HEADERS, "User-Agent"), 403, "User-Agent header"),
+    (GITHUB, {"state": "success"}, without(GITHUB_HEADERS, "X-GitHub-Api-Version"), 400, "X-GitHub-Api-Version"),
+    (GITHUB, {"state": "success"}, dict(GITHUB_HEADERS, Accept="application/json"), 415, "Accept"),
+    (GITHUB, {"state": "success"}, without(GITHUB_HEADERS, "Authorization"), 401, "Requires authentication"),
+    (GITHUB, b"{not json", GITHUB_HEADERS, 400, "Problems parsing JSON"),
+    (GITLAB, {"state": "failed", "name": "gitops.k8s/c/a", "description": "d"}, GITLAB_HEADERS, 201, '"status": "failed"'),
+    (GITLAB, {"state": "running"}, dict(without(GITLAB_HEADERS, "PRIVATE-TOKEN"), Authorization="Bearer x"), 201, "running"),
+    (GITLAB, {"state": "failure"}, GITLAB_HEADERS, 400, "state does not have a valid value"),
+    (GITLAB, {"name": "n"}, GITLAB_HEADERS, 400, "state is missing"),
+    (GITLAB, {"state": "success", "target_url": "https://e.example/" + "x" * 240}, GITLAB_HEADERS, 400, "maximum is 255"),
+    (GITLAB, {"state": "success"}, without(GITLAB_HEADERS, "PRIVATE-TOKEN"), 401, "401 Unauthorized"),
+    (GITEA, {"state": "warning", "context": "gitops.k8s/c/a", "description": "d"}, GITEA_HEADERS, 201, "warning"),
+    (GITEA, {"state": "failed"}, GITEA_HEADERS, 422, "invalid commit status state"),
+    (GITEA, {"state": "success"}, without(GITEA_HEADERS, "Authorization"), 401, "token is required"),
+    (SLACK, {"text": "hello"}, SLACK_HEADERS, 200, "ok"),
+    (SLACK, b"{not json", SLACK_HEADERS, 400, "invalid_payload"),
+    (SLACK, {"text": "hello"}, {"Content-Type": "text/plain"}, 400, "invalid_payload"),
+    (SLACK, {"username": "gitops"}, SLACK_HEADERS, 400, "no_text"),
+])
+def test_the_receiver_answers_as_each_service_would(receiver, path, body, headers, status, says):
+    tag = uuid.uuid4().hex[:6]
+    got, answer = receiver.post("%s/%s" % (tag, path), body, headers)
+    assert (got, says in answer) == (status, True), answer
+    [recorded] = receiver.requests(tag)
+    assert recorded["status"] == status and bool(recorded["refusal"]) == (status >= 400), recorded
+
+
+def test_a_commit_status_target_without_a_token_is_refused_before_anything_is_sent(ansible, receiver):
+    # GitHub, GitLab and Gitea create no commit status without a token: the target cannot work
+    tag = uuid.uuid4().hex[:6]
+    record = {"app": "web", "cluster": "prod", "namespace": "shop", "trigger": "push",
+              "fetch": {"revision": SHA, "commit": {"message": "Scale web", "author": "Ann <ann@example.com>"}},
+              "apply": {"changed": True, "revision": SHA}, "health": {"healthy": True, "status": "Healthy", "resources": []}}
+    for kind in ("github", "gitlab", "gitea"):
+        target = {"name": "forge", "type": kind, "url": receiver.url("%s/%s" % (tag, kind)), "repository": "team/deploy"}
+        proc, result = ansible.module("gitops.k8s.notify", {"results": [record], "targets": [target]})
+        assert result.get("failed"), (kind, result, proc.stdout)
+        assert "gitops_notify target forge (%s) needs token or token_env" % kind in result["msg"], result["msg"]
+    assert receiver.requests(tag) == [], "nothing was sent"
