@@ -264,6 +264,10 @@ def validate_targets(targets):
         if kind in COMMIT_STATUS_TYPES and not target.get("repository"):
             raise GitOpsError("gitops_notify target %s (%s) needs repository (owner/name or the GitLab project path)"
                               % (name, kind), target=name)
+        # The forges create no commit status without a token (401): every delivery would fail.
+        if kind in COMMIT_STATUS_TYPES and not (target.get("token") or target.get("token_env")):
+            raise GitOpsError("gitops_notify target %s (%s) needs token or token_env: the forge sets no commit status "
+                              "without one" % (name, kind), target=name)
 
 
 def warnings_of(deliveries):

@@ -79,7 +79,9 @@ options:
         description: Extra HTTP headers, e.g. C(Authorization) for a webhook; treated as secrets.
         type: dict
       token:
-        description: The API token of a commit status target (GitHub C(Bearer), GitLab C(PRIVATE-TOKEN), Gitea C(token)).
+        description:
+          - The API token of a commit status target (GitHub C(Bearer), GitLab C(PRIVATE-TOKEN), Gitea C(token)).
+          - A commit status target needs it or O(targets[].token_env) (the forges set no status without a token).
         type: str
       token_env:
         description: Name of an environment variable of the controller that holds the token, instead of O(targets[].token).
