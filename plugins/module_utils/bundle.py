@@ -21,7 +21,7 @@ behind) reveals no secret value. A bundle whose key is gone must be rendered aga
 
 Bundles in the cache are evicted by ``evict`` when unused (index.json untouched: render and load
 touch it) for longer than CACHE_MAX_AGE, or beyond CACHE_MAX_BUNDLES, never those used within
-CACHE_IN_USE: a play's render and apply are minutes apart.
+cache.IN_USE: a play's render and apply are minutes apart.
 """
 
 from __future__ import annotations
@@ -30,10 +30,9 @@ import base64
 import hashlib
 import json
 import os
-import shutil
 import tempfile
-import time
 
+from . import cache
 from .deps import import_library, require_yaml
 from .errors import GitOpsError
 from .source import cache_root
@@ -44,8 +43,6 @@ INDEX = "index.json"
 SEALED = "gitops.k8s/sealed"
 CACHE_MAX_AGE = 24 * 3600
 CACHE_MAX_BUNDLES = 256
-CACHE_IN_USE = 3600
-EVICT_EVERY = 600
 
 
 def cache_folder():
@@ -119,42 +116,18 @@ def touch(path):
 
 
 def evict_now_and_then(folder, sweep=None):
-    """``sweep(folder)`` (default ``evict``) at most once every EVICT_EVERY seconds: a run renders
-    many bundles, and each full scan of a large cache costs as much as a render."""
-    marker = os.path.join(folder, ".last-eviction")
-    try:
-        if time.time() - os.path.getmtime(marker) < EVICT_EVERY:
-            return
-    except OSError:
-        pass  # never evicted yet
-    with open(marker, "a", encoding="utf-8"):
-        os.utime(marker)
-    (sweep or evict)(folder)
+    """``sweep(folder)`` (default ``evict``) at most once every cache.EVICT_EVERY seconds."""
+    cache.now_and_then(folder, sweep or evict)
+
+
+def _index_time(path):
+    return os.stat(os.path.join(path, INDEX)).st_mtime
 
 
 def evict(folder, now=None):
-    """Remove the bundles of the cache ``folder`` unused for CACHE_MAX_AGE, and the least recently
-    used beyond CACHE_MAX_BUNDLES, keeping any used within CACHE_IN_USE. A bundle is first renamed
-    away (atomic), so a reader sees it whole or not at all."""
-    now = time.time() if now is None else now
-    found = []
-    for name in os.listdir(folder):
-        if name.startswith("."):
-            continue
-        try:
-            found.append((os.stat(os.path.join(folder, name, INDEX)).st_mtime, name))
-        except OSError:
-            continue
-    found.sort(reverse=True)
-    for rank, (used, name) in enumerate(found):
-        if now - used < CACHE_IN_USE or (now - used < CACHE_MAX_AGE and rank < CACHE_MAX_BUNDLES):
-            continue
-        doomed = os.path.join(folder, ".evicted-%s-%d" % (name, os.getpid()))
-        try:
-            os.rename(os.path.join(folder, name), doomed)
-        except OSError:
-            continue  # evicted by another process meanwhile
-        shutil.rmtree(doomed, ignore_errors=True)
+    """Remove the bundles of the cache ``folder`` unused (index.json untouched) for CACHE_MAX_AGE,
+    and the least recently used beyond CACHE_MAX_BUNDLES, keeping any used within cache.IN_USE."""
+    cache.evict(folder, CACHE_MAX_AGE, CACHE_MAX_BUNDLES, last_used=_index_time, now=now)
 
 
 def canonical_json(obj):

@@ -3,7 +3,9 @@
 
 ``pull(spec, cache_dir)`` resolves ``spec["version"]`` (an exact version or a semver range, which
 helm resolves against the repository index or the registry's tags), downloads the chart archive
-and unpacks it once per archive digest under ``<cache_dir>/charts/<sha256>/``. It returns
+and unpacks it once per archive digest under ``<cache_dir>/charts/<sha256>/`` (each pull marks it
+used; unused for CHART_MAX_AGE, or beyond the CHART_MAX_COUNT most recently used, it is evicted:
+see cache.py). It returns
 ``{"path", "chart", "version", "digest", "revision"}`` where ``revision`` reads
 ``<chart>@<version>+<first 12 hex of the digest>``: the app's revision in history and reports.
 
@@ -25,6 +27,7 @@ import tarfile
 import tempfile
 from urllib.parse import urlsplit
 
+from . import cache
 from .cli import run
 from .deps import require_yaml
 from .errors import GitOpsError
@@ -42,6 +45,8 @@ HELM_ARGSPEC = {"type": "dict", "options": {
 SPEC_KEYS = tuple(HELM_ARGSPEC["options"])
 REPOSITORY_KEYS = tuple(REPOSITORY_ARGSPEC)
 TIMEOUT = 300
+CHART_MAX_AGE = 7 * 24 * 3600
+CHART_MAX_COUNT = 128
 
 
 def describe_source(spec):
@@ -190,6 +195,8 @@ def _unpack(archive, spec, cache_dir):
                 pass
         finally:
             shutil.rmtree(staging, ignore_errors=True)
+    cache.touch(folder)
+    cache.now_and_then(os.path.dirname(folder), evict)
     charts = [d for d in sorted(os.listdir(folder)) if os.path.isfile(os.path.join(folder, d, "Chart.yaml"))]
     if len(charts) != 1:
         raise GitOpsError("the archive of %s holds %d charts, not one" % (describe_source(spec), len(charts)))
@@ -197,6 +204,12 @@ def _unpack(archive, spec, cache_dir):
     meta = read_chart(path)
     return {"path": path, "chart": meta.get("name") or charts[0], "version": str(meta.get("version")), "digest": digest,
             "revision": "%s@%s+%s" % (meta.get("name") or charts[0], meta.get("version"), digest[:12])}
+
+
+def evict(folder):
+    """Unpacked charts of ``folder`` (``<cache>/charts``) unused for CHART_MAX_AGE, or beyond the
+    CHART_MAX_COUNT most recently used, are removed (never one pulled within cache.IN_USE)."""
+    cache.evict(folder, CHART_MAX_AGE, CHART_MAX_COUNT)
 
 
 def read_chart(chart_dir):

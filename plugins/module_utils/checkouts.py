@@ -12,6 +12,11 @@ running at the same time share a checkout only when it is the same commit, which
 
 The mirror runs git through ``source.GitSession``: hooks, fsmonitor and ``ext::`` are off and
 credentials never reach a URL, a file or an error.
+
+Both caches are bounded (cache.py): each use marks a mirror or a checkout used; ``Sources.evict``
+removes checkouts unused for CHECKOUT_MAX_AGE or beyond the CHECKOUT_MAX_COUNT most recently
+used, and repositories as ``source.evict_repositories`` says, never what a run used within the
+hour (nor a mirror whose lock a run holds). A fetch packs what it brought (``source.tidy``).
 """
 
 from __future__ import annotations
@@ -21,15 +26,16 @@ import shutil
 import stat
 import tempfile
 import threading
-import time
 
+from . import cache
 from .errors import GitOpsError
-from .source import (GitSession, _has_commit, cache_root, default_dest, file_lock, parse_ls_remote, resolve,
-                     split_credentials)
+from .source import (GitSession, _has_commit, cache_root, default_dest, evict_repositories, file_lock, lock_path,
+                     parse_ls_remote, repositories_folder, resolve, split_credentials, tidy)
 
 CREDENTIAL_OPTIONS = ("username", "password", "key_file", "known_hosts", "accept_hostkey", "ca_file")
-# Checkouts not used for this long are removed by the next run that finds them.
+# Checkouts not used for this long, or beyond this many, are removed by the next run.
 CHECKOUT_MAX_AGE = 7 * 24 * 3600
+CHECKOUT_MAX_COUNT = 256
 
 
 def _normalise_url(repo):
@@ -61,7 +67,7 @@ class Sources:
         return GitSession(url, timeout=self.timeout, **creds)
 
     def mirror_path(self, url):
-        return default_dest(url) + ".git"
+        return default_dest(url, self.cache) + ".git"
 
     def resolve(self, repo, version, credentials=None):
         """The commit ``version`` (branch, tag, semver range or sha) names in ``repo``:
@@ -118,10 +124,12 @@ class Sources:
         """Fetch what ``wanted`` [(sha or version, ref or None)] needs into the mirror, then ``then(session)``."""
         mirror = self.mirror_path(url)
         session = self._session(url, credentials)
-        with self._lock(url), file_lock(mirror + ".lock", self.timeout):
+        with self._lock(url), file_lock(lock_path(mirror), self.timeout):
             if not os.path.isdir(os.path.join(mirror, "objects")):
                 os.makedirs(mirror, exist_ok=True)
                 session("init", "--bare", "--quiet", "--template=", mirror)
+                self._fetched.pop(url, None)  # evicted since this run fetched into it
+            cache.touch(mirror)
             session.workdir = mirror
             known = self._fetched.setdefault(url, set())
             missing = [(sha, ref) for sha, ref in wanted if sha not in known and not _has_commit(session, sha)]
@@ -130,23 +138,16 @@ class Sources:
                 if any(ref is None for _sha, ref in missing):  # a commit by hash: every branch and tag
                     refspecs = ["+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"]
                 session("fetch", "--force", "--no-tags", "--quiet", url, *refspecs)
+                tidy(session)
             known.update(sha for sha, _ref in wanted)
             return then(session)
 
-    def evict(self, max_age=CHECKOUT_MAX_AGE):
-        """Remove checkouts unused for ``max_age`` seconds. A run touches each checkout it uses, so
-        only abandoned trees go; each is renamed away first, so nobody sees half of one."""
-        root = os.path.join(self.cache, "checkouts")
-        cutoff = time.time() - max_age
-        for name in os.listdir(root) if os.path.isdir(root) else ():
-            path = os.path.join(root, name)
-            if not name.startswith(".") and os.path.getmtime(path) < cutoff:
-                doomed = os.path.join(root, ".evicted-%s-%d" % (name, os.getpid()))
-                try:
-                    os.rename(path, doomed)
-                except OSError:
-                    continue  # another run evicted or re-exported it meanwhile
-                _remove_tree(doomed)
+    def evict(self):
+        """Remove the checkouts and repositories no run has used for long (see the module docstring).
+        A run touches each one it uses, so only abandoned ones go; each is renamed away first, so
+        nobody sees half of one."""
+        cache.evict(os.path.join(self.cache, "checkouts"), CHECKOUT_MAX_AGE, CHECKOUT_MAX_COUNT, remove=_remove_tree)
+        evict_repositories(repositories_folder(self.cache))
 
 
 def _commit_info(session, sha):

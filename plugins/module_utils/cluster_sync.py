@@ -125,7 +125,7 @@ def sync_cluster(cluster, apps, settings, sources=None):
     by_name = {app["name"]: app for app in (normalize_app(a, i) for i, a in enumerate(apps))}
     runs = {name: AppSync(by_name[name], settings) for level in planned["levels"] for name in level}
     sources = sources or Sources()
-    sources.evict()  # checkouts no run has used for a week
+    sources.evict()  # checkouts and repositories no run has used for long (cache.py)
     phases = {}
 
     def phase(name, func, *args):

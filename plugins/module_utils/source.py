@@ -11,6 +11,11 @@ nothing from an older revision survives.
 
 Resolution works on the remote's ref list (``git ls-remote``), so check mode can say what
 would change without touching the checkout.
+
+The default ``dest`` is a folder of ``<cache>/git/``, beside the per-cluster engine's mirrors
+(checkouts.py). Each fetch marks its repository used and packs what it fetched (``tidy``); a
+repository of that folder unused for REPOSITORY_MAX_AGE, or beyond the REPOSITORY_MAX_COUNT most
+recently used, is evicted (cache.py), never one used within the hour or whose lock a run holds.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import time
 from contextlib import contextmanager
 from urllib.parse import urlsplit, urlunsplit
 
+from . import cache
 from .deps import import_library
 from .errors import GitOpsError
 
@@ -44,6 +50,9 @@ CREDENTIAL_HELPER = ('!f() { test "$1" = get || exit 0; printf "username=%s\\npa
                      '"$GITOPS_GIT_USERNAME" "$GITOPS_GIT_PASSWORD"; }; f')
 
 HEX = re.compile(r"^[0-9a-fA-F]{4,40}$")
+REPOSITORY_MAX_AGE = 30 * 24 * 3600
+REPOSITORY_MAX_COUNT = 256
+
 # what makes a version a semver range: an operator, a wildcard component, several clauses
 RANGE = re.compile(r"^\s*[<>=!~^*]|(?:^|\.)[xX*](?:\.|$)|\s|\|\|")
 
@@ -65,12 +74,31 @@ def split_credentials(url, username=None, password=None):
     return clean, username or user or None, password or secret or None
 
 
-def default_dest(url):
+def repositories_folder(root=None):
+    """Where Git repositories are cached: git_fetch's default ``dest`` and the engine's mirrors."""
+    return os.path.join(root or cache_root(), "git")
+
+
+def default_dest(url, root=None):
     """A cache directory keyed by the credential-free URL."""
     slug = re.sub(r"[^A-Za-z0-9._-]+", "-", url.rstrip("/").rsplit("/", 1)[-1]).strip("-")[:40] or "repo"
     if slug.endswith(".git"):
         slug = slug[:-4]
-    return os.path.join(cache_root(), "git", "%s-%s" % (slug, hashlib.sha256(url.encode("utf-8")).hexdigest()[:16]))
+    return os.path.join(repositories_folder(root),
+                        "%s-%s" % (slug, hashlib.sha256(url.encode("utf-8")).hexdigest()[:16]))
+
+
+def lock_path(repository):
+    """The file ``file_lock`` locks for the repository folder ``repository``."""
+    return repository.rstrip("/") + ".lock"
+
+
+def _try_lock(handle):
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
 
 
 @contextmanager
@@ -79,18 +107,44 @@ def file_lock(path, timeout):
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "a") as handle:
         deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise GitOpsError("another run holds the lock on %s for more than %ss" % (path, timeout), lock=path)
-                time.sleep(0.1)
+        while not _try_lock(handle):
+            if time.monotonic() > deadline:
+                raise GitOpsError("another run holds the lock on %s for more than %ss" % (path, timeout), lock=path)
+            time.sleep(0.1)
         try:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextmanager
+def repository_free(repository):
+    """Yields True holding the repository's lock when no run holds it, else False at once."""
+    with open(lock_path(repository), "a") as handle:
+        if not _try_lock(handle):
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def evict_repositories(folder):
+    """The repositories of ``folder`` (see ``repositories_folder``) unused for REPOSITORY_MAX_AGE, or
+    beyond the REPOSITORY_MAX_COUNT most recently used, are removed; never one used within
+    cache.IN_USE or whose lock a run holds (it is removed under that lock)."""
+    cache.evict(folder, REPOSITORY_MAX_AGE, REPOSITORY_MAX_COUNT, hold=repository_free)
+
+
+def tidy(session):
+    """git's own housekeeping after a fetch: loose objects and small packs are packed (and
+    unreachable ones pruned) once they pass git's thresholds, so a repository fetched every few
+    minutes for a year stays the size of its history. SAFE_CONFIG turns the automatic gc off
+    for every other command, as it would detach and outlive the run; here it runs in the
+    foreground, under the repository's lock."""
+    session("gc", "--auto", "--quiet", config=["gc.auto=6700", "gc.autoDetach=false"],
+            what="packing the fetched objects")
 
 
 # -- version resolution ------------------------------------------------------------------------
@@ -299,7 +353,9 @@ def fetch(repo, version=None, dest=None, depth=None, sparse_paths=None, submodul
     dest = os.path.abspath(os.path.expanduser(dest or default_dest(url)))
     session = GitSession(url, timeout=timeout, username=username, password=password, key_file=key_file,
                          known_hosts=known_hosts, accept_hostkey=accept_hostkey, ca_file=ca_file)
-    with file_lock(dest.rstrip("/") + ".lock", timeout):
+    with file_lock(lock_path(dest), timeout):
+        cache.touch(dest)  # (a dest of the cache: kept by eviction; made by the fetch when new)
+        cache.now_and_then(repositories_folder(), evict_repositories)
         return _fetch_locked(session, version, dest, depth, sparse_paths, submodules, verify_signature,
                              allowed_signers, gpg_keyring, check_mode)
 
@@ -320,11 +376,13 @@ def _fetch_locked(session, version, dest, depth, sparse_paths, submodules, verif
             local = ("refs/remotes/origin/" + ref[len("refs/heads/"):]) if ref.startswith("refs/heads/") else ref
             depth_args = ["--depth", str(depth)] if depth else []
             session("fetch", "--force", "--no-tags", "--quiet", *depth_args, url, "+%s:%s" % (ref, local))
+            tidy(session)
         elif not (sha and _has_commit(session, sha)):
             # a commit by hash: fetch every branch and tag, with full history, then look for it
             unshallow = ["--unshallow"] if os.path.exists(os.path.join(repo.git_dir, "shallow")) else []
             session("fetch", "--force", "--quiet", *unshallow, url,
                     "+refs/heads/*:refs/remotes/origin/*", "+refs/tags/*:refs/tags/*")
+            tidy(session)
     if not ref:
         if repo is None or not _has_commit(session, sha or version):
             if check_mode and sha:
