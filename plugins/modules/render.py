@@ -32,8 +32,12 @@ description:
     controller kept in C(~/.cache/gitops-k8s/keys/bundle.key) (mode 0600); the diff, apply and health_wait modules
     open them on the same controller. Cached bundles unused for a day (or beyond the 256 most recently used) are
     evicted; a bundle used within the last hour never is.
-  - O(values), O(vars), O(substitute), O(ext_vars) and O(tla) are C(no_log) - not logged, not shown in the
-    invocation, and masked in the result; their values shorter than 4 characters are not masked (Ansible would
+  - Files encrypted with SOPS (YAML, JSON, dotenv, INI and binary files carrying SOPS metadata) or Ansible Vault (whole
+    files, and C(!vault) values in Helm values files) are decrypted during the render with the keys of O(decryption)
+    only - see O(decryption) and the Secrets page (C(docs/secrets.md)) of the collection. A bundle that holds anything
+    decrypted has every object sealed, not only its Secrets, and its decrypted files are listed in RV(renderer.decrypted).
+  - O(values), O(vars), O(substitute), O(ext_vars), O(tla) and O(decryption) are C(no_log) - not logged, not shown in
+    the invocation, and masked in the result; their values shorter than 4 characters are not masked (Ansible would
     mask them inside every string of the result).
 author:
   - gitops.k8s developers (@gitops-k8s)
@@ -204,6 +208,44 @@ options:
       - The kustomize executable - C(kubectl) (uses C(kubectl kustomize)) or a standalone C(kustomize). Default is
         C(kubectl) on PATH, then C(kustomize).
     type: str
+  decryption:
+    description:
+      - The keys that decrypt the encrypted files of this render, and no others - the controller's own keys
+        (C(~/.config/sops/age/keys.txt), C(~/.ssh), C(~/.gnupg), C(SOPS_*) variables, cloud credentials) are never used.
+      - 'What is decrypted: for C(directory) and C(jinja), every manifest; for C(kustomize), the resources, patches,
+        files and env files of C(secretGenerator) and C(configMapGenerator), and C(helmCharts) values files of every
+        kustomization reached; for C(helm), the files of O(values_files) (C(!vault) values included).'
+      - SOPS files are decrypted by the C(sops) program (O(sops_binary)), which verifies their MAC; age and PGP keys
+        only (render has no network, so no cloud KMS or Vault transit). A file encrypted for none of the given keys
+        fails the render with the file and the recipients it was encrypted for; so does a file changed after it was
+        encrypted (MAC mismatch) or one that holds SOPS values without valid SOPS metadata.
+      - Plaintext stays in memory (directory, jinja) or, for tools that read files (kustomize, helm values files), goes
+        to a private folder (mode 0700) on a memory file system (C(/dev/shm), else C($XDG_RUNTIME_DIR)) removed as soon
+        as the tool is done. Renders that decrypt are never remembered across runs.
+    type: dict
+    suboptions:
+      age_keys:
+        description:
+          - age identities (C(AGE-SECRET-KEY-1...)), given to sops through C(SOPS_AGE_KEY).
+        type: list
+        elements: str
+      gpg_keys:
+        description:
+          - ASCII-armored PGP private keys without passphrase (C(gpg --armor --export-secret-keys)). They are imported
+            into a GNUPGHOME created for the render in the private memory folder, and removed with it (its gpg-agent
+            stopped) when the render ends. Needs C(gpg) and C(gpgconf) on the controller.
+        type: list
+        elements: str
+      vault:
+        description:
+          - Ansible Vault secrets for files encrypted with C(ansible-vault) and C(!vault) values of values files - a
+            password, or a list of passwords or C({id, password}) dicts (C(id) is the vault id; files naming another
+            id are tried with every secret, as Ansible does). Needs ansible-core on the controller.
+        type: raw
+  sops_binary:
+    description:
+      - The sops executable, for O(decryption). Default is C(sops) on PATH.
+    type: str
   substitute:
     description:
       - Variables for C(${VAR}) and C(${VAR:=default}) in the rendered objects, replaced after rendering like Flux's
@@ -283,6 +325,22 @@ EXAMPLES = r"""
     values_files: [production.yaml]  # values/podinfo/production.yaml of the checkout
     namespace: podinfo
 
+- name: A kustomize overlay whose secretGenerator reads SOPS-encrypted env files
+  gitops.k8s.render:
+    source: "{{ fetched.path }}"
+    path: overlays/production
+    decryption:
+      age_keys: ["{{ shop_age_key }}"]  # a variable encrypted with Ansible Vault
+  register: rendered  # rendered.renderer.decrypted lists the files
+
+- name: A chart whose values files hold !vault values
+  gitops.k8s.render:
+    source: "{{ fetched.path }}"
+    path: charts/shop
+    values_files: [secrets.yaml]
+    decryption:
+      vault: [{id: prod, password: "{{ shop_vault_password }}"}]
+
 - name: Jinja2 templates, sandboxed
   gitops.k8s.render:
     source: "{{ fetched.path }}"
@@ -345,10 +403,12 @@ chart:
   type: dict
   sample: {"chart": "podinfo", "version": "6.5.4", "digest": "3f2a1b9c8d7e...", "revision": "podinfo@6.5.4+3f2a1b9c8d7e"}
 renderer:
-  description: The renderer used (C(type)) and its version (C(version)).
+  description:
+    - The renderer used (C(type)) and its version (C(version)).
+    - C(decrypted), when the render decrypted files - those files, relative to the checkout.
   returned: success
   type: dict
-  sample: {"type": "helm", "version": "helm v3.22.0+g..."}
+  sample: {"type": "helm", "version": "helm v3.22.0+g...", "decrypted": ["values/production.sops.yaml"]}
 file:
   description: The file a validation error is about, relative to the checkout.
   returned: failure
@@ -384,6 +444,12 @@ ARGSPEC = {
     "helm": HELM_ARGSPEC,
     "helm_binary": {"type": "str"},
     "kustomize_binary": {"type": "str"},
+    "decryption": {"type": "dict", "no_log": True, "options": {
+        "age_keys": {"type": "list", "elements": "str", "no_log": True},
+        "gpg_keys": {"type": "list", "elements": "str", "no_log": True},
+        "vault": {"type": "raw", "no_log": True},
+    }},
+    "sops_binary": {"type": "str"},
     "substitute": {"type": "dict", "no_log": True},
     "substitute_strict": {"type": "bool", "default": True},
     "namespace": {"type": "str"},
@@ -395,7 +461,7 @@ ARGSPEC = {
 
 
 # Options that may carry secrets (from a vault): no_log in ARGSPEC (see run_module for what that does).
-MASKED = ("values", "vars", "substitute", "ext_vars", "tla")
+MASKED = ("values", "vars", "substitute", "ext_vars", "tla", "decryption")
 
 
 def engine(call):
