@@ -4,7 +4,7 @@ Building the image needs a container engine (podman or docker), which the test m
 this checks everything up to that point: the Containerfile, that its galaxy stage installs the
 built artifact (run here exactly as the stage runs it), the Python and system requirements the
 builder stage will collect from the installed collection (with the context's own introspect
-script), and that helm and kustomize are pinned to the versions the tests use.
+script), and that helm, kustomize and sops are pinned to the versions the tests use.
 """
 
 import os
@@ -34,6 +34,7 @@ def test_ansible_builder_create_makes_a_context_that_installs_the_artifact_with_
     assert "introspect.py introspect" in containerfile  # the builder stage collects the collection's requirements
     assert "COPY _build/tools/tool-versions.env" in containerfile and "https://get.helm.sh/helm-${HELM_VERSION}" in containerfile
     assert "kustomize%2F${KUSTOMIZE_VERSION}" in containerfile
+    assert "getsops/sops/releases/download/${SOPS_VERSION}/sops-${SOPS_VERSION}.linux.${TARGETARCH}" in containerfile
 
     # The galaxy stage: `ansible-galaxy collection install -r requirements.yml` in /build (= _build).
     build = os.path.join(context, "_build")
@@ -71,5 +72,7 @@ def test_ansible_builder_create_makes_a_context_that_installs_the_artifact_with_
     assert os.path.basename(os.path.dirname(helm)) == "helm-" + ee_versions["HELM_VERSION"], helm
     kustomize = run([os.path.join(tools, "kustomize"), "version"]).stdout.strip()
     assert kustomize == ee_versions["KUSTOMIZE_VERSION"], "the tests run kustomize %s (kubectl's)" % kustomize
+    sops = os.path.realpath(os.path.join(tools, "sops"))
+    assert os.path.basename(os.path.dirname(sops)) == "sops-" + ee_versions["SOPS_VERSION"], sops
     kwok = subprocess.run([os.path.join(tools, "kwok"), "--version"], capture_output=True, text=True, check=False)
     assert ee_versions["KWOK_VERSION"] in kwok.stdout + kwok.stderr, kwok.stdout + kwok.stderr
