@@ -9,13 +9,19 @@ Discovery uses the aggregated discovery endpoints: two requests describe every r
 cluster. It is cached for the life of the Cluster object and refreshed when a kind is not
 found (a CRD applied earlier in the same run), with a bounded wait when an Established CRD
 defines the kind (discovery lags Establishment).
+
+``Cluster.as_identity(user)`` derives a client that acts as another user (Kubernetes
+impersonation: an application's ServiceAccount). It shares the run's connection pool, request
+counts and discovery, and discovery stays with the run's own identity.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import random
+import re
 import threading
 import time
 from collections import namedtuple
@@ -86,16 +92,54 @@ DISCOVERY_ACCEPT = ",".join(
 )
 
 
-class ApiError(GitOpsError):
-    """The API server refused a request; ``status`` is the HTTP code, ``message`` the server's words."""
+# How the API server words an authorization denial (apiserver responsewriters.forbiddenMessage),
+# whichever authorizer denied; other 403s (admission: quota, PodSecurity...) are worded otherwise.
+DENIAL = re.compile(r'User "(?P<user>[^"]*)" cannot (?P<verb>\S+) resource "(?P<resource>[^"]*)" '
+                    r'in API group "(?P<group>[^"]*)" '
+                    r'(?:in the namespace "(?P<namespace>[^"]*)"|at the cluster scope)(?:: (?P<why>.*))?')
 
-    def __init__(self, status, reason, message, what="", causes=None):
+
+class ApiError(GitOpsError):
+    """The API server refused a request; ``status`` is the HTTP code, ``message`` the server's words.
+
+    ``denied`` is set when authorization refused it: {user, verb, group, resource, namespace, name,
+    why} as the server checked them and ``identity`` (who lacked the right, in words); the message
+    then says who may not do what, where.
+    """
+
+    def __init__(self, status, reason, message, what="", causes=None, denied=None):
         self.status = status
         self.reason = reason
         self.server_message = message
         self.causes = causes or []  # the Status details' causes: [{field, message, reason}]
-        text = "%s: %s (%s %s)" % (what, message, status, reason) if what else "%s (%s %s)" % (message, status, reason)
-        super().__init__(text, status=status, reason=reason, server_message=message)
+        self.denied = denied
+        said = denial_text(denied) if denied else message
+        text = "%s: %s (%s %s)" % (what, said, status, reason) if what else "%s (%s %s)" % (said, status, reason)
+        super().__init__(text, status=status, reason=reason, server_message=message, denied=denied)
+
+
+def denial_text(denied):
+    """``<who> may not <verb> <resource> "<name>" in namespace <ns>``: what a 403 of authorization means."""
+    resource = "%s.%s" % (denied["resource"], denied["group"]) if denied["group"] else denied["resource"]
+    name = ' "%s"' % denied["name"] if denied.get("name") else ""
+    where = "in namespace %s" % denied["namespace"] if denied["namespace"] else "at cluster scope"
+    text = "%s may not %s %s%s %s" % (denied["identity"], denied["verb"], resource, name, where)
+    return text + (": " + denied["why"] if denied.get("why") else "")
+
+
+def denial(message, name, identity):
+    """The ``denied`` of an ApiError from the server's 403 ``message`` (None: not authorization's);
+    ``identity`` is the user the client impersonates (None: the run's own)."""
+    found = DENIAL.search(message or "")
+    if not found:
+        return None
+    denied = found.groupdict()
+    denied["namespace"], denied["name"] = denied["namespace"] or "", name or ""
+    if identity and denied["verb"] != "impersonate":
+        denied["identity"] = identity
+    else:  # the run's own identity lacked it (impersonating someone is one of its rights)
+        denied["identity"] = "the run's own identity (user %s)" % denied["user"]
+    return denied
 
 
 class Resource(namedtuple("Resource", "group version kind plural namespaced verbs")):
@@ -174,9 +218,10 @@ class Cluster:
         self._pool = rest.RESTClientObject(configuration).pool_manager
         self.host = configuration.host.rstrip("/")
         self.request_timeout = request_timeout
-        self.requests_made = 0
-        self.retries_made = 0
+        self.identity = None  # the user this client impersonates (see as_identity); None: the run's own
+        self._tally = {"requests": 0, "retries": 0}  # shared with the identities derived from this client
         self._lock = threading.Lock()
+        self._run = self  # the client of the run's own identity: discovery and its cache
         self._resources = None
 
     @classmethod
@@ -184,6 +229,34 @@ class Cluster:
         """Build from module options (see option_specs.CLUSTER_ARGSPEC), with K8S_AUTH_* fallbacks."""
         params = resolve_params(params)
         return cls(_configuration(params), request_timeout=params.get("request_timeout") or 60, pool_size=pool_size)
+
+    def as_identity(self, user):
+        """A client acting as ``user`` (an application's ServiceAccount: ``system:serviceaccount:<ns>:<name>``).
+
+        Each request it sends carries ``Impersonate-User: <user>`` and no ``Impersonate-Group``, as
+        ``kubectl --as`` does: the server then gives a ServiceAccount its groups itself
+        (system:serviceaccounts, system:serviceaccounts:<ns>, system:authenticated), and the run's
+        identity needs the verb ``impersonate`` on that ServiceAccount only, not on groups.
+        It shares this client's connection pool and lock, and its requests count in
+        ``requests_made`` / ``retries_made`` of both (a run's totals). Discovery, and the CRD read
+        that waits for it, are done as the run's own identity, into the run's cache: what kinds a
+        cluster serves is no tenant's business, and a tenant may not read CRDs.
+        """
+        if not isinstance(user, str) or not user.strip():
+            raise GitOpsError("an identity to act as is a user name, such as system:serviceaccount:<ns>:<name>; "
+                              "not %r" % (user,))
+        derived = copy.copy(self)
+        derived.identity = user.strip()
+        return derived
+
+    @property
+    def requests_made(self):
+        """Requests sent by the run's client and every identity derived from it (the run's total)."""
+        return self._tally["requests"]
+
+    @property
+    def retries_made(self):
+        return self._tally["retries"]
 
     # -- raw requests -------------------------------------------------------------------
 
@@ -194,6 +267,8 @@ class Cluster:
         token = self._cfg.get_api_key_with_prefix("authorization")  # also refreshes exec tokens
         if token:
             headers["Authorization"] = token
+        if self.identity:
+            headers["Impersonate-User"] = self.identity
         return headers
 
     def request(self, method, path, body=None, query=None, content_type="application/json",
@@ -216,7 +291,7 @@ class Cluster:
         attempt = 0
         while True:
             with self._lock:
-                self.requests_made += 1
+                self._tally["requests"] += 1
             try:
                 resp = self._pool.request(
                     method, url, body=data, headers=self._headers(content_type if data is not None else None, accept),
@@ -233,8 +308,8 @@ class Cluster:
                                   host=self.host, unreachable=True)
             if resp.status < 400:
                 break
-            if stream:
-                resp.read()
+            if stream:  # read it all (the connection goes back to the pool), kept for the error's message
+                resp.read(cache_content=True)
             if retry and attempt < RETRIES and retryable(method, resp.status, True):
                 attempt = self._pause(attempt, resp.headers.get("Retry-After"))
                 continue
@@ -245,20 +320,22 @@ class Cluster:
 
     def _pause(self, attempt, retry_after=None):
         with self._lock:
-            self.retries_made += 1
+            self._tally["retries"] += 1
         time.sleep(backoff(attempt, retry_after))
         return attempt + 1
 
-    @staticmethod
-    def _error(resp, what):
-        causes = None
+    def _error(self, resp, what):
+        details, denied = {}, None
         try:
             status = json.loads(resp.data)
             message, reason = status.get("message", ""), status.get("reason", "")
-            causes = (status.get("details") or {}).get("causes")
+            details = status.get("details") or {}
         except ValueError:
             message, reason = resp.data.decode("utf-8", "replace").strip(), ""
-        return ApiError(resp.status, reason or resp.reason, message, what=what, causes=causes)
+        if resp.status == 403:
+            denied = denial(message, details.get("name"), self.identity)
+        return ApiError(resp.status, reason or resp.reason, message, what=what, causes=details.get("causes"),
+                        denied=denied)
 
     # -- discovery ----------------------------------------------------------------------
 
@@ -306,6 +383,8 @@ class Cluster:
         after the CRD reports Established, so when an Established CRD defines the kind, discovery
         is read again with back-off (at most DISCOVERY_LAG seconds) instead of failing at once.
         """
+        if self._run is not self:
+            return self._run.resource(api_version, kind)
         group, _slash, version = api_version.rpartition("/")
         if self._resources is None:
             self._resources = self._discover()
@@ -345,7 +424,7 @@ class Cluster:
         return False
 
     def forget_discovery(self):
-        self._resources = None
+        self._run._resources = None
 
     # -- verbs --------------------------------------------------------------------------
 
@@ -447,6 +526,8 @@ class Cluster:
 
     def served_resource(self, group, kind):
         """A Resource serving ``kind`` of ``group`` at any version, or None (discovery as cached)."""
+        if self._run is not self:
+            return self._run.served_resource(group, kind)
         if self._resources is None:
             self._resources = self._discover()
         return next((r for (g, _v, k), r in self._resources.items() if (g, k) == (group, kind)), None)
