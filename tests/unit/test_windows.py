@@ -1,5 +1,8 @@
 """Deployment windows: go, hold or refuse at a given time, until when, across time zones and DST."""
 
+import os
+import subprocess
+import sys
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -260,6 +263,31 @@ def test_errors_and_verdicts_say_which_list_the_rule_is_in():
         parse_windows([rule("deny", "0 1 * * *", "1h"), rule("x", "0 1 * * *", "1h")], where="host prod-1 gitops_windows")
     windows = parse_windows([rule("deny", "0 0 * * *", "1d")], where="app shop windows")
     assert window_verdict(at(UTC, 2024, 6, 1, 12), windows, "shop", "prod-1")["windows"] == ["app shop windows[0]"]
+
+
+WITHOUT_CRONSIM = r'''
+import sys
+
+
+class Blocker:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "cronsim":
+            raise ImportError("No module named %r" % name)
+
+
+sys.meta_path.insert(0, Blocker())
+from ansible_collections.gitops.k8s.plugins.module_utils.sync.windows import parse_windows
+
+parse_windows([{"kind": "deny", "schedule": "0 1 * * *", "duration": "1h"}])
+'''
+
+
+def test_without_cronsim_the_module_imports_and_windows_say_what_to_install():
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    proc = subprocess.run([sys.executable, "-c", WITHOUT_CRONSIM], capture_output=True, text=True, env=env, check=False)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines()[-1].endswith(
+        "MissingLibrary: gitops_windows requires the cronsim Python library: pip install cronsim")
 
 
 @pytest.mark.parametrize("written, expected", [
