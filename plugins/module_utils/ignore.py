@@ -159,7 +159,8 @@ def rule_paths(rule, doc, live):
             paths.append(found)
     for program in rule.get("_jq") or ():
         try:
-            paths += [tuple(p) for p in program.input_value(doc).first() if p]
+            # jq gives the path of a field the object lacks too (path(.spec.paused)): nothing to ignore there
+            paths += [tuple(p) for p in program.input_value(doc).first() if p and _value(doc, p)[0]]
         except ValueError:  # a runtime error (iterating a missing list...) selects nothing, as in Argo CD
             pass
     managers = rule.get("managed_fields_managers")

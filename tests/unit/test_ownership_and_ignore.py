@@ -57,6 +57,8 @@ def test_jq_path_expressions_and_managers_are_stripped_from_both_sides():
     assert strip(deployment(images=("x", "a")), rules) != strip(deployment(images=("y", "a")), rules)
     missing = check_ignore_rules([{"group": "apps", "kind": "Deployment", "jq_path_expressions": [".spec.nope[].x"]}])
     assert strip(deployment(), missing) == deployment(), "an expression failing on an object selects nothing"
+    absent = check_ignore_rules([{"group": "apps", "kind": "Deployment", "jq_path_expressions": [".spec.paused"]}])
+    assert strip(deployment(), absent) == deployment(), "the path of a field the object lacks selects nothing"
 
     by_manager = check_ignore_rules([{"group": "apps", "kind": "Deployment", "managed_fields_managers": ["injector"]}])
     live = deployment(images=("nginx", "envoy:2"), managed=[entry("injector", PROXY_IMAGE, "Update")])
