@@ -15,8 +15,15 @@ description:
     C(application.yml) (C(gitops: {type: application, application: ...})), Flux C(GitRepository) + C(Kustomization)
     and C(HelmRepository) + C(HelmRelease). Other YAML files (manifests, values) are ignored.'
   - Fields that have no equivalent are reported as warnings (and in the C(gitops_apps_notes) host variable), never
-    silently dropped. A definition that cannot be mapped (several Git sources in one app, a matrix generator, a
-    Kustomization whose GitRepository is missing) fails the inventory with an error naming the file.
+    silently dropped.
+  - A definition that cannot be mapped (several Git sources in one app, a matrix generator, a Kustomization whose
+    GitRepository is missing, an application no cluster host takes) is left out with a warning, and the error -
+    naming its file and definition - goes into the C(gitops_apps_errors) host variable of every cluster host, on
+    which the first task of the C(gitops.k8s.push) and C(gitops.k8s.reconcile) playbooks (and of the
+    C(gitops.k8s.sync) role) fails. So does a definitions repository that cannot be fetched. A run never goes on
+    quietly without the applications it could not read, and never takes them for removed.
+  - 'Other host variables: C(gitops_credentials) (O(credentials) as given, for the tasks) and, with O(repo),
+    C(gitops_definitions) (C(repo) - the URL fetched, after O(mirrors) - C(revision) and C(path)).'
   - The inventory is read on every run, so an app-of-apps folder or an ApplicationSet git-directory generator picks up
     new applications (and drops removed ones) on the next reconcile.
   - The configuration file name must end with C(.gitops.yml) or C(.gitops.yaml).
@@ -34,7 +41,9 @@ options:
       - Exactly one of O(source) and O(repo).
     type: str
   repo:
-    description: A Git repository holding the definitions, fetched like M(gitops.k8s.git_fetch) does.
+    description:
+      - A Git repository holding the definitions, fetched like M(gitops.k8s.git_fetch) does (through O(mirrors), with
+        the O(credentials) of the URL fetched).
     type: str
   version:
     description: Branch, tag, semver range or commit of O(repo). Default is its HEAD.
@@ -57,12 +66,24 @@ options:
     type: str
   credentials:
     description:
-      - Credentials by URL prefix, given to every application whose C(repo) (Git - C(username), C(password),
-        C(key_file), C(known_hosts), C(accept_hostkey), C(ca_file)) or C(helm.repo) (C(username), C(password),
-        C(ca_file)) starts with C(url); the longest prefix wins. Also used to fetch O(repo) and the repositories of
-        ApplicationSet git generators.
-      - Give secrets as templates (C("{{ lookup('env', 'GIT_TOKEN') }}")) or vaulted values; they are kept as given,
-        resolved only when a task uses them.
+      - Credentials by URL prefix (C(url)), for Git (C(username), C(password), C(key_file), C(known_hosts),
+        C(accept_hostkey), C(ca_file)) and chart repositories or registries (C(username), C(password), C(ca_file));
+        the longest prefix wins, matched against the URL fetched (after mirrors).
+      - The plugin uses them to fetch O(repo) and the repositories of ApplicationSet git generators. Every cluster
+        host gets them as C(gitops_credentials), which gives them to each application whose C(repo) or C(helm.repo)
+        they match and that has no credentials of its own (see C(docs/applications.md)).
+      - Give secrets as templates (C("{{ lookup('env', 'GIT_TOKEN') }}")) or vaulted values. The plugin resolves them
+        (with the vault secrets of the run) only for its own fetches; the inventory keeps them as given, and tasks
+        resolve them when they use them.
+    type: list
+    elements: dict
+    default: []
+  mirrors:
+    description:
+      - Where the plugin fetches O(repo) and the repositories of ApplicationSet git generators from - a list of
+        C(prefix) and C(replace). A URL that starts with C(prefix) is fetched from C(replace) followed by the rest of
+        the URL; the longest prefix wins. The applications' own sources follow the C(gitops_mirrors) host variable
+        (the same shape; set it in O(clusters) C(vars), or anywhere else in the inventory).
     type: list
     elements: dict
     default: []
@@ -93,6 +114,22 @@ clusters:
     vars:
       gitops_cluster: {context: staging}
 
+# airgapped.gitops.yml - github.com is mirrored on an internal server, for the definitions and the applications
+plugin: gitops.k8s.apps
+repo: https://github.com/acme/fleet.git
+mirrors:
+  - {prefix: https://github.com/, replace: https://git.internal.example/github/}
+default_cluster: production
+clusters:
+  production:
+    vars:
+      gitops_mirrors:
+        - {prefix: https://github.com/, replace: https://git.internal.example/github/}
+credentials:
+  - url: https://git.internal.example/
+    username: awx
+    password: "{{ lookup('env', 'MIRROR_TOKEN') }}"
+
 # ansible-inventory -i argo.gitops.yml --graph
 # ansible-playbook gitops.k8s.reconcile -i argo.gitops.yml
 """
@@ -102,13 +139,12 @@ import os
 from ansible.errors import AnsibleParserError
 from ansible.plugins.inventory import BaseInventoryPlugin
 
-from ansible_collections.gitops.k8s.plugins.module_utils.app_definitions import read_folder
+from ansible_collections.gitops.k8s.plugins.module_utils.app_definitions import Definitions, read_folder
 from ansible_collections.gitops.k8s.plugins.module_utils.apps import normalize_app
 from ansible_collections.gitops.k8s.plugins.module_utils.errors import GitOpsError
+from ansible_collections.gitops.k8s.plugins.module_utils.mirrors import (check_credentials, check_mirrors,
+                                                                        credentials_for, mirrored)
 from ansible_collections.gitops.k8s.plugins.module_utils.source import fetch
-
-GIT_CREDENTIALS = ("username", "password", "key_file", "known_hosts", "accept_hostkey", "ca_file")
-HELM_CREDENTIALS = ("username", "password", "ca_file")
 
 
 class InventoryModule(BaseInventoryPlugin):
@@ -121,60 +157,87 @@ class InventoryModule(BaseInventoryPlugin):
         super().parse(inventory, loader, path, cache)
         self._read_config_data(path)
         try:
-            self._populate(os.path.dirname(os.path.abspath(path)))
+            self._populate(path)
         except GitOpsError as err:
             raise AnsibleParserError("%s: %s" % (path, err))
 
-    def _credentials(self, url):
-        """The entry of ``credentials`` whose url is the longest prefix of ``url``, or {}."""
-        best = {}
-        for entry in self.get_option("credentials") or []:
-            prefix = str(entry.get("url", ""))
-            if prefix and str(url or "").startswith(prefix) and len(prefix) > len(best.get("url", "")):
-                best = entry
-        return best
-
     def _fetch(self, url, version):
-        creds = self._credentials(url)
-        options = {k: creds[k] for k in GIT_CREDENTIALS if creds.get(k) is not None}
-        return fetch(url, version=version, **options)["path"]
+        """A checkout of ``url`` (through ``mirrors``, with the credentials of the URL used); returns
+        (path, url used, revision)."""
+        used = mirrored(url, self.get_option("mirrors"))
+        creds = credentials_for(used, self.get_option("credentials"))
+        # resolved here, for this fetch only: the inventory keeps the templates as given
+        result = fetch(used, version=version, **{k: self.templar.template(v) for k, v in creds.items()})
+        return result["path"], used, result["revision"]
 
-    def _populate(self, config_dir):
+    def _read(self, config_path):
+        """The definitions, and the repository they came from (None for a folder)."""
         source, repo = self.get_option("source"), self.get_option("repo")
         if bool(source) == bool(repo):
             raise GitOpsError("give exactly one of source (a folder) and repo (a Git repository)")
+        check_mirrors(self.get_option("mirrors"), "mirrors")
+        check_credentials(self.get_option("credentials"), "credentials")
+        origin = None
         if repo:
-            folder = os.path.join(self._fetch(repo, self.get_option("version")), self.get_option("path") or ".")
+            checkout, used, revision = self._fetch(repo, self.get_option("version"))
+            origin = {"repo": used, "revision": revision, "path": self.get_option("path") or "."}
+            folder = os.path.join(checkout, origin["path"])
         else:
-            folder = os.path.join(config_dir, os.path.expanduser(source))
+            folder = os.path.join(os.path.dirname(os.path.abspath(config_path)), os.path.expanduser(source))
         if not os.path.isdir(folder):
             raise GitOpsError("%s is not a folder" % folder)
-        definitions = read_folder(os.path.realpath(folder), self._fetch)
+        return read_folder(os.path.realpath(folder), lambda url, version: self._fetch(url, version)[0]), origin
+
+    def _populate(self, config_path):
+        clusters = self.get_option("clusters") or {}
+        default = self.get_option("default_cluster")
+        try:
+            definitions, origin = self._read(config_path)
+        except GitOpsError as err:  # nothing could be read: the cluster hosts still carry the error
+            definitions, origin = Definitions(), None
+            definitions.error(os.path.basename(config_path), None, err)
         hosts = self._hosts()
-        apps, files = {}, {}
+        apps = {}
         for destination, app, rel in definitions.apps:
-            host = hosts.get(destination) or self.get_option("default_cluster")
-            if not host:
-                raise GitOpsError("%s: application %s targets %s, which no clusters entry lists (and there is no "
-                                  "default_cluster)" % (rel, app["name"], destination or "no cluster"))
-            self._add_credentials(app)
-            normalize_app(app, len(apps.get(host, [])))  # refuse now what the playbooks would refuse later
-            apps.setdefault(host, []).append(app)
-            files.setdefault(host, set()).add(rel)
+            host = hosts.get(destination) or default
+            try:
+                if not host:
+                    raise GitOpsError("application %s targets %s, which no clusters entry lists (and there is no "
+                                      "default_cluster)" % (app["name"], destination or "no cluster"))
+                normalize_app(app, len(apps.get(host, [])))  # refuse now what the playbooks would refuse later
+            except GitOpsError as err:
+                definitions.error(rel, "application %s" % app["name"], "%s: %s" % (rel, err))
+                continue
+            apps.setdefault(host, []).append((app, rel))
         for note in definitions.notes:
             self.display.warning("gitops.k8s.apps: %s: %s: %s" % (note["file"], note["definition"], note["message"]))
+        for error in definitions.errors:
+            self.display.warning("gitops.k8s.apps: %s (left out: the playbooks fail on it)" % error["message"])
+        names = set(apps) | set(clusters) | ({default} if default and definitions.errors else set())
+        if definitions.errors and not names:
+            raise GitOpsError("no cluster host to carry the errors (give clusters or default_cluster): %s"
+                              % "; ".join(e["message"] for e in definitions.errors))
         self.inventory.add_group("gitops_clusters")
-        for host in sorted(set(apps) | set(self.get_option("clusters") or {})):
-            self.inventory.add_host(host, group="gitops_clusters")
-            self.inventory.set_variable(host, "ansible_connection", "local")
-            for key, value in ((self.get_option("clusters") or {}).get(host) or {}).get("vars", {}).items():
-                self.inventory.set_variable(host, key, value)
-            self.inventory.set_variable(host, "gitops_apps", apps.get(host, []))
-            self.inventory.set_variable(host, "gitops_apps_notes",
-                                        [n for n in definitions.notes if n["file"] in files.get(host, ())])
-            for app in apps.get(host, []):
-                group = self.inventory.add_group("gitops_app_" + app["name"].replace("-", "_"))
-                self.inventory.add_host(host, group=group)
+        for host in sorted(names):
+            self._add_host(host, clusters, apps.get(host, []), definitions, origin)
+
+    def _add_host(self, host, clusters, apps, definitions, origin):
+        self.inventory.add_host(host, group="gitops_clusters")
+        self.inventory.set_variable(host, "ansible_connection", "local")
+        if self.get_option("credentials"):  # as given: templates are resolved by the tasks that use them
+            self.inventory.set_variable(host, "gitops_credentials", self.get_option("credentials"))
+        for key, value in (clusters.get(host) or {}).get("vars", {}).items():
+            self.inventory.set_variable(host, key, value)
+        self.inventory.set_variable(host, "gitops_apps", [app for app, _rel in apps])
+        files = {rel for _app, rel in apps}
+        self.inventory.set_variable(host, "gitops_apps_notes", [n for n in definitions.notes if n["file"] in files])
+        # a definition that could not be mapped may have been any cluster's: every host fails its run on it
+        self.inventory.set_variable(host, "gitops_apps_errors", definitions.errors)
+        if origin:
+            self.inventory.set_variable(host, "gitops_definitions", origin)
+        for app, _rel in apps:
+            group = self.inventory.add_group("gitops_app_" + app["name"].replace("-", "_"))
+            self.inventory.add_host(host, group=group)
 
     def _hosts(self):
         """destination (Argo CD name or server, Harness cluster identifier, or the host name) -> host."""
@@ -184,11 +247,3 @@ class InventoryModule(BaseInventoryPlugin):
             for destination in (entry or {}).get("destinations") or []:
                 hosts[destination] = host
         return hosts
-
-    def _add_credentials(self, app):
-        git = self._credentials(app.get("repo"))
-        if git and app.get("repo"):
-            app["credentials"] = {k: git[k] for k in GIT_CREDENTIALS if git.get(k) is not None}
-        helm = self._credentials((app.get("helm") or {}).get("repo"))
-        if helm and app.get("helm"):
-            app["helm"].update({k: helm[k] for k in HELM_CREDENTIALS if helm.get(k) is not None})

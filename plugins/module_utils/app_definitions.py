@@ -9,11 +9,13 @@ the definitions it recognises to ``gitops_apps`` items, each with the cluster it
 - Harness GitOps ``application.yml`` (``gitops: {type: application, application: <Argo CD app>}``);
 - Flux ``GitRepository`` + ``Kustomization`` and ``HelmRepository`` + ``HelmRelease``.
 
-Returns ``Definitions``: ``apps`` (list of ``(cluster, app, file)``) and ``notes`` (fields that
-were read but have no equivalent, said per file, never silently dropped). What cannot be mapped
-(an unknown generator, several Git sources in one app, a Kustomization whose source is missing)
-raises GitOpsError naming the file. Other YAML (plain manifests, values files) is ignored.
-``fetch_repo(url, revision)`` returns a checkout path; ApplicationSet git generators use it.
+Returns ``Definitions``: ``apps`` (list of ``(cluster, app, file)``), ``notes`` (fields that
+were read but have no equivalent, said per file, never silently dropped) and ``errors``: a
+definition that cannot be mapped (an unknown generator, several Git sources in one app, a
+Kustomization whose source is missing, a file that is not YAML) is left out and said there, with
+its file and definition, while the others are still read; the caller decides that the run fails.
+Other YAML (plain manifests, values files) is ignored. ``fetch_repo(url, revision)`` returns a
+checkout path; ApplicationSet git generators use it.
 """
 
 from __future__ import annotations
@@ -36,21 +38,52 @@ FLUX_HELM = "helm.toolkit.fluxcd.io/"
 # the controller's own bookkeeping): neither mapped nor reported.
 QUIET_FIELDS = {"metadata.namespace", "metadata.labels", "metadata.annotations", "metadata.finalizers", "spec.project",
                 "spec.interval", "spec.timeout", "spec.sourceRef", "spec.revisionHistoryLimit", "status"}
-# syncOptions that describe what gitops.k8s always does
+# syncOptions that describe what gitops.k8s always does (ignored fields are never sent by apply)
 NATIVE_SYNC_OPTIONS = {"ServerSideApply=true", "ApplyOutOfSyncOnly=true", "Validate=true", "PruneLast=false",
-                       "CreateNamespace=false", "CreateNamespace=true"}
+                       "CreateNamespace=false", "CreateNamespace=true", "RespectIgnoreDifferences=true"}
+# syncOptions whose effect gitops.k8s has in another form: what a note says instead of "not supported"
+OTHER_FORM_SYNC_OPTIONS = {
+    "Replace=true": "applies to no whole application here: objects are written with server-side apply; an object "
+                    "annotated gitops.k8s/sync-options: Replace=true (or argocd.argoproj.io/sync-options) is "
+                    "replaced, and the app's replace_on_immutable recreates objects whose immutable fields changed",
+}
+# Argo CD's ignoreDifferences field -> the ignore_differences key (plugins/module_utils/ignore.py)
+IGNORE_SELECTORS = {"jsonPointers": "json_pointers", "jqPathExpressions": "jq_path_expressions",
+                    "managedFieldsManagers": "managed_fields_managers"}
+# Argo CD's source types other than Helm: a source with none of them may be a chart (a Chart.yaml in Git)
+NOT_HELM = ("directory", "kustomize", "plugin")
 
 
 class Definitions:
     def __init__(self):
         self.apps = []
         self.notes = []
+        self.errors = []
 
     def add(self, cluster, app, path):
         self.apps.append((cluster, app, path))
 
     def note(self, path, what, message):
         self.notes.append({"file": path, "definition": what, "message": message})
+
+    def error(self, path, what, err):
+        """``err`` (its message names the file and the definition) left ``what`` of ``path`` out."""
+        self.errors.append({"file": path, "definition": what, "message": str(err)})
+
+    def mapping(self, path, what, func, *args):
+        """``func(*args)``; a GitOpsError becomes an error of ``what``, and the next definition is read."""
+        try:
+            return func(*args)
+        except GitOpsError as err:
+            self.error(path, what, err)
+        return None
+
+
+def _what(doc):
+    """How errors name a definition: its kind and name (a Harness application by its gitops.name)."""
+    if isinstance(doc.get("gitops"), dict):
+        return ("Harness application %s" % (doc["gitops"].get("name") or "")).strip()
+    return ("%s %s" % (doc.get("kind") or "", (doc.get("metadata") or {}).get("name") or "")).strip() or None
 
 
 def read_folder(folder, fetch_repo=None):
@@ -61,32 +94,42 @@ def read_folder(folder, fetch_repo=None):
         if "/." in path[len(folder):]:
             continue
         rel = os.path.relpath(path, folder)
-        for doc in _documents(path, rel):
-            kind, api = doc.get("kind"), str(doc.get("apiVersion", ""))
-            if "gitops" in doc and isinstance(doc["gitops"], dict) and doc["gitops"].get("type") == "application":
-                harness(doc["gitops"], rel, found)
-            elif api.startswith(ARGO_GROUP) and kind == "Application":
-                cluster, app = argo_application(doc, rel, found)
-                found.add(cluster, app, rel)
-            elif api.startswith(ARGO_GROUP) and kind == "ApplicationSet":
-                application_set(doc, rel, found, fetch_repo)
-            elif api.startswith(FLUX_SOURCE) and kind in ("GitRepository", "HelmRepository"):
-                flux[kind][_name(doc, rel)] = (doc, rel)
-            elif (api.startswith(FLUX_KUSTOMIZE) and kind == "Kustomization") or (
-                    api.startswith(FLUX_HELM) and kind == "HelmRelease"):
-                flux[kind].append((doc, rel))
-    for doc, rel in flux["Kustomization"]:
-        found.add(None, flux_kustomization(doc, rel, flux["GitRepository"], found), rel)
-    for doc, rel in flux["HelmRelease"]:
-        found.add(None, flux_helm_release(doc, rel, flux["HelmRepository"], found), rel)
-    names = {}
+        for doc in found.mapping(rel, None, _documents, path, rel) or ():
+            found.mapping(rel, _what(doc), _read_definition, doc, rel, found, flux, fetch_repo)
+    for kind, mapper, sources in (("Kustomization", flux_kustomization, flux["GitRepository"]),
+                                  ("HelmRelease", flux_helm_release, flux["HelmRepository"])):
+        for doc, rel in flux[kind]:
+            app = found.mapping(rel, _what(doc), mapper, doc, rel, sources, found)
+            if app:
+                found.add(None, app, rel)
+    names, apps = {}, []
     for cluster, app, rel in found.apps:
         key = (cluster, app["name"])
         if key in names:
-            raise GitOpsError("application %r is defined twice: in %s and in %s" % (app["name"], names[key], rel),
-                              file=rel, app=app["name"])
+            found.error(rel, "application %s" % app["name"], GitOpsError(
+                "application %r is defined twice: in %s and in %s" % (app["name"], names[key], rel)))
+            continue
         names[key] = rel
+        apps.append((cluster, app, rel))
+    found.apps = apps
     return found
+
+
+def _read_definition(doc, rel, found, flux, fetch_repo):
+    """Map one document (or keep a Flux one for when all are read); others are not definitions."""
+    kind, api = doc.get("kind"), str(doc.get("apiVersion", ""))
+    if "gitops" in doc and isinstance(doc["gitops"], dict) and doc["gitops"].get("type") == "application":
+        harness(doc["gitops"], rel, found)
+    elif api.startswith(ARGO_GROUP) and kind == "Application":
+        cluster, app = argo_application(doc, rel, found)
+        found.add(cluster, app, rel)
+    elif api.startswith(ARGO_GROUP) and kind == "ApplicationSet":
+        application_set(doc, rel, found, fetch_repo)
+    elif api.startswith(FLUX_SOURCE) and kind in ("GitRepository", "HelmRepository"):
+        flux[kind][_name(doc, rel)] = (doc, rel)
+    elif (api.startswith(FLUX_KUSTOMIZE) and kind == "Kustomization") or (
+            api.startswith(FLUX_HELM) and kind == "HelmRelease"):
+        flux[kind].append((doc, rel))
 
 
 def _yaml():
@@ -199,8 +242,9 @@ def argo_application(doc, rel, found, cluster_hint=None):
         _set_path(merged, str(parameter.get("name", "")), parameter.get("value"))
     if merged:
         render["values"] = merged
-    if helm.get("releaseName"):
-        render["release_name"] = helm["releaseName"]
+    if not any(key in source for key in NOT_HELM):
+        # Argo CD (and Harness, built on it) names the release after the Application
+        render["release_name"] = str(helm.get("releaseName") or name)
     directory = source.get("directory") or {}
     if directory.get("recurse"):
         render["recurse"] = True
@@ -223,18 +267,23 @@ def argo_application(doc, rel, found, cluster_hint=None):
     if metadata:
         app["managed_namespace_metadata"] = {k: v for k, v in metadata.items() if k in ("labels", "annotations")}
     for option in options:
-        if option not in NATIVE_SYNC_OPTIONS:
+        if option in OTHER_FORM_SYNC_OPTIONS:
+            found.note(rel, what, "syncOptions %s %s" % (option, OTHER_FORM_SYNC_OPTIONS[option]))
+        elif option not in NATIVE_SYNC_OPTIONS:
             found.note(rel, what, "syncOptions %s is not supported; ignored" % option)
     ignore = []
     for item in spec.get("ignoreDifferences") or []:
         mapped = {k: item[k] for k in ("group", "kind", "name", "namespace") if item.get(k)}
-        if item.get("jsonPointers"):
-            mapped["json_pointers"] = item["jsonPointers"]
-        for extra in sorted(set(item) - {"group", "kind", "name", "namespace", "jsonPointers"}):
+        mapped.update({key: list(item[field]) for field, key in IGNORE_SELECTORS.items() if item.get(field)})
+        for extra in sorted(set(item) - {"group", "kind", "name", "namespace"} - set(IGNORE_SELECTORS)):
             found.note(rel, what, "ignoreDifferences.%s is not supported; ignored" % extra)
         ignore.append(mapped)
     if ignore:
         app["ignore_differences"] = ignore
+        if "RespectIgnoreDifferences=true" not in options:
+            found.note(rel, what, "ignoreDifferences: the ignored fields are never written by apply (Argo CD's "
+                                  "RespectIgnoreDifferences=true); without that option Argo CD writes Git's value of "
+                                  "them on every sync")
     cluster = cluster_hint or destination.get("name") or destination.get("server")
     return cluster, app
 

@@ -13,6 +13,7 @@ import re
 
 from .chart_source import check_spec
 from .errors import GitOpsError
+from .ignore import SELECTORS
 
 # key -> (accepted Python types, default). Defaults are what the roles assume when a key is absent.
 APP_KEYS = {
@@ -109,6 +110,14 @@ def normalize_app(app, position):
             result["helm"] = {k: v for k, v in check_spec(result["helm"], "%s: helm" % where).items() if v is not None}
         except GitOpsError as err:
             raise GitOpsError(str(err), app=result["name"], **err.details)
+    for i, rule in enumerate(result["ignore_differences"]):
+        # the engine refuses such a rule too, but only once the run has started
+        if not isinstance(rule, dict) or not rule.get("kind"):
+            raise GitOpsError("%s: ignore_differences[%d] must be a mapping with a kind, not %r" % (where, i, rule),
+                              app=result["name"])
+        if not any(rule.get(k) for k in SELECTORS):
+            raise GitOpsError("%s: ignore_differences[%d] (%s) names no field: give %s"
+                              % (where, i, rule["kind"], ", ".join(SELECTORS)), app=result["name"])
     unknown = sorted(set(result["managed_namespace_metadata"]) - set(NAMESPACE_METADATA_KEYS))
     if unknown:
         raise GitOpsError("%s: unknown key%s in managed_namespace_metadata: %s (known: %s)"

@@ -8,6 +8,7 @@ from .apps import APP_KEYS, CREDENTIAL_KEYS
 from .chart_source import HELM_ARGSPEC
 from .cluster import Cluster
 from .cluster_sync import DEFAULT_CONCURRENCY, DEFAULT_LOCK_TIMEOUT, Settings, sync_cluster
+from .mirrors import check_credentials, check_mirrors, sourced_app
 from .option_specs import CLUSTER_ARGSPEC, INVENTORY_ARGSPEC
 
 # Every app key is accepted as given (apps.py validates them with messages that name the app);
@@ -20,6 +21,10 @@ APP_OPTIONS["helm"] = HELM_ARGSPEC
 ARGSPEC = dict(
     CLUSTER_ARGSPEC,
     apps={"type": "list", "elements": "dict", "required": True, "options": APP_OPTIONS},
+    mirrors={"type": "list", "elements": "dict", "default": [], "options": {
+        "prefix": {"type": "str", "required": True}, "replace": {"type": "str", "required": True}}},
+    credentials={"type": "list", "elements": "dict", "default": [], "options": dict(
+        APP_OPTIONS["credentials"]["options"], url={"type": "str", "required": True})},
     mode={"type": "str", "choices": ["push", "reconcile"], "default": "reconcile"},
     select={"type": "raw"},
     revision={"type": "str"},
@@ -50,6 +55,18 @@ def run_task(call):
         inventory_namespace=params["inventory_namespace"], inventory_kind=params["inventory_kind"],
         progress=call.progress, complete=params["complete"],
     )
+    mirrors = check_mirrors(params["mirrors"], "mirrors")
+    credentials = check_credentials(params["credentials"], "credentials")
+    apps, moved = [], {}
+    for app in params["apps"]:
+        app, rewritten = sourced_app(_given(app), mirrors, credentials)
+        apps.append(app)
+        if rewritten:
+            moved[app.get("name")] = rewritten
     # every app of a level may apply with apply's own 8 workers at once
     cluster = Cluster.from_params(params, pool_size=max(16, concurrency * 8))
-    return sync_cluster(cluster, [_given(app) for app in params["apps"]], settings)
+    result = sync_cluster(cluster, apps, settings)
+    for row in result["results"]:  # which server each source came from, when a mirror stood in
+        if row.get("app") in moved:
+            row["mirrored"] = moved[row["app"]]
+    return result

@@ -114,7 +114,7 @@ options:
         description: Create the namespaces the application's objects live in when missing (default true).
         type: raw
       credentials:
-        description: Git credentials.
+        description: Git credentials of C(repo). Without them, the O(credentials) entry that matches the URL fetched.
         type: dict
         suboptions:
           username:
@@ -180,6 +180,56 @@ options:
               plain_http:
                 description: Plain HTTP to an OCI registry. Default is TLS.
                 type: bool
+  mirrors:
+    description:
+      - Where the applications' sources are fetched from (the playbooks pass C(gitops_mirrors)) - C(prefix) and
+        C(replace). An application's C(repo) or C(helm.repo) that starts with C(prefix) is fetched from C(replace)
+        followed by the rest of the URL; the longest prefix wins, and a URL is rewritten once. Results say each URL
+        a mirror rewrote (RV(results[].mirrored)).
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      prefix:
+        description: The start of the URLs this mirror serves, for example C(https://github.com/).
+        type: str
+        required: true
+      replace:
+        description: What C(prefix) becomes, for example C(https://git.internal.example/github/).
+        type: str
+        required: true
+  credentials:
+    description:
+      - Credentials by URL prefix (the playbooks pass C(gitops_credentials)), for each application that gives none of
+        its own - O(apps[].credentials) for its C(repo), C(username), C(password) or C(ca_file) in its C(helm). The
+        entry whose C(url) is the longest prefix of the URL fetched, after O(mirrors), is used, so a mirror gets its
+        own credentials.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      url:
+        description: The start of the URLs these credentials are for.
+        type: str
+        required: true
+      username:
+        description: HTTPS user name (Git, chart repository or registry).
+        type: str
+      password:
+        description: HTTPS password or token. Never printed.
+        type: str
+      key_file:
+        description: SSH private key file (Git).
+        type: str
+      known_hosts:
+        description: SSH known_hosts file (Git).
+        type: str
+      accept_hostkey:
+        description: Accept an unknown SSH host key (Git).
+        type: bool
+      ca_file:
+        description: CA certificates (PEM) of the server.
+        type: str
   mode:
     description: C(push) delivers every selected application; C(reconcile) converges them with Git (see the description).
     type: str
@@ -241,7 +291,8 @@ results:
       removed, orphaned, absent),
       C(ok), C(check_mode), C(duration), C(fetch) (repo, ref, revision, previous_revision, changed, commit, path),
       C(info) (the record after the run, without its objects), C(diff), C(apply) (the M(gitops.k8s.apply) result),
-      C(health) (the M(gitops.k8s.health_wait) result or a reading), C(rollback) and C(error) (C(step), C(msg)).
+      C(health) (the M(gitops.k8s.health_wait) result or a reading), C(rollback), C(error) (C(step), C(msg)) and,
+      when a mirror stood in for a source, C(mirrored) (C(repo) and C(helm.repo), each C(from) and C(to)).
     - Skipped applications (a failed dependency, C(suspend)) have C(skipped) with the reason.
   returned: always
   type: list

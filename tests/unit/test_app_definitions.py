@@ -2,11 +2,9 @@
 
 import os
 
-import pytest
 import yaml
 
 from ansible_collections.gitops.k8s.plugins.module_utils.app_definitions import read_folder
-from ansible_collections.gitops.k8s.plugins.module_utils.errors import GitOpsError
 
 
 def folder_with(tmp_path, files):
@@ -26,7 +24,8 @@ def test_single_source_application_maps_sync_policy_namespace_and_ignore_differe
         "Web_App", source={"repoURL": "https://git.example.com/deploy.git", "targetRevision": "v1.*", "path": "web",
                            "directory": {"recurse": True, "include": "{*.yaml,*.yml}"}},
         destination={"name": "prod", "namespace": "web"},
-        syncPolicy={"automated": {"prune": True, "selfHeal": False}, "syncOptions": ["CreateNamespace=true"],
+        syncPolicy={"automated": {"prune": True, "selfHeal": False},
+                    "syncOptions": ["CreateNamespace=true", "RespectIgnoreDifferences=true"],
                     "managedNamespaceMetadata": {"labels": {"team": "web"}}},
         ignoreDifferences=[{"group": "apps", "kind": "Deployment", "jsonPointers": ["/spec/replicas"]}])]}))
     assert found.apps == [("prod", {
@@ -49,7 +48,8 @@ def test_multi_source_chart_with_values_from_git(tmp_path):
     assert app == {"name": "shop", "helm": {"repo": "oci://registry.example.com/charts", "chart": "shop",
                                             "version": "2.x"},
                    "repo": "https://git.example.com/values.git", "path": ".", "version": "main",
-                   "render": {"values_files": ["shop/prod.yaml"], "values": {"image": {"tag": "7"}}},
+                   "render": {"values_files": ["shop/prod.yaml"], "values": {"image": {"tag": "7"}},
+                              "release_name": "shop"},
                    "create_namespace": False}
 
 
@@ -58,25 +58,26 @@ def test_unknown_fields_are_reported_and_unmappable_definitions_name_the_file(tm
         "a", source={"repoURL": "https://g/r.git", "path": ".", "kustomize": {"namePrefix": "p-"}},
         syncPolicy={"syncOptions": ["ServerSideApply=true", "Replace=true"], "retry": {"limit": 2}})]}))
     messages = sorted(n["message"] for n in found.notes)
-    assert messages == ["spec.source.kustomize is not supported; ignored", "spec.syncPolicy.retry is not supported; ignored",
-                        "syncOptions Replace=true is not supported; ignored"]
+    assert messages[:2] == ["spec.source.kustomize is not supported; ignored",
+                            "spec.syncPolicy.retry is not supported; ignored"]
+    assert messages[2].startswith("syncOptions Replace=true applies to no whole application here")
     assert {n["file"] for n in found.notes} == {"x.yaml"}
 
     two = application("b", sources=[{"repoURL": "https://g/r.git", "path": "one"},
                                     {"repoURL": "https://g/r.git", "path": "two"}])
-    with pytest.raises(GitOpsError) as err:
-        read_folder(folder_with(tmp_path / "two", {"clusters/b.yaml": [two]}))
-    assert "clusters/b.yaml" in str(err.value) and "2 sources" in str(err.value)
+    [error] = read_folder(folder_with(tmp_path / "two", {"clusters/b.yaml": [two]})).errors
+    assert error["file"] == "clusters/b.yaml" and "clusters/b.yaml: Application b has 2 sources" in error["message"]
 
     matrix = {"apiVersion": "argoproj.io/v1alpha1", "kind": "ApplicationSet", "metadata": {"name": "m"},
               "spec": {"generators": [{"matrix": {}}], "template": {"metadata": {}, "spec": {}}}}
-    with pytest.raises(GitOpsError, match="m.yaml: ApplicationSet m: the matrix generator cannot be mapped"):
-        read_folder(folder_with(tmp_path / "m", {"m.yaml": [matrix]}))
+    [error] = read_folder(folder_with(tmp_path / "m", {"m.yaml": [matrix]})).errors
+    assert error["message"].startswith("m.yaml: ApplicationSet m: the matrix generator cannot be mapped")
 
     orphan = {"apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization", "metadata": {"name": "k"},
               "spec": {"path": "./x", "prune": True, "sourceRef": {"kind": "GitRepository", "name": "missing"}}}
-    with pytest.raises(GitOpsError, match="k.yaml: Kustomization k: its sourceRef GitRepository/missing"):
-        read_folder(folder_with(tmp_path / "k", {"k.yaml": [orphan]}))
+    [error] = read_folder(folder_with(tmp_path / "k", {"k.yaml": [orphan]})).errors
+    assert error["definition"] == "Kustomization k"
+    assert error["message"].startswith("k.yaml: Kustomization k: its sourceRef GitRepository/missing")
 
 
 def test_application_set_generators_fill_the_template(tmp_path):
@@ -112,8 +113,8 @@ def test_application_set_generators_fill_the_template(tmp_path):
     assert [(c, a["name"], a.get("path"), a.get("namespace")) for c, a, _r in found.apps] == [
         ("in-cluster", "a", "teams/a", "a"), ("qa-cluster", "env-qa", "apps", None)]
     assert fetched == [("https://g/r.git", "main"), ("https://g/r.git", None)]
-    with pytest.raises(GitOpsError, match=r"list.yaml: ApplicationSet list: the template uses \{\{missing\}\}"):
-        read_folder(folder_with(tmp_path / "l", {"list.yaml": [listed]}), fetch_repo)
+    [error] = read_folder(folder_with(tmp_path / "l", {"list.yaml": [listed]}), fetch_repo).errors
+    assert error["message"].startswith("list.yaml: ApplicationSet list: the template uses {{missing}}")
 
 
 def test_harness_and_flux_definitions(tmp_path):
@@ -142,7 +143,8 @@ def test_harness_and_flux_definitions(tmp_path):
     found = read_folder(folder_with(tmp_path, {"gb/harness-gitops/application.yml": [harness], "flux.yaml": flux}))
     assert found.apps == [
         ("prodcluster", {"name": "guestbook", "repo": "https://g/h.git", "version": "master", "path": "guestbook",
-                         "namespace": "gb", "create_namespace": False}, "gb/harness-gitops/application.yml"),
+                         "render": {"release_name": "guestbook"}, "namespace": "gb", "create_namespace": False},
+         "gb/harness-gitops/application.yml"),
         (None, {"name": "infra", "repo": "ssh://git@g/fleet.git", "path": "infra", "version": "v2.0.0", "prune": True,
                 "self_heal": True, "create_namespace": False, "depends_on": ["crds"]}, "flux.yaml"),
         (None, {"name": "redis", "helm": {"repo": "oci://registry.example.com/charts", "chart": "redis",
@@ -152,3 +154,64 @@ def test_harness_and_flux_definitions(tmp_path):
     assert sorted(n["message"] for n in found.notes) == ["spec.healthChecks is not supported; ignored",
                                                          "spec.valuesFrom is not supported; ignored"]
     assert os.path.basename(found.apps[0][2]) == "application.yml"
+
+
+def test_ignore_differences_by_jq_path_or_field_manager_and_the_sync_options_the_engine_has(tmp_path):
+    found = read_folder(folder_with(tmp_path, {"web.yaml": [application(
+        "web", source={"repoURL": "https://g/r.git", "path": "web"},
+        syncPolicy={"syncOptions": ["RespectIgnoreDifferences=true", "Replace=true"]},
+        ignoreDifferences=[
+            {"group": "apps", "kind": "Deployment", "jqPathExpressions": [".spec.template.spec.initContainers[]"]},
+            {"kind": "ConfigMap", "name": "tuned", "managedFieldsManagers": ["kube-controller-manager"]}])]}))
+    [(_cluster, app, _rel)] = found.apps
+    assert app["ignore_differences"] == [
+        {"group": "apps", "kind": "Deployment", "jq_path_expressions": [".spec.template.spec.initContainers[]"]},
+        {"kind": "ConfigMap", "name": "tuned", "managed_fields_managers": ["kube-controller-manager"]}]
+    # RespectIgnoreDifferences=true is what gitops.k8s always does; Replace=true says what happens instead
+    [note] = found.notes
+    assert "not supported" not in note["message"]
+    assert note["message"].startswith("syncOptions Replace=true applies to no whole application here")
+    assert "gitops.k8s/sync-options: Replace=true" in note["message"] and "replace_on_immutable" in note["message"]
+
+
+def test_without_respect_ignore_differences_the_note_says_ignored_fields_are_not_written(tmp_path):
+    found = read_folder(folder_with(tmp_path, {"web.yaml": [application(
+        "web", source={"repoURL": "https://g/r.git", "path": "web"},
+        ignoreDifferences=[{"kind": "ConfigMap", "jsonPointers": ["/data/x"]}])]}))
+    assert [n["message"] for n in found.notes] == [
+        "ignoreDifferences: the ignored fields are never written by apply (Argo CD's RespectIgnoreDifferences=true); "
+        "without that option Argo CD writes Git's value of them on every sync"]
+
+
+def test_helm_release_is_named_after_the_application_as_argo_cd_and_harness_do(tmp_path):
+    # the shape of helm-guestbook/harness-gitops/application.yml: a chart in a Git folder, no helm section
+    harness = {"gitops": {"name": "gitops-helm-application", "type": "application", "clusterIdentifier": "prod",
+                          "application": {"spec": {
+                              "source": {"repoURL": "https://g/examples.git", "path": "helm-guestbook",
+                                         "targetRevision": "master"},
+                              "destination": {"namespace": "default"}}}}}
+    found = read_folder(folder_with(tmp_path, {
+        "helm-guestbook/harness-gitops/application.yml": [harness],
+        "argo.yaml": [
+            application("from-repo", source={"repoURL": "https://charts.example.com", "chart": "redis",
+                                             "targetRevision": "18.0.0"}),
+            application("named", source={"repoURL": "https://g/r.git", "path": "chart",
+                                         "helm": {"releaseName": "legacy"}}),
+            application("plain", source={"repoURL": "https://g/r.git", "path": "manifests",
+                                         "directory": {"recurse": True}})]}))
+    names = {app["name"]: app.get("render", {}).get("release_name") for _c, app, _r in found.apps}
+    assert names == {"gitops-helm-application": "gitops-helm-application", "from-repo": "from-repo",
+                     "named": "legacy", "plain": None}
+
+
+def test_a_definition_that_cannot_be_mapped_is_an_error_naming_it_and_the_others_are_still_read(tmp_path):
+    two = application("two", sources=[{"repoURL": "https://g/r.git", "path": "one"},
+                                      {"repoURL": "https://g/r.git", "path": "two"}])
+    folder = folder_with(tmp_path, {"apps/good.yaml": [application("good", source={"repoURL": "https://g/r.git"})],
+                                    "apps/two.yaml": [two]})
+    (tmp_path / "broken.yaml").write_text("a: [unclosed\n")
+    found = read_folder(folder)
+    assert [app["name"] for _c, app, _r in found.apps] == ["good"]
+    assert [(e["file"], e["definition"]) for e in found.errors] == [("apps/two.yaml", "Application two"),
+                                                                    ("broken.yaml", None)]
+    assert "apps/two.yaml: Application two has 2 sources of manifests" in found.errors[0]["message"]

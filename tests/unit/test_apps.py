@@ -134,3 +134,13 @@ def test_namespace_and_immutable_field_options_of_an_app():
         plan([app("web", managed_namespace_metadata={"label": {}})])
     with pytest.raises(GitOpsError, match="replace_on_immutable must be a boolean"):
         plan([app("web", replace_on_immutable="yes")])
+
+
+def test_an_ignore_differences_rule_that_names_no_field_is_refused_before_anything_runs():
+    with pytest.raises(GitOpsError, match=r"application 'web': ignore_differences\[1\] \(ConfigMap\) names no field"):
+        plan([app("web", ignore_differences=[{"kind": "Service", "jq_path_expressions": [".spec.clusterIP"]},
+                                             {"kind": "ConfigMap"}])])
+    with pytest.raises(GitOpsError, match=r"application 'web': ignore_differences\[0\] must be a mapping with a kind"):
+        plan([app("web", ignore_differences=[{"json_pointers": ["/x"]}])])
+    rule = {"kind": "Deployment", "group": "apps", "managed_fields_managers": ["hpa"]}
+    assert normalize_app(app("web", ignore_differences=[rule]), 0)["ignore_differences"] == [rule]
