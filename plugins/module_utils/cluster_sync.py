@@ -202,40 +202,19 @@ def fetch_one(run, sources, settings):
 # -- 3. render ---------------------------------------------------------------------------------
 
 def render_bundles(runs, settings):
-    """Render each distinct (commit, path, namespace, render options) once, or recall it from an
-    earlier run (render/memo.py)."""
-    from .render import memo, render_bundle  # the renderers are only needed when something is rendered
-
+    """Render each distinct (commit, path, namespace, render options, helm) once (``render_app``)."""
     groups = {}
     for run in runs:
         if run.failed:
             continue
-        key = json.dumps([run.resolved["revision"], run.app["path"], run.app["namespace"], run.app["render"]],
-                         sort_keys=True)
+        key = json.dumps([run.resolved["revision"], run.app["path"], run.app["namespace"], run.app["render"],
+                          run.app["helm"]], sort_keys=True)
         groups.setdefault(key, []).append(run)
 
     def one(group):
         first = group[0]
-        options = dict(first.app["render"])
-        clash = sorted(set(options) & set(RENDER_RESERVED))
         try:
-            if clash:
-                raise GitOpsError("render options of app %s may not set %s" % (first.name, ", ".join(clash)))
-            # a Git commit's tree (a chart's content is not a commit's: never remembered)
-            remembered = None if first.app["helm"] or first.chart else memo.key(
-                first.resolved["revision"], {"path": first.app["path"], "namespace": first.app["namespace"],
-                                             "options": options})
-            bundle = memo.recall(remembered) if remembered else None
-            if bundle is None:
-                _result, bundle = render_bundle(first.checkout, path=first.app["path"], namespace=first.app["namespace"],
-                                                revision=first.resolved["revision"], helm=first.app["helm"],
-                                                chart=first.chart, **options)
-                if remembered:
-                    memo.remember(remembered, bundle)
-        except TypeError as err:  # an unknown render option
-            for run in group:
-                run.fail("render", GitOpsError("app %s: bad render option: %s" % (run.name, err)))
-            return
+            bundle = render_app(first.app, first.checkout, first.resolved["revision"], first.chart)
         except GitOpsError as err:
             for run in group:
                 run.fail("render", err)
@@ -244,6 +223,33 @@ def render_bundles(runs, settings):
             run.bundle = bundle
 
     each(settings.concurrency, one, list(groups.values()))
+
+
+def render_app(app, checkout, revision, chart=None):
+    """The bundle of ``app`` at ``revision``: the ``checkout`` of that commit (and the ``chart``
+    pulled for it) rendered with the app's path, namespace, render options and ``helm`` (the
+    credentials of the chart's dependency repositories), or recalled from an earlier run
+    (render/memo.py). A sync and its rollback both render through here, so a rollback renders
+    the revision as its sync did."""
+    from .render import memo, render_bundle  # the renderers are only needed when something is rendered
+
+    options = dict(app["render"])
+    clash = sorted(set(options) & set(RENDER_RESERVED))
+    if clash:
+        raise GitOpsError("render options may not set %s" % ", ".join(clash))
+    # a Git commit's tree (a chart's content is not a commit's: never remembered)
+    remembered = None if app["helm"] or chart else memo.key(
+        revision, {"path": app["path"], "namespace": app["namespace"], "options": options})
+    bundle = memo.recall(remembered) if remembered else None
+    if bundle is None:
+        try:
+            _result, bundle = render_bundle(checkout, path=app["path"], namespace=app["namespace"], revision=revision,
+                                            helm=app["helm"], chart=chart, **options)
+        except TypeError as err:  # an unknown render option
+            raise GitOpsError("bad render option: %s" % err)
+        if remembered:
+            memo.remember(remembered, bundle)
+    return bundle
 
 
 def refuse_shared_objects(runs):
@@ -514,10 +520,7 @@ def roll_back(run, cluster, store, sources, lease, settings):
     try:
         resolved = sources.resolve(run.app["repo"], target["revision"], run.app["credentials"])
         checkout, _commit = sources.checkout(resolved, run.app["credentials"])
-        from .render import render_bundle
-
-        _result, bundle = render_bundle(checkout, path=run.app["path"], namespace=run.app["namespace"],
-                                        revision=target["revision"], **dict(run.app["render"]))
+        bundle = render_app(run.app, checkout, target["revision"])
         apply_app(run, cluster, bundle, target["revision"], failed, lease, settings)
         wait_and_record(run, cluster, store, bundle, run.rollback.setdefault("health", {}), settings)
         if not run.rollback["health"].get("healthy"):
@@ -525,8 +528,6 @@ def roll_back(run, cluster, store, sources, lease, settings):
             run.rollback["health"]["failed"] = True
     except GitOpsError as err:
         run.rollback["msg"] = str(err)
-    except TypeError as err:
-        run.rollback["msg"] = "bad render option: %s" % err
 
 
 def stamp_records(runs, store, settings):

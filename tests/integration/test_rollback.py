@@ -5,9 +5,16 @@ rolls back to the newest revision recorded healthy -- never to one that applied 
 become healthy.
 """
 
+import os
+import secrets
+
+import pytest
+import servers
+from test_chart_sources import Helm, write_chart
+from test_push_reconcile import PUSH, GitRepo, app_files, live, names, new_deployer
+
 from ansible_collections.gitops.k8s.plugins.module_utils.bundle import write_bundle
 from ansible_collections.gitops.k8s.plugins.module_utils.inventory import read_record
-from test_push_reconcile import PUSH, GitRepo, app_files, live, names, new_deployer
 
 NEVER_READY = {"gitops.k8s.test/never-ready": "true"}
 
@@ -136,3 +143,53 @@ def test_no_healthy_revision_in_the_history_means_no_rollback_and_says_so(ansibl
     assert "Not rolled back: " + why in open(failed.html_path, encoding="utf-8").read()
     assert [(h["revision"], h.get("health"), h["rollback"]) for h in history(cluster, app)] == [
         (stuck, "Degraded", False)]
+
+
+@pytest.fixture(scope="module")
+def chart_repository(tmp_path_factory, tools):
+    """A chart repository with basic auth (tests/servers) serving the library chart ``shared``."""
+    root = str(tmp_path_factory.mktemp("rollback-charts"))
+    helm = Helm(tools, os.path.join(root, "helm-home"))
+    served = os.path.join(root, "served")
+    os.makedirs(served)
+    helm.package(write_chart(os.path.join(root, "src"), "shared", "0.1.0", {"shared": "yes"}), served)
+    password = "repo-" + secrets.token_hex(8)
+    server = servers.HttpServer(os.path.join(root, "server"), "charts", static=served, user="reader", password=password)
+    helm("repo", "index", served, "--url", server.url)
+    yield {"url": server.url, "username": "reader", "password": password}
+    server.stop()
+
+
+def test_a_git_chart_with_a_dependency_from_a_private_repository_is_rolled_back_rendered_as_it_was_synced(
+        chart_repository, ansible, kubeconfig, cluster, namespace, workdir):
+    """The rollback renders the healthy revision as its sync did: with the app's helm.repositories
+    credentials for the chart's dependency (without them, helm dependency build gets a 401)."""
+    repo = GitRepo(workdir)
+    [app] = names(namespace, "front")
+    dependency = [{"name": "shared", "version": "0.1.x", "repository": chart_repository["url"]}]
+    write_chart(repo.work, "frontend", "1.0.0", {"tier": "web"}, dependencies=dependency)
+    healthy = repo.commit({"frontend/values.yaml": "greeting: good\n"}, "A: a chart with a private dependency")
+    apps = [{"name": app, "repo": repo.url, "path": "frontend", "namespace": namespace, "rollback": True,
+             "prune": True, "helm": {"repositories": [chart_repository]}, "render": {"release_name": "web"},
+             "wait": {"timeout": 90}}]
+    deploy = new_deployer(ansible, kubeconfig, workdir)
+    first = deploy.run(PUSH, apps)
+    assert first.rc == 0, first.out
+    assert live(cluster, "ConfigMap", namespace, "web-shared")["data"]["shared"] == "yes"
+
+    stuck = repo.commit({"frontend/values.yaml": "greeting: bad\n", "frontend/templates/stuck.yaml": (
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web-stuck}\nspec:\n  replicas: 1\n"
+        "  progressDeadlineSeconds: 10\n  selector: {matchLabels: {app: stuck}}\n  template:\n"
+        "    metadata: {labels: {app: stuck, gitops.k8s.test/never-ready: 'true'}}\n"
+        "    spec: {containers: [{name: web, image: 'nginx:1.27'}]}\n")}, "B: pods that never get ready")
+    failed = deploy.run(PUSH, apps)
+    assert failed.rc != 0, failed.out
+    row = failed.row(app)
+    assert (row["outcome"], row["failed_step"]) == ("rolled back", "health"), row["rollback"]
+    assert row["rollback"]["revision"] == healthy and row["rollback"]["ok"], row["rollback"]
+    assert live(cluster, "ConfigMap", namespace, "web-frontend")["data"]["greeting"] == "good"
+    assert live(cluster, "ConfigMap", namespace, "web-shared")["data"]["shared"] == "yes"
+    assert live(cluster, "Deployment", namespace, "web-stuck") is None
+    latest = history(cluster, app)[0]
+    assert (latest["revision"], latest["rollback_of"], latest["health"]) == (healthy, stuck, "Healthy")
+    assert chart_repository["password"] not in failed.out
