@@ -1,5 +1,5 @@
 # Copyright: gitops.k8s contributors; Apache License 2.0 (see LICENSE)
-"""The one boundary between Ansible and the engine, module side (plugin_utils/action.py is the action side).
+"""The one boundary between Ansible and the engine, module side (plugin_utils/ansible_action.py is the action side).
 
 Every module and action plugin is an option spec plus one engine call, ``engine_call(call) -> dict``,
 where ``call`` is a Call. What the boundary does with the returned dict, on both sides:

@@ -49,10 +49,8 @@ attributes:
 options:
   apps:
     description:
-      - The applications of this cluster, as documented in C(docs/applications.md) (keys C(name), C(repo), C(version),
-        C(path), C(render), C(namespace), C(prune), C(self_heal), C(rollback), C(wait), C(ignore_differences),
-        C(custom_health), C(depends_on), C(suspend), C(credentials), C(helm) - a chart from a Helm repository or OCI
-        registry, as the O(gitops.k8s.render#module:helm) option of M(gitops.k8s.render)).
+      - The applications of this cluster, as documented in C(docs/applications.md) - one mapping each, with the keys
+        below.
       - Invalid applications (unknown key, wrong type, unknown dependency, dependency cycle) fail the task before
         anything runs.
     type: list
@@ -90,7 +88,11 @@ options:
         description: Health wait after apply - C(timeout) (seconds, default 300), C(enabled), C(fail_fast).
         type: raw
       ignore_differences:
-        description: Differences the diff ignores (C(group), C(kind), C(name), C(namespace), C(json_pointers)).
+        description:
+          - Fields Git does not decide (not compared, not sent by apply) - a list of rules, each with C(kind),
+            optionally C(group), C(name) and C(namespace), and at least one of C(json_pointers), C(jq_path_expressions)
+            (Argo CD's C(jqPathExpressions)) and C(managed_fields_managers), as the
+            O(gitops.k8s.diff#module:ignore_differences) option takes them.
         type: raw
       custom_health:
         description: JMESPath health rules for custom resources, as in M(gitops.k8s.health_wait).
