@@ -143,7 +143,7 @@ from ansible_collections.gitops.k8s.plugins.module_utils.app_definitions import 
 from ansible_collections.gitops.k8s.plugins.module_utils.apps import normalize_app
 from ansible_collections.gitops.k8s.plugins.module_utils.errors import GitOpsError
 from ansible_collections.gitops.k8s.plugins.module_utils.mirrors import (check_credentials, check_mirrors,
-                                                                        credentials_for, mirrored)
+                                                                         credentials_for, mirrored)
 from ansible_collections.gitops.k8s.plugins.module_utils.source import fetch
 
 

@@ -187,7 +187,7 @@ options:
       - Where the applications' sources are fetched from (the playbooks pass C(gitops_mirrors)) - C(prefix) and
         C(replace). An application's C(repo) or C(helm.repo) that starts with C(prefix) is fetched from C(replace)
         followed by the rest of the URL; the longest prefix wins, and a URL is rewritten once. Results say each URL
-        a mirror rewrote (RV(results[].mirrored)).
+        a mirror rewrote (C(mirrored) in RV(results)).
     type: list
     elements: dict
     default: []

@@ -313,7 +313,8 @@ def test_mirrors_serve_the_definitions_and_every_application_with_the_mirror_s_c
     tag = namespace[-5:]
     url, token = git_server["url"], git_server["token"]
     upstream = "https://git.upstream.invalid/"  # never resolved: everything comes from the mirror
-    bare_repo(git_server["repos"], "deploy-%s.git" % tag, {"teams/mirrored/cm.yaml": yaml.safe_dump(configmap("mirrored")[0])})
+    bare_repo(git_server["repos"], "deploy-%s.git" % tag,
+              {"teams/mirrored/cm.yaml": yaml.safe_dump(configmap("mirrored")[0])})
     bare_repo(git_server["repos"], "fleet-%s.git" % tag, {"clusters/prod/teams.yaml": yaml.safe_dump(
         teams_set(upstream + "platform/deploy-%s.git" % tag, namespace, "-" + tag))})
     config = os.path.join(workdir, "fleet.gitops.yml")

@@ -5,7 +5,7 @@ import pytest
 
 from ansible_collections.gitops.k8s.plugins.module_utils.errors import GitOpsError
 from ansible_collections.gitops.k8s.plugins.module_utils.mirrors import (check_credentials, check_mirrors, mirrored,
-                                                                        sourced_app)
+                                                                         sourced_app)
 
 MIRRORS = [{"prefix": "https://github.com/", "replace": "https://git.internal/github/"},
            {"prefix": "https://github.com/acme/", "replace": "https://git.internal/acme/"},
@@ -38,7 +38,8 @@ def test_repo_and_helm_repo_are_rewritten_and_get_the_credentials_of_the_mirror(
 
 def test_an_application_s_own_credentials_are_kept_and_no_mirror_means_no_rewrite():
     own = {"username": "me", "password": "mine"}
-    result, moved = sourced_app({"name": "a", "repo": "https://github.com/x/a.git", "credentials": own}, [], CREDENTIALS)
+    result, moved = sourced_app({"name": "a", "repo": "https://github.com/x/a.git", "credentials": own}, [],
+                                CREDENTIALS)
     assert result["repo"] == "https://github.com/x/a.git" and result["credentials"] == own and moved == {}
     result, _moved = sourced_app({"name": "b", "repo": "https://github.com/x/b.git"}, [], CREDENTIALS)
     assert result["credentials"] == {"username": "gh", "password": "github-token"}
