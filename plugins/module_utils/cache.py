@@ -67,7 +67,8 @@ def evict(folder, max_age, max_count=None, last_used=os.path.getmtime, hold=None
     now = time.time() if now is None else now
     found = []
     try:
-        entries = [e for e in os.scandir(folder) if not e.name.startswith(".") and e.is_dir(follow_symlinks=False)]
+        with os.scandir(folder) as listing:
+            entries = [e for e in listing if not e.name.startswith(".") and e.is_dir(follow_symlinks=False)]
     except OSError:
         return  # no cache yet
     for entry in entries:
@@ -80,15 +81,15 @@ def evict(folder, max_age, max_count=None, last_used=os.path.getmtime, hold=None
         if now - used < IN_USE or (now - used < max_age and (max_count is None or rank < max_count)):
             continue
         path = os.path.join(folder, name)
-        with (hold or _free)(path) as free:
-            try:
+        doomed = os.path.join(folder, ".evicted-%s-%d" % (name, os.getpid()))
+        try:
+            with (hold or _free)(path) as free:
                 # used since the scan (under ``hold``, a use in progress is over): kept
                 if not free or last_used(path) != used:
                     continue
-                doomed = os.path.join(folder, ".evicted-%s-%d" % (name, os.getpid()))
                 os.rename(path, doomed)
-            except OSError:
-                continue  # evicted by another process meanwhile
+        except OSError:
+            continue  # evicted by another process meanwhile
         (remove or _rmtree)(doomed)
 
 
