@@ -215,7 +215,8 @@ class _Wait:
 
 def wait_healthy(cluster, refs, timeout=300, fail_fast=True, custom_health=None, ignore=None, wait=True, progress=None):
     """Watch ``refs`` until every one is Healthy (or Suspended), one is Degraded (with
-    ``fail_fast``), or ``timeout`` seconds pass. ``wait=False`` reports the current health.
+    ``fail_fast``), or ``timeout`` seconds pass (never healthy then). No refs: healthy at once.
+    ``wait=False`` reports the current health.
 
     Returns {healthy, status, resources: [{ref, status, message}], elapsed, timeline:
     [{ref, healthy_after}], summary}; an unhealthy result is not an exception (callers decide).
@@ -233,23 +234,8 @@ def wait_healthy(cluster, refs, timeout=300, fail_fast=True, custom_health=None,
     next_line, next_discovery = state.started + PROGRESS_MIN_SECONDS, state.started + REDISCOVER_SECONDS
     try:
         state.start(list(targets))
-        while True:
+        while True:  # decide on what is known before waiting: a wait for no object has nothing to wait for
             now = time.monotonic()
-            wake = min(deadline, next_line if progress else deadline,
-                       next_discovery if state.unserved and wait else deadline)
-            changed = set()
-            try:
-                changed.update(state.take(state.events.get(timeout=max(wake - now, 0))))
-                while True:  # take everything that arrived together, then assess once
-                    changed.update(state.take(state.events.get_nowait()))
-            except queue.Empty:
-                pass
-            state.reassess(changed)
-            now = time.monotonic()
-            if state.unserved and wait and now >= next_discovery:
-                next_discovery = now + REDISCOVER_SECONDS
-                cluster.forget_discovery()
-                state.start(list(state.unserved))
             if not state.unlisted:
                 statuses = state.statuses()
                 if not wait:
@@ -263,12 +249,26 @@ def wait_healthy(cluster, refs, timeout=300, fail_fast=True, custom_health=None,
                     break
             if now >= deadline:
                 break
+            if state.unserved and wait and now >= next_discovery:
+                next_discovery = now + REDISCOVER_SECONDS
+                cluster.forget_discovery()
+                state.start(list(state.unserved))
             if progress and not state.unlisted and now >= next_line:
                 next_line = now + PROGRESS_MIN_SECONDS
                 line = state.progress_line()
                 if line != last_line or now - last_progress >= PROGRESS_MAX_SECONDS:
                     progress(line)
                     last_line, last_progress = line, now
+            wake = min(deadline, next_line if progress else deadline,
+                       next_discovery if state.unserved and wait else deadline)
+            changed = set()
+            try:
+                changed.update(state.take(state.events.get(timeout=max(wake - now, 0))))
+                while True:  # take everything that arrived together, then assess once
+                    changed.update(state.take(state.events.get_nowait()))
+            except queue.Empty:
+                pass
+            state.reassess(changed)
     finally:
         for watcher in state.watchers:
             watcher.close()
@@ -280,9 +280,13 @@ def _result(state, outcome):
     resources = [{"ref": ref, "status": state.verdicts[key][0], "message": state.verdicts[key][1]}
                  for key, ref in state.refs.items()]
     overall = worst(r["status"] for r in resources)
+    # health is what the wait saw: one that ran out of time never counts as healthy, whatever the
+    # verdicts it was left with say
+    healthy = outcome == "healthy" or (outcome == "current health" and overall in Health.SETTLED)
+    if not healthy and overall in Health.SETTLED:
+        overall = Health.UNKNOWN
     timeline = sorted(({"ref": state.refs[key], "healthy_after": round(after, 3)}
                        for key, after in state.healthy_since.items()), key=lambda t: t["healthy_after"])
-    healthy = overall in Health.SETTLED
     return {
         "healthy": healthy,
         "status": overall,

@@ -62,3 +62,32 @@ def test_the_summary_gives_the_elapsed_time_the_result_gives():
     state.elapsed = lambda: 0.2500004
     result = _result(state, "healthy")
     assert result["summary"] == "1 of 1 objects healthy after %.1fs" % result["elapsed"], result
+
+
+def test_a_wait_for_no_object_ends_at_once():
+    # a wave holding only Sync hooks waits for no object: it waited its whole timeout, then said
+    # healthy (Argo CD's sync-waves example took twice the timeout)
+    import time
+
+    from ansible_collections.gitops.k8s.plugins.module_utils.health_watch import wait_healthy
+
+    started = time.monotonic()
+    result = wait_healthy(None, [], timeout=5)
+    assert time.monotonic() - started < 1, "waited %.1fs for nothing" % (time.monotonic() - started)
+    assert result["healthy"] and result["summary"] == "0 of 0 objects healthy after %.1fs" % result["elapsed"]
+    ignored = wait_healthy(None, [{"apiVersion": "batch/v1", "kind": "Job", "namespace": "n", "name": "j"}],
+                           timeout=5, ignore=["Job"])
+    assert ignored["healthy"] and ignored["elapsed"] < 1, ignored
+
+
+def test_a_wait_that_ran_out_of_time_is_never_healthy():
+    # whatever the verdicts say, a wait that ended on its deadline did not see health
+    from ansible_collections.gitops.k8s.plugins.module_utils.health import Health
+    from ansible_collections.gitops.k8s.plugins.module_utils.health_watch import _result, _Wait
+
+    for refs in ({}, {"k": {"apiVersion": "v1", "kind": "ConfigMap", "namespace": "n", "name": "c"}}):
+        state = _Wait(None, refs, None, True)
+        state.verdicts = {key: (Health.HEALTHY, "exists") for key in refs}
+        result = _result(state, "timed out")
+        assert not result["healthy"] and result["status"] not in Health.SETTLED, result
+        assert "timed out" in result["summary"], result
