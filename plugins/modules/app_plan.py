@@ -32,9 +32,8 @@ options:
   apps:
     description:
       - The applications, usually the C(gitops_apps) variable.
-      - Each item is a mapping with C(name) and C(repo) and optional C(version), C(path), C(render), C(namespace),
-        C(prune), C(self_heal), C(rollback), C(wait), C(ignore_differences), C(custom_health), C(depends_on),
-        C(suspend) and C(credentials).
+      - Each item is a mapping with the keys M(gitops.k8s.cluster_sync) documents under its O(gitops.k8s.cluster_sync#module:apps)
+        option (the same keys, validated the same way).
     type: list
     elements: raw
     required: true

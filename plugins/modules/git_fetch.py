@@ -46,7 +46,8 @@ options:
   dest:
     description:
       - The checkout directory. Default is a directory under C(~/.cache/gitops-k8s/git/) keyed by the URL (without
-        credentials), so every play that fetches the same repository shares one cache.
+        credentials), so every play that fetches the same repository shares one cache. Repositories of that cache
+        unused for 30 days, or beyond the 256 most recently used, are removed (never while a run holds one).
       - An existing directory that is not a git checkout is never overwritten.
     type: path
   depth:
