@@ -403,12 +403,24 @@ chart:
   type: dict
   sample: {"chart": "podinfo", "version": "6.5.4", "digest": "3f2a1b9c8d7e...", "revision": "podinfo@6.5.4+3f2a1b9c8d7e"}
 renderer:
-  description:
-    - The renderer used (C(type)) and its version (C(version)).
-    - C(decrypted), when the render decrypted files - those files, relative to the checkout.
+  description: The renderer used and its version.
   returned: success
   type: dict
   sample: {"type": "helm", "version": "helm v3.22.0+g...", "decrypted": ["values/production.sops.yaml"]}
+  contains:
+    type:
+      description: The renderer (C(directory), C(kustomize), C(helm), C(jinja) or C(jsonnet)).
+      type: str
+      returned: success
+    version:
+      description: The version of the tool or library that rendered.
+      type: str
+      returned: success
+    decrypted:
+      description: The files the render decrypted (see O(decryption)), relative to the checkout.
+      type: list
+      elements: str
+      returned: when the render decrypted files
 file:
   description: The file a validation error is about, relative to the checkout.
   returned: failure

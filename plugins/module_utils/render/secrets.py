@@ -135,7 +135,7 @@ def unflatten(flat):
         for kind, token in zip(tokens[1::2], tokens[2::2]):
             child = node.setdefault(key, [] if kind == "list" else {}) if isinstance(node, dict) else node[key]
             if kind == "list":
-                child.extend({} for _ in range(int(token) + 1 - len(child)))
+                child.extend({} for _missing in range(int(token) + 1 - len(child)))
             node, key = child, int(token) if kind == "list" else token
         node[key] = value
     return root
