@@ -1,6 +1,6 @@
 #!/bin/sh
 # Debian packages the tests need: chromium (tests/integration/test_report_browser.py renders the
-# HTML report headless), shellcheck (ansible-test sanity skips its shellcheck test without it) and
+# HTML report headless), shellcheck (tests/sanity.sh fails without it rather than let ansible-test skip its test) and
 # openssh-server (tests/servers.py runs a user-level sshd as the Git server over SSH).
 # Idempotent: installs only what is missing.
 set -eu
