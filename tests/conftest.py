@@ -25,7 +25,7 @@ with localcluster.locked():
     COLLECTIONS = localcluster.collections_root()
 sys.path.insert(0, COLLECTIONS)  # import ansible_collections.gitops.k8s.* from this checkout
 
-from ansible_collections.gitops.k8s.plugins.module_utils.cluster import Cluster  # noqa: E402
+from ansible_collections.gitops.k8s.plugins.module_utils.cluster.client import Cluster  # noqa: E402
 
 VENV_PYTHON = os.path.join(REPO, ".venv", "bin", "python")
 ARTIFACTS = os.path.join(TESTS, "artifacts")

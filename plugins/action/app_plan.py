@@ -7,7 +7,7 @@ from __future__ import annotations
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.gitops.k8s.plugins.module_utils.app_result import skipped_result
-from ansible_collections.gitops.k8s.plugins.module_utils.apps import plan
+from ansible_collections.gitops.k8s.plugins.module_utils.apps.gitops_apps import plan
 from ansible_collections.gitops.k8s.plugins.plugin_utils.ansible_action import run_action
 
 ARGSPEC = {

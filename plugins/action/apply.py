@@ -5,7 +5,7 @@ plugin_utils/ansible_action.runs_here): no module process to start, about a seco
 
 from __future__ import annotations
 
-from ansible_collections.gitops.k8s.plugins.module_utils.apply_task import ARGSPEC, run_apply
+from ansible_collections.gitops.k8s.plugins.module_utils.tasks.apply_task import ARGSPEC, run_apply
 from ansible_collections.gitops.k8s.plugins.plugin_utils.ansible_action import engine_action
 
 ActionModule = engine_action(ARGSPEC, run_apply)

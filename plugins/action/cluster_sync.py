@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.gitops.k8s.plugins.module_utils.ansible_module import failure
-from ansible_collections.gitops.k8s.plugins.module_utils.apps import plan
-from ansible_collections.gitops.k8s.plugins.module_utils.cluster_sync_task import ARGSPEC, run_task
+from ansible_collections.gitops.k8s.plugins.module_utils.tasks.ansible_module import failure
+from ansible_collections.gitops.k8s.plugins.module_utils.apps.gitops_apps import plan
+from ansible_collections.gitops.k8s.plugins.module_utils.tasks.cluster_sync_task import ARGSPEC, run_task
 from ansible_collections.gitops.k8s.plugins.module_utils.errors import GitOpsError
 from ansible_collections.gitops.k8s.plugins.plugin_utils.ansible_action import run_action, runs_here
 

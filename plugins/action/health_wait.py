@@ -11,8 +11,8 @@ without the kubernetes library on the controller, it runs the module as usual (n
 
 from __future__ import annotations
 
-from ansible_collections.gitops.k8s.plugins.module_utils.health_wait_task import run_health_wait
-from ansible_collections.gitops.k8s.plugins.module_utils.option_specs import HEALTH_WAIT_ARGSPEC, HEALTH_WAIT_RULES
+from ansible_collections.gitops.k8s.plugins.module_utils.tasks.health_wait_task import run_health_wait
+from ansible_collections.gitops.k8s.plugins.module_utils.tasks.option_specs import HEALTH_WAIT_ARGSPEC, HEALTH_WAIT_RULES
 from ansible_collections.gitops.k8s.plugins.plugin_utils.ansible_action import engine_action
 
 ActionModule = engine_action(HEALTH_WAIT_ARGSPEC, run_health_wait, **HEALTH_WAIT_RULES)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.gitops.k8s.plugins.module_utils import report
+from ansible_collections.gitops.k8s.plugins.module_utils.report import run_report as report
 from ansible_collections.gitops.k8s.plugins.plugin_utils.ansible_action import run_action
 
 ARGSPEC = {

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 
 class ModuleDocFragment:
-    # How every cluster-facing module reaches the API server (see module_utils/cluster.py).
+    # How every cluster-facing module reaches the API server (see module_utils/cluster/client.py).
     DOCUMENTATION = r"""
 options:
   kubeconfig:

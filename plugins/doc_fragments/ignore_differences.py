@@ -5,7 +5,7 @@ from __future__ import annotations
 
 
 class ModuleDocFragment:
-    # The ignore_differences option of diff and apply (module_utils/ignore.py IGNORE_ARGSPEC).
+    # The ignore_differences option of diff and apply (module_utils/sync/ignore.py IGNORE_ARGSPEC).
     DOCUMENTATION = r"""
 options:
   ignore_differences:

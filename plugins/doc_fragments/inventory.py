@@ -5,7 +5,7 @@ from __future__ import annotations
 
 
 class ModuleDocFragment:
-    # Where the in-cluster inventory of the applications lives (module_utils/option_specs.py INVENTORY_ARGSPEC).
+    # Where the in-cluster inventory of the applications lives (module_utils/tasks/option_specs.py INVENTORY_ARGSPEC).
     DOCUMENTATION = r"""
 options:
   inventory_namespace:

@@ -139,12 +139,12 @@ import os
 from ansible.errors import AnsibleParserError
 from ansible.plugins.inventory import BaseInventoryPlugin
 
-from ansible_collections.gitops.k8s.plugins.module_utils.app_definitions import Definitions, read_folder
-from ansible_collections.gitops.k8s.plugins.module_utils.apps import normalize_app
+from ansible_collections.gitops.k8s.plugins.module_utils.apps.definitions import Definitions, read_folder
+from ansible_collections.gitops.k8s.plugins.module_utils.apps.gitops_apps import normalize_app
 from ansible_collections.gitops.k8s.plugins.module_utils.errors import GitOpsError
-from ansible_collections.gitops.k8s.plugins.module_utils.mirrors import (check_credentials, check_mirrors,
+from ansible_collections.gitops.k8s.plugins.module_utils.sources.mirrors import (check_credentials, check_mirrors,
                                                                          credentials_for, mirrored)
-from ansible_collections.gitops.k8s.plugins.module_utils.source import fetch
+from ansible_collections.gitops.k8s.plugins.module_utils.sources.git import fetch
 
 
 class InventoryModule(BaseInventoryPlugin):

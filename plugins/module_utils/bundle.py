@@ -35,7 +35,7 @@ import tempfile
 from . import cache
 from .deps import import_library, require_yaml
 from .errors import GitOpsError
-from .source import cache_root
+from .sources.git import cache_root
 
 MANIFEST = "manifest.yaml"
 OBJECTS = "objects.json"

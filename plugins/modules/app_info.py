@@ -150,10 +150,10 @@ inventory:
   type: dict
 """
 
-from ansible_collections.gitops.k8s.plugins.module_utils.ansible_module import run_module
-from ansible_collections.gitops.k8s.plugins.module_utils.cluster import Cluster
-from ansible_collections.gitops.k8s.plugins.module_utils.inventory import Inventory, rollback_target
-from ansible_collections.gitops.k8s.plugins.module_utils.option_specs import CLUSTER_ARGSPEC, INVENTORY_ARGSPEC
+from ansible_collections.gitops.k8s.plugins.module_utils.tasks.ansible_module import run_module
+from ansible_collections.gitops.k8s.plugins.module_utils.cluster.client import Cluster
+from ansible_collections.gitops.k8s.plugins.module_utils.cluster.records import Inventory, rollback_target
+from ansible_collections.gitops.k8s.plugins.module_utils.tasks.option_specs import CLUSTER_ARGSPEC, INVENTORY_ARGSPEC
 
 ARGSPEC = dict(
     CLUSTER_ARGSPEC,

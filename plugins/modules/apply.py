@@ -348,8 +348,8 @@ rejected:
   elements: dict
 """
 
-from ansible_collections.gitops.k8s.plugins.module_utils.ansible_module import run_module
-from ansible_collections.gitops.k8s.plugins.module_utils.apply_task import ARGSPEC, run_apply
+from ansible_collections.gitops.k8s.plugins.module_utils.tasks.ansible_module import run_module
+from ansible_collections.gitops.k8s.plugins.module_utils.tasks.apply_task import ARGSPEC, run_apply
 
 
 def main():

@@ -319,8 +319,8 @@ api_requests:
   type: int
 """
 
-from ansible_collections.gitops.k8s.plugins.module_utils.ansible_module import run_module
-from ansible_collections.gitops.k8s.plugins.module_utils.cluster_sync_task import ARGSPEC, run_task
+from ansible_collections.gitops.k8s.plugins.module_utils.tasks.ansible_module import run_module
+from ansible_collections.gitops.k8s.plugins.module_utils.tasks.cluster_sync_task import ARGSPEC, run_task
 
 
 def main():

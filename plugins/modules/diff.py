@@ -190,8 +190,8 @@ diff:
   elements: dict
 """
 
-from ansible_collections.gitops.k8s.plugins.module_utils.ansible_module import run_module
-from ansible_collections.gitops.k8s.plugins.module_utils.diff_task import ARGSPEC, run_diff
+from ansible_collections.gitops.k8s.plugins.module_utils.tasks.ansible_module import run_module
+from ansible_collections.gitops.k8s.plugins.module_utils.tasks.diff_task import ARGSPEC, run_diff
 
 
 def main():

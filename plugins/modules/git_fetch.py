@@ -188,8 +188,8 @@ changed_paths:
   sample: ["apps/guestbook/values.yaml"]
 """
 
-from ansible_collections.gitops.k8s.plugins.module_utils.ansible_module import run_module
-from ansible_collections.gitops.k8s.plugins.module_utils.source import fetch, split_credentials
+from ansible_collections.gitops.k8s.plugins.module_utils.tasks.ansible_module import run_module
+from ansible_collections.gitops.k8s.plugins.module_utils.sources.git import fetch, split_credentials
 
 ARGSPEC = {
     "repo": {"type": "str", "required": True},

@@ -217,9 +217,9 @@ api_requests:
   type: int
 """
 
-from ansible_collections.gitops.k8s.plugins.module_utils.ansible_module import run_module
-from ansible_collections.gitops.k8s.plugins.module_utils.health_wait_task import run_health_wait
-from ansible_collections.gitops.k8s.plugins.module_utils.option_specs import HEALTH_WAIT_ARGSPEC, HEALTH_WAIT_RULES
+from ansible_collections.gitops.k8s.plugins.module_utils.tasks.ansible_module import run_module
+from ansible_collections.gitops.k8s.plugins.module_utils.tasks.health_wait_task import run_health_wait
+from ansible_collections.gitops.k8s.plugins.module_utils.tasks.option_specs import HEALTH_WAIT_ARGSPEC, HEALTH_WAIT_RULES
 
 
 def main():

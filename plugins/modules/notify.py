@@ -166,8 +166,8 @@ undelivered:
   sample: 0
 """
 
-from ansible_collections.gitops.k8s.plugins.module_utils.ansible_module import run_module
-from ansible_collections.gitops.k8s.plugins.module_utils.notify import EVENTS, TARGET_TYPES, notify, validate_targets, warnings_of
+from ansible_collections.gitops.k8s.plugins.module_utils.tasks.ansible_module import run_module
+from ansible_collections.gitops.k8s.plugins.module_utils.report.notify import EVENTS, TARGET_TYPES, notify, validate_targets, warnings_of
 
 ARGSPEC = {
     "results": {"type": "list", "elements": "dict", "required": True},

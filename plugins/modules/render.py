@@ -431,8 +431,8 @@ line:
   type: int
 """
 
-from ansible_collections.gitops.k8s.plugins.module_utils.ansible_module import run_module
-from ansible_collections.gitops.k8s.plugins.module_utils.chart_source import HELM_ARGSPEC
+from ansible_collections.gitops.k8s.plugins.module_utils.tasks.ansible_module import run_module
+from ansible_collections.gitops.k8s.plugins.module_utils.sources.charts import HELM_ARGSPEC
 from ansible_collections.gitops.k8s.plugins.module_utils.render import read_index, render
 
 ARGSPEC = {

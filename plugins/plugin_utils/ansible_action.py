@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # Copyright: gitops.k8s contributors; Apache License 2.0 (see LICENSE)
-"""The one boundary between Ansible and the engine, action side (module_utils/ansible_module.py is the module side).
+"""The one boundary between Ansible and the engine, action side (module_utils/tasks/ansible_module.py is the module side).
 
 An action plugin runs the engine call in Ansible's worker process on the controller, with the
 same Call and the same result shaping as a module: option validation, check and diff mode,
@@ -19,7 +19,7 @@ from ansible.module_utils.common.parameters import remove_values
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
-from ansible_collections.gitops.k8s.plugins.module_utils.ansible_module import Call, failure, shape_result
+from ansible_collections.gitops.k8s.plugins.module_utils.tasks.ansible_module import Call, failure, shape_result
 from ansible_collections.gitops.k8s.plugins.module_utils.errors import GitOpsError
 
 display = Display()

@@ -44,12 +44,12 @@ sys.path.insert(0, os.path.join(REPO, "tests", "cluster"))
 import localcluster  # noqa: E402
 
 sys.path.insert(0, localcluster.collections_root())
-from ansible_collections.gitops.k8s.plugins.module_utils.apply import Options, apply  # noqa: E402
+from ansible_collections.gitops.k8s.plugins.module_utils.sync.apply import Options, apply  # noqa: E402
 from ansible_collections.gitops.k8s.plugins.module_utils.bundle import Bundle, write_bundle  # noqa: E402
-from ansible_collections.gitops.k8s.plugins.module_utils.cluster import Cluster  # noqa: E402
-from ansible_collections.gitops.k8s.plugins.module_utils.diff import diff  # noqa: E402
+from ansible_collections.gitops.k8s.plugins.module_utils.cluster.client import Cluster  # noqa: E402
+from ansible_collections.gitops.k8s.plugins.module_utils.sync.compare import diff  # noqa: E402
 from ansible_collections.gitops.k8s.plugins.module_utils.health import Health, assess  # noqa: E402
-from ansible_collections.gitops.k8s.plugins.module_utils.inventory import read_record  # noqa: E402
+from ansible_collections.gitops.k8s.plugins.module_utils.cluster.records import read_record  # noqa: E402
 from ansible_collections.gitops.k8s.plugins.module_utils.refs import ref_of  # noqa: E402
 import peers  # noqa: E402
 from bench_fleet import Playbooks, git  # noqa: E402

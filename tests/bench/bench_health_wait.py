@@ -28,10 +28,10 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "cluster"))
 import localcluster  # noqa: E402
 
 sys.path.insert(0, localcluster.collections_root())
-from ansible_collections.gitops.k8s.plugins.module_utils.cluster import Cluster  # noqa: E402
+from ansible_collections.gitops.k8s.plugins.module_utils.cluster.client import Cluster  # noqa: E402
 from ansible_collections.gitops.k8s.plugins.module_utils.health import Health, assess  # noqa: E402
 from ansible_collections.gitops.k8s.plugins.module_utils.health.status import condition  # noqa: E402
-from ansible_collections.gitops.k8s.plugins.module_utils.health_watch import wait_healthy  # noqa: E402
+from ansible_collections.gitops.k8s.plugins.module_utils.health.watch import wait_healthy  # noqa: E402
 
 KUBECTL = os.path.join(localcluster.tools_dir(), "kubectl")
 

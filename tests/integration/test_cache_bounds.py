@@ -11,8 +11,8 @@ import time
 
 from test_push_reconcile import GitRepo, git
 
-from ansible_collections.gitops.k8s.plugins.module_utils import chart_source, source
-from ansible_collections.gitops.k8s.plugins.module_utils.checkouts import Sources
+from ansible_collections.gitops.k8s.plugins.module_utils.sources import charts as chart_source, git as source
+from ansible_collections.gitops.k8s.plugins.module_utils.sources.checkouts import Sources
 
 HOUR, DAY = 3600, 24 * 3600
 

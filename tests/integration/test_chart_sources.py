@@ -13,7 +13,7 @@ import yaml
 from test_push_reconcile import PUSH, RECONCILE, GitRepo, live, names, new_deployer
 
 from ansible_collections.gitops.k8s.plugins.module_utils.errors import GitOpsError
-from ansible_collections.gitops.k8s.plugins.module_utils.inventory import read_record
+from ansible_collections.gitops.k8s.plugins.module_utils.cluster.records import read_record
 from ansible_collections.gitops.k8s.plugins.module_utils.render import render
 
 

@@ -6,7 +6,7 @@ its body: a "dry-run" prune deleted the objects it was asked only to preview.
 
 import uuid
 
-from ansible_collections.gitops.k8s.plugins.module_utils.apply import Options, apply
+from ansible_collections.gitops.k8s.plugins.module_utils.sync.apply import Options, apply
 from ansible_collections.gitops.k8s.plugins.module_utils.bundle import Bundle, write_bundle
 from ansible_collections.gitops.k8s.plugins.module_utils.refs import ref_of
 

@@ -12,7 +12,7 @@ import time
 
 import yaml
 
-from ansible_collections.gitops.k8s.plugins.module_utils.inventory import read_record
+from ansible_collections.gitops.k8s.plugins.module_utils.cluster.records import read_record
 from test_push_reconcile import PUSH, RECONCILE, GitRepo, Run, app_files, git, live, names, new_deployer
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench"))

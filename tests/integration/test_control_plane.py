@@ -14,7 +14,7 @@ from kubernetes.utils.quantity import parse_quantity
 
 import localcluster
 from localcluster import wait_for
-from ansible_collections.gitops.k8s.plugins.module_utils.cluster import ApiError
+from ansible_collections.gitops.k8s.plugins.module_utils.cluster.client import ApiError
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench"))
 import audit  # noqa: E402

@@ -15,13 +15,13 @@ import urllib.request
 import pytest
 from localcluster import wait_for
 
-from ansible_collections.gitops.k8s.plugins.module_utils.apply import Options, apply
-from ansible_collections.gitops.k8s.plugins.module_utils.cluster import Cluster
+from ansible_collections.gitops.k8s.plugins.module_utils.sync.apply import Options, apply
+from ansible_collections.gitops.k8s.plugins.module_utils.cluster.client import Cluster
 from ansible_collections.gitops.k8s.plugins.module_utils.errors import GitOpsError
-from ansible_collections.gitops.k8s.plugins.module_utils.inventory import (INVENTORY_NAMESPACE, Inventory, current_entry,
+from ansible_collections.gitops.k8s.plugins.module_utils.cluster.records import (INVENTORY_NAMESPACE, Inventory, current_entry,
                                                                            new_record, object_entry, read_record,
                                                                            record_health)
-from ansible_collections.gitops.k8s.plugins.module_utils.lease import Lease
+from ansible_collections.gitops.k8s.plugins.module_utils.cluster.lease import Lease
 
 from test_diff_apply import app_name, configmap, deployment, get, make_bundle, names
 

@@ -14,12 +14,12 @@ import uuid
 import pytest
 
 from localcluster import wait_for
-from ansible_collections.gitops.k8s.plugins.module_utils.apply import Options, apply
+from ansible_collections.gitops.k8s.plugins.module_utils.sync.apply import Options, apply
 from ansible_collections.gitops.k8s.plugins.module_utils.bundle import Bundle, write_bundle
-from ansible_collections.gitops.k8s.plugins.module_utils.diff import diff
+from ansible_collections.gitops.k8s.plugins.module_utils.sync.compare import diff
 from ansible_collections.gitops.k8s.plugins.module_utils.errors import GitOpsError
-from ansible_collections.gitops.k8s.plugins.module_utils.inventory import INVENTORY_NAMESPACE, read_record
-from ansible_collections.gitops.k8s.plugins.module_utils.lease import Lease
+from ansible_collections.gitops.k8s.plugins.module_utils.cluster.records import INVENTORY_NAMESPACE, read_record
+from ansible_collections.gitops.k8s.plugins.module_utils.cluster.lease import Lease
 from ansible_collections.gitops.k8s.plugins.module_utils.refs import ref_of
 
 CRASH_LABEL = "pod-container-running-failed.stage.kwok.x-k8s.io"

@@ -11,7 +11,7 @@ import pytest
 import servers
 
 from ansible_collections.gitops.k8s.plugins.module_utils.errors import GitOpsError
-from ansible_collections.gitops.k8s.plugins.module_utils.source import fetch
+from ansible_collections.gitops.k8s.plugins.module_utils.sources.git import fetch
 
 QUIET = dict(os.environ, GIT_AUTHOR_NAME="Ann", GIT_AUTHOR_EMAIL="ann@example.com", GIT_COMMITTER_NAME="Ann",
              GIT_COMMITTER_EMAIL="ann@example.com", GIT_CONFIG_NOSYSTEM="1", GIT_CONFIG_GLOBAL=os.devnull,

@@ -6,8 +6,8 @@ import threading
 import pytest
 from localcluster import wait_for
 
-from ansible_collections.gitops.k8s.plugins.module_utils import health_watch
-from ansible_collections.gitops.k8s.plugins.module_utils.health_watch import wait_healthy
+from ansible_collections.gitops.k8s.plugins.module_utils.health import watch as health_watch
+from ansible_collections.gitops.k8s.plugins.module_utils.health.watch import wait_healthy
 
 NEVER_READY = {"gitops.k8s.test/never-ready": "true"}
 

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from localcluster import wait_for
-from ansible_collections.gitops.k8s.plugins.module_utils.cluster import ApiError, Cluster
+from ansible_collections.gitops.k8s.plugins.module_utils.cluster.client import ApiError, Cluster
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench"))
 import audit  # noqa: E402

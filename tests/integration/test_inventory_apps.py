@@ -15,7 +15,7 @@ import yaml
 from test_git_remote import bare_repo
 from test_push_reconcile import PUSH, RECONCILE, GitRepo, Run, live
 
-from ansible_collections.gitops.k8s.plugins.module_utils.inventory import read_record
+from ansible_collections.gitops.k8s.plugins.module_utils.cluster.records import read_record
 
 
 # the chart servers (OCI registry, HTTP chart repository) of test_chart_sources, for this module too

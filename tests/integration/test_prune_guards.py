@@ -11,8 +11,8 @@ import uuid
 import pytest
 from localcluster import wait_for
 
-from ansible_collections.gitops.k8s.plugins.module_utils.apply import Options, apply
-from ansible_collections.gitops.k8s.plugins.module_utils.inventory import INVENTORY_NAMESPACE, read_record
+from ansible_collections.gitops.k8s.plugins.module_utils.sync.apply import Options, apply
+from ansible_collections.gitops.k8s.plugins.module_utils.cluster.records import INVENTORY_NAMESPACE, read_record
 
 from test_diff_apply import app_name, configmap, get, make_bundle, names
 

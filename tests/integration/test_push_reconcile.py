@@ -14,7 +14,7 @@ import uuid
 
 import yaml
 
-from ansible_collections.gitops.k8s.plugins.module_utils.inventory import read_record
+from ansible_collections.gitops.k8s.plugins.module_utils.cluster.records import read_record
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PUSH = os.path.join(REPO_ROOT, "playbooks", "push.yml")

@@ -231,7 +231,7 @@ def test_jinja_lookup_pipe_is_refused_through_ansible(ansible, on_path, workdir)
 
 
 def test_fetch_then_render_records_the_revision(on_path, workdir):
-    from ansible_collections.gitops.k8s.plugins.module_utils.source import fetch
+    from ansible_collections.gitops.k8s.plugins.module_utils.sources.git import fetch
     repo = os.path.join(workdir, "src")
     write_tree(repo, KUSTOMIZE)
     env = dict(os.environ, GIT_AUTHOR_NAME="a", GIT_AUTHOR_EMAIL="a@b", GIT_COMMITTER_NAME="a", GIT_COMMITTER_EMAIL="a@b")

@@ -9,7 +9,7 @@ import re
 import shutil
 import subprocess
 
-from ansible_collections.gitops.k8s.plugins.module_utils import report
+from ansible_collections.gitops.k8s.plugins.module_utils.report import run_report as report
 
 TESTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHA, OLD = "3f2a9c1d" + "0" * 32, "a1b2c3d4" + "0" * 32

@@ -14,7 +14,7 @@ from test_chart_sources import Helm, write_chart
 from test_push_reconcile import PUSH, GitRepo, app_files, live, names, new_deployer
 
 from ansible_collections.gitops.k8s.plugins.module_utils.bundle import write_bundle
-from ansible_collections.gitops.k8s.plugins.module_utils.inventory import read_record
+from ansible_collections.gitops.k8s.plugins.module_utils.cluster.records import read_record
 
 NEVER_READY = {"gitops.k8s.test/never-ready": "true"}
 

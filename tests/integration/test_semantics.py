@@ -14,11 +14,11 @@ import uuid
 
 import pytest
 
-from ansible_collections.gitops.k8s.plugins.module_utils.apply import Options, apply
-from ansible_collections.gitops.k8s.plugins.module_utils.diff import diff
+from ansible_collections.gitops.k8s.plugins.module_utils.sync.apply import Options, apply
+from ansible_collections.gitops.k8s.plugins.module_utils.sync.compare import diff
 from ansible_collections.gitops.k8s.plugins.module_utils.errors import GitOpsError
-from ansible_collections.gitops.k8s.plugins.module_utils.inventory import read_record
-from ansible_collections.gitops.k8s.plugins.module_utils.report import app_row
+from ansible_collections.gitops.k8s.plugins.module_utils.cluster.records import read_record
+from ansible_collections.gitops.k8s.plugins.module_utils.report.run_report import app_row
 # inventory_cleanup and new_app are fixtures, used by name
 from test_diff_apply import (  # noqa: F401 pylint: disable=unused-import
     configmap, deployment, get, inventory_cleanup, job, make_bundle, names, new_app)

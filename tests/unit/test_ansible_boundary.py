@@ -1,6 +1,6 @@
 """The module/action boundary: what it makes of an engine call's result and of its errors."""
 
-from ansible_collections.gitops.k8s.plugins.module_utils.ansible_module import Call, failure, shape_result, trivial_values
+from ansible_collections.gitops.k8s.plugins.module_utils.tasks.ansible_module import Call, failure, shape_result, trivial_values
 from ansible_collections.gitops.k8s.plugins.module_utils.deps import MissingLibrary
 from ansible_collections.gitops.k8s.plugins.module_utils.errors import GitOpsError
 

@@ -4,7 +4,7 @@ import os
 
 import yaml
 
-from ansible_collections.gitops.k8s.plugins.module_utils.app_definitions import read_folder
+from ansible_collections.gitops.k8s.plugins.module_utils.apps.definitions import read_folder
 
 
 def folder_with(tmp_path, files):

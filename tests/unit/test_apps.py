@@ -2,7 +2,7 @@
 
 import pytest
 
-from ansible_collections.gitops.k8s.plugins.module_utils.apps import dependency_levels, normalize_app, plan
+from ansible_collections.gitops.k8s.plugins.module_utils.apps.gitops_apps import dependency_levels, normalize_app, plan
 from ansible_collections.gitops.k8s.plugins.module_utils.errors import GitOpsError
 
 

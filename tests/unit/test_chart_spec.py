@@ -2,8 +2,8 @@
 
 import pytest
 
-from ansible_collections.gitops.k8s.plugins.module_utils.apps import plan
-from ansible_collections.gitops.k8s.plugins.module_utils.chart_source import check_spec
+from ansible_collections.gitops.k8s.plugins.module_utils.apps.gitops_apps import plan
+from ansible_collections.gitops.k8s.plugins.module_utils.sources.charts import check_spec
 from ansible_collections.gitops.k8s.plugins.module_utils.errors import GitOpsError
 
 CHART = {"repo": "oci://registry.example.com/charts", "chart": "shop", "version": "^2.1", "username": "robot",

@@ -3,7 +3,7 @@
 import os
 import time
 
-from ansible_collections.gitops.k8s.plugins.module_utils.checkouts import Sources, _make_read_only
+from ansible_collections.gitops.k8s.plugins.module_utils.sources.checkouts import Sources, _make_read_only
 
 
 def tree(root, name, age):

@@ -6,7 +6,7 @@ import secrets
 
 import pytest
 
-from ansible_collections.gitops.k8s.plugins.module_utils import inventory
+from ansible_collections.gitops.k8s.plugins.module_utils.cluster import records as inventory
 from ansible_collections.gitops.k8s.plugins.module_utils.errors import GitOpsError
 from ansible_collections.gitops.k8s.plugins.module_utils.render.documents import parse
 
@@ -40,7 +40,7 @@ def spec(holder="other", renew="2026-01-01T00:00:00.000000Z", duration=30):
 
 
 def test_lease_expiry_ignores_the_holders_clock():
-    from ansible_collections.gitops.k8s.plugins.module_utils.lease import Observer
+    from ansible_collections.gitops.k8s.plugins.module_utils.cluster.lease import Observer
 
     watch = Observer()
     # a renewTime an hour in the past (holder's clock behind) is not expiry: only not seeing it change is
@@ -67,13 +67,13 @@ def test_lease_expiry_ignores_the_holders_clock():
     ("GET", 404, True, False), ("PATCH", 409, True, False), ("PATCH", 422, True, False),
 ])
 def test_retry_only_what_is_safe(method, status, sent, retry):
-    from ansible_collections.gitops.k8s.plugins.module_utils.cluster import retryable
+    from ansible_collections.gitops.k8s.plugins.module_utils.cluster.client import retryable
 
     assert retryable(method, status, sent) is retry
 
 
 def test_backoff_is_bounded_jittered_and_honours_retry_after():
-    from ansible_collections.gitops.k8s.plugins.module_utils.cluster import backoff
+    from ansible_collections.gitops.k8s.plugins.module_utils.cluster.client import backoff
 
     delays = [backoff(n) for n in range(10) for _sample in range(20)]
     assert max(delays) <= 8.0 and min(delays) > 0
@@ -189,7 +189,7 @@ def test_render_options_that_may_carry_secrets_are_no_log():
 # -- prune guards ------------------------------------------------------------------------------
 
 def test_prune_guards_for_namespaces_and_crds():
-    from ansible_collections.gitops.k8s.plugins.module_utils.prune import guarded, recreated, refusal
+    from ansible_collections.gitops.k8s.plugins.module_utils.sync.prune_guards import guarded, recreated, refusal
 
     ns = {"apiVersion": "v1", "kind": "Namespace", "namespace": "", "name": "shop"}
     crd = {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition", "namespace": "",

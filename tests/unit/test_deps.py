@@ -32,14 +32,14 @@ import ansible_collections.gitops.k8s.plugins.module_utils as module_utils
 imported = []
 for info in pkgutil.walk_packages(module_utils.__path__, module_utils.__name__ + "."):
     importlib.import_module(info.name)
-    imported.append(info.name.rsplit(".", 1)[1])
+    imported.append(info.name[len(module_utils.__name__) + 1:])
 
 from ansible_collections.gitops.k8s.plugins.module_utils.bundle import Bundle
-from ansible_collections.gitops.k8s.plugins.module_utils.cluster import Cluster
+from ansible_collections.gitops.k8s.plugins.module_utils.cluster.client import Cluster
 from ansible_collections.gitops.k8s.plugins.module_utils.deps import MissingLibrary
 from ansible_collections.gitops.k8s.plugins.module_utils.health import CustomHealth
 from ansible_collections.gitops.k8s.plugins.module_utils.render import render
-from ansible_collections.gitops.k8s.plugins.module_utils.source import GitSession
+from ansible_collections.gitops.k8s.plugins.module_utils.sources.git import GitSession
 
 checkout = sys.argv[1]
 calls = {
@@ -83,8 +83,9 @@ def test_without_third_party_libraries_everything_imports_and_each_use_names_its
                           env=env, check=False)
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
-    assert {"bundle", "cluster", "diff", "apply", "inventory", "source", "documents", "substitute", "health_watch",
-            "health_drilldown", "health_wait_task", "custom"} <= set(result["imported"])
+    assert {"bundle", "cluster.client", "sync.compare", "sync.apply", "cluster.records", "sources.git",
+            "render.documents", "render.substitute", "health.watch", "health.drilldown", "tasks.health_wait_task",
+            "health.custom", "sync.windows", "render.secrets"} <= set(result["imported"])
     messages = {what: error["msg"] for what, error in result["errors"].items()}
     assert messages == {
         "bundle": "reading a bundle requires the PyYAML Python library: pip install PyYAML",

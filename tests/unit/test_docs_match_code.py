@@ -8,9 +8,9 @@ import re
 
 import yaml
 
-from ansible_collections.gitops.k8s.plugins.module_utils import apps
-from ansible_collections.gitops.k8s.plugins.module_utils.chart_source import REPOSITORY_KEYS, SPEC_KEYS
-from ansible_collections.gitops.k8s.plugins.module_utils.ignore import IGNORE_ARGSPEC
+from ansible_collections.gitops.k8s.plugins.module_utils.apps import gitops_apps as apps
+from ansible_collections.gitops.k8s.plugins.module_utils.sources.charts import REPOSITORY_KEYS, SPEC_KEYS
+from ansible_collections.gitops.k8s.plugins.module_utils.sync.ignore import IGNORE_ARGSPEC
 from ansible_collections.gitops.k8s.plugins.modules import cluster_sync
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

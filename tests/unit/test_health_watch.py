@@ -3,8 +3,8 @@
 import pytest
 
 from ansible_collections.gitops.k8s.plugins.module_utils.errors import GitOpsError
-from ansible_collections.gitops.k8s.plugins.module_utils.health_drilldown import label_selector
-from ansible_collections.gitops.k8s.plugins.module_utils.health_watch import clean_ref, is_ignored
+from ansible_collections.gitops.k8s.plugins.module_utils.health.drilldown import label_selector
+from ansible_collections.gitops.k8s.plugins.module_utils.health.watch import clean_ref, is_ignored
 
 JOB = {"apiVersion": "batch/v1", "kind": "Job", "namespace": "shop", "name": "migrate"}
 
@@ -44,7 +44,7 @@ def test_closing_a_stream_whose_connection_is_gone_is_quiet():
     # that is no longer the response's; closing must not fail the wait (it failed a sync once)
     from urllib3.response import HTTPResponse
 
-    from ansible_collections.gitops.k8s.plugins.module_utils.cluster import Cluster
+    from ansible_collections.gitops.k8s.plugins.module_utils.cluster.client import Cluster
 
     finished = HTTPResponse(body=b"", preload_content=False)
     with pytest.raises(ValueError):
@@ -55,7 +55,7 @@ def test_closing_a_stream_whose_connection_is_gone_is_quiet():
 def test_the_summary_gives_the_elapsed_time_the_result_gives():
     # rounded twice, 0.2500004 s read "healthy after 0.3s" beside "elapsed": 0.25 (0.2 s at one decimal)
     from ansible_collections.gitops.k8s.plugins.module_utils.health import Health
-    from ansible_collections.gitops.k8s.plugins.module_utils.health_watch import _result, _Wait
+    from ansible_collections.gitops.k8s.plugins.module_utils.health.watch import _result, _Wait
 
     state = _Wait(None, {"k": {"apiVersion": "v1", "kind": "ConfigMap", "namespace": "n", "name": "c"}}, None, None)
     state.verdicts["k"] = (Health.HEALTHY, "exists")
@@ -69,7 +69,7 @@ def test_a_wait_for_no_object_ends_at_once():
     # healthy (Argo CD's sync-waves example took twice the timeout)
     import time
 
-    from ansible_collections.gitops.k8s.plugins.module_utils.health_watch import wait_healthy
+    from ansible_collections.gitops.k8s.plugins.module_utils.health.watch import wait_healthy
 
     started = time.monotonic()
     result = wait_healthy(None, [], timeout=5)
@@ -83,7 +83,7 @@ def test_a_wait_for_no_object_ends_at_once():
 def test_a_wait_that_ran_out_of_time_is_never_healthy():
     # whatever the verdicts say, a wait that ended on its deadline did not see health
     from ansible_collections.gitops.k8s.plugins.module_utils.health import Health
-    from ansible_collections.gitops.k8s.plugins.module_utils.health_watch import _result, _Wait
+    from ansible_collections.gitops.k8s.plugins.module_utils.health.watch import _result, _Wait
 
     for refs in ({}, {"k": {"apiVersion": "v1", "kind": "ConfigMap", "namespace": "n", "name": "c"}}):
         state = _Wait(None, refs, None, True)

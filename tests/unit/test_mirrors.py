@@ -4,7 +4,7 @@ application's sources come from, and what it is given."""
 import pytest
 
 from ansible_collections.gitops.k8s.plugins.module_utils.errors import GitOpsError
-from ansible_collections.gitops.k8s.plugins.module_utils.mirrors import (check_credentials, check_mirrors, mirrored,
+from ansible_collections.gitops.k8s.plugins.module_utils.sources.mirrors import (check_credentials, check_mirrors, mirrored,
                                                                          sourced_app)
 
 MIRRORS = [{"prefix": "https://github.com/", "replace": "https://git.internal/github/"},

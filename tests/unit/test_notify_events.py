@@ -6,9 +6,9 @@ tests/integration/test_notify.py.
 
 import pytest
 
-from ansible_collections.gitops.k8s.plugins.module_utils import notify
+from ansible_collections.gitops.k8s.plugins.module_utils.report import notify
 from ansible_collections.gitops.k8s.plugins.module_utils.errors import GitOpsError
-from ansible_collections.gitops.k8s.plugins.module_utils.report import app_row
+from ansible_collections.gitops.k8s.plugins.module_utils.report.run_report import app_row
 
 SHA = "3f2a9c1d" + "0" * 32
 OLD = "a1b2c3d4" + "0" * 32

@@ -3,12 +3,12 @@ from client-side apply, sync options, immutable-field errors and how refusals ar
 
 import pytest
 
-from ansible_collections.gitops.k8s.plugins.module_utils.cluster import ApiError
-from ansible_collections.gitops.k8s.plugins.module_utils.diff import rejected_error
+from ansible_collections.gitops.k8s.plugins.module_utils.cluster.client import ApiError
+from ansible_collections.gitops.k8s.plugins.module_utils.sync.compare import rejected_error
 from ansible_collections.gitops.k8s.plugins.module_utils.errors import GitOpsError
-from ansible_collections.gitops.k8s.plugins.module_utils.ignore import (check_ignore_rules, delete_paths, field_paths,
+from ansible_collections.gitops.k8s.plugins.module_utils.sync.ignore import (check_ignore_rules, delete_paths, field_paths,
                                                                         sendable, strip)
-from ansible_collections.gitops.k8s.plugins.module_utils.ownership import (immutable_fields, immutable_message,
+from ansible_collections.gitops.k8s.plugins.module_utils.sync.ownership import (immutable_fields, immutable_message,
                                                                            may_recreate, migration_patch, sync_options,
                                                                            takeover_managers)
 

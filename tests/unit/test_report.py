@@ -4,7 +4,7 @@ import datetime
 import json
 import os
 
-from ansible_collections.gitops.k8s.plugins.module_utils import report
+from ansible_collections.gitops.k8s.plugins.module_utils.report import run_report as report
 
 SHA = "3f2a9c1d" + "0" * 32
 OLD = "a1b2c3d4" + "0" * 32

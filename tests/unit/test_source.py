@@ -3,7 +3,7 @@
 import pytest
 
 from ansible_collections.gitops.k8s.plugins.module_utils.errors import GitOpsError
-from ansible_collections.gitops.k8s.plugins.module_utils.source import (
+from ansible_collections.gitops.k8s.plugins.module_utils.sources.git import (
     default_dest, newest_matching_tag, parse_ls_remote, resolve, split_credentials,
 )
 

@@ -21,11 +21,11 @@ from ..bundle import (INDEX, MANIFEST, OBJECTS, Bundle, bundle_index, cache_fold
                       touch, write_bundle)
 from ..errors import GitOpsError
 from ..refs import describe, group_of, key_of, ref_of
-from ..source import cache_root
-from .. import chart_source
+from ..sources.git import cache_root
+from ..sources import charts as chart_source
 from . import directory, jinja, jsonnet, kustomize
 from .secrets import Decryptor, refuse_undecrypted
-from . import helm as helm_renderer  # "helm" is the option naming a chart to pull
+from . import helm as helm_renderer# "helm" is the option naming a chart to pull
 from .checkout import Checkout
 from .documents import parse, validate
 from .order import cluster_scoped_kinds, sort_key

@@ -20,7 +20,7 @@ import re
 import shutil
 import tempfile
 
-from ..chart_source import build_dependencies, missing_dependencies
+from ..sources.charts import build_dependencies, missing_dependencies
 from ..cli import run
 from ..errors import GitOpsError
 from .tools import OFFLINE_ENV, find, private_home

@@ -31,7 +31,7 @@ import time
 from ..bundle import CACHE_MAX_AGE, Bundle, cache_folder, canonical_json, controller_key, evict_now_and_then
 from ..deps import require_yaml
 from ..errors import GitOpsError
-from ..source import cache_root
+from ..sources.git import cache_root
 
 REMEMBERED = ("directory",)
 FOLDER = "rendered"

@@ -37,7 +37,7 @@ from collections import namedtuple
 
 from ..errors import GitOpsError
 from ..refs import describe, group_of
-from ..source import split_credentials
+from ..sources.git import split_credentials
 
 DEFAULT_PROJECT = "default"
 SA_USER_PREFIX = "system:serviceaccount:"

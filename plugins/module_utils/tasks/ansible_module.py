@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from .deps import MissingLibrary
-from .errors import GitOpsError
+from ..deps import MissingLibrary
+from ..errors import GitOpsError
 
 
 class Call:

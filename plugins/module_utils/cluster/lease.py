@@ -26,9 +26,9 @@ import threading
 import time
 import uuid
 
-from .cluster import ApiError
-from .errors import GitOpsError
-from .inventory import object_name
+from .client import ApiError
+from ..errors import GitOpsError
+from .records import object_name
 
 DEFAULT_DURATION = 30
 POLL_SECONDS = 1.0

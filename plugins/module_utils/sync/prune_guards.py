@@ -16,8 +16,8 @@ its bundle":
 
 from __future__ import annotations
 
-from .diff import PRUNE_ANNOTATION
-from .refs import describe, group_of
+from .compare import PRUNE_ANNOTATION
+from ..refs import describe, group_of
 
 OPT_IN = "allow"
 NAMESPACE = ("", "Namespace")

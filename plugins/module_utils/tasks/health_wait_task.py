@@ -3,11 +3,11 @@
 
 from __future__ import annotations
 
-from .bundle import Bundle
-from .cluster import Cluster
-from .errors import GitOpsError
-from .health_watch import wait_healthy
-from .inventory import current_entry, read_record, record_health
+from ..bundle import Bundle
+from ..cluster.client import Cluster
+from ..errors import GitOpsError
+from ..health.watch import wait_healthy
+from ..cluster.records import current_entry, read_record, record_health
 
 
 def run_health_wait(call):

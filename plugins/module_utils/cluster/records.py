@@ -50,10 +50,10 @@ import re
 import threading
 import time
 
-from .cluster import ApiError
-from .errors import GitOpsError
-from .health.status import Health
-from .refs import key_of
+from .client import ApiError
+from ..errors import GitOpsError
+from ..health.status import Health
+from ..refs import key_of
 
 INVENTORY_NAMESPACE = "gitops-system"
 INVENTORY_KINDS = ("ConfigMap", "Secret")

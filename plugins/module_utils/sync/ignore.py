@@ -24,9 +24,9 @@ from __future__ import annotations
 import copy
 import json
 
-from .deps import import_library
-from .errors import GitOpsError
-from .refs import group_of, ref_of
+from ..deps import import_library
+from ..errors import GitOpsError
+from ..refs import group_of, ref_of
 
 # The ``ignore_differences`` option of the diff and apply modules (doc fragment ignore_differences).
 IGNORE_ARGSPEC = {

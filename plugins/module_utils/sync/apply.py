@@ -36,20 +36,20 @@ import hashlib
 import threading
 import time
 
-from .cluster import ApiError
-from .concurrency import each
-from .diff import crd_kinds, dry_run, make_plan, managed_fingerprint, prepare_write, rejected_error, rejection, \
+from ..cluster.client import ApiError
+from ..concurrency import each
+from .compare import crd_kinds, dry_run, make_plan, managed_fingerprint, prepare_write, rejected_error, rejection, \
     report, validate_elsewhere, write
-from .errors import GitOpsError
+from ..errors import GitOpsError
 from .ignore import check_ignore_rules
-from .inventory import (INVENTORY_NAMESPACE, Inventory, history_entry, key_secret_digests, new_record, object_entry,
+from ..cluster.records import (INVENTORY_NAMESPACE, Inventory, history_entry, key_secret_digests, new_record, object_entry,
                         push_history,
                         union_objects)
-from .lease import Lease
-from .masking import redact
+from ..cluster.lease import Lease
+from ..masking import redact
 from .ownership import migration_patch
-from .prune import guarded, recreated, refusal
-from .refs import describe, group_of, key_of, ref_of
+from .prune_guards import guarded, recreated, refusal
+from ..refs import describe, group_of, key_of, ref_of
 
 HOOK_LABEL = "gitops.k8s/hook"
 FIRST_KINDS = {("", "Namespace"), ("apiextensions.k8s.io", "CustomResourceDefinition")}
@@ -424,7 +424,7 @@ class Run:
         return len(waves) > 1 or bool(self.hook_pairs)
 
     def _wait(self, refs, what):
-        from .health_watch import wait_healthy  # the health_wait engine; imported here to keep apply importable alone
+        from ..health.watch import wait_healthy  # the health_wait engine; imported here to keep apply importable alone
 
         outcome = wait_healthy(self.cluster, refs, timeout=self.opts.timeout, fail_fast=True,
                                custom_health=self.opts.custom_health)
@@ -501,7 +501,7 @@ class Run:
     def _hook_outcome(self, hooks):
         if not hooks:
             return None
-        from .health_watch import wait_healthy
+        from ..health.watch import wait_healthy
 
         outcome = wait_healthy(self.cluster, [_ref(h) for h in hooks], timeout=self.opts.timeout, fail_fast=True,
                                custom_health=self.opts.custom_health)

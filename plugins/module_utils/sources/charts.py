@@ -27,10 +27,10 @@ import tarfile
 import tempfile
 from urllib.parse import urlsplit
 
-from . import cache
-from .cli import run
-from .deps import require_yaml
-from .errors import GitOpsError
+from .. import cache
+from ..cli import run
+from ..deps import require_yaml
+from ..errors import GitOpsError
 
 REPOSITORY_ARGSPEC = {
     "url": {"type": "str"}, "username": {"type": "str"}, "password": {"type": "str", "no_log": True},
@@ -90,7 +90,7 @@ class Helm:
     """helm with a private home; ``add`` gives one repository or registry its credentials."""
 
     def __init__(self, home, binary=None, timeout=TIMEOUT):
-        from .render.tools import find  # late: the render package imports this module
+        from ..render.tools import find  # late: the render package imports this module
 
         self.binary = find(["helm"], binary, "helm_binary")
         self.timeout = timeout

@@ -35,15 +35,15 @@ import copy
 import difflib
 import hashlib
 
-from .bundle import canonical_json
-from .cluster import ApiError
-from .concurrency import each
-from .deps import require_yaml
-from .errors import GitOpsError
+from ..bundle import canonical_json
+from ..cluster.client import ApiError
+from ..concurrency import each
+from ..deps import require_yaml
+from ..errors import GitOpsError
 from .ignore import check_ignore_rules, sendable, strip
-from .masking import mask_pair, redact
+from ..masking import mask_pair, redact
 from .ownership import LAST_APPLIED, immutable_fields, immutable_message, may_recreate, option_on, takeover_managers
-from .refs import describe, group_of, key_of, ref_of
+from ..refs import describe, group_of, key_of, ref_of
 
 SERVER_METADATA = ("managedFields", "resourceVersion", "generation", "uid", "creationTimestamp", "selfLink")
 PRUNE_ANNOTATION = "gitops.k8s/prune"

@@ -3,10 +3,10 @@
 
 from __future__ import annotations
 
-from .apply import Options, apply
-from .bundle import Bundle
-from .cluster import Cluster
-from .ignore import IGNORE_ARGSPEC
+from ..sync.apply import Options, apply
+from ..bundle import Bundle
+from ..cluster.client import Cluster
+from ..sync.ignore import IGNORE_ARGSPEC
 from .option_specs import CLUSTER_ARGSPEC, INVENTORY_ARGSPEC
 
 ARGSPEC = dict(

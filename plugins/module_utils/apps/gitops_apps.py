@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import re
 
-from .chart_source import check_spec
-from .errors import GitOpsError
-from .ignore import SELECTORS
+from ..sources.charts import check_spec
+from ..errors import GitOpsError
+from ..sync.ignore import SELECTORS
 
 # key -> (accepted Python types, default). Defaults are what the roles assume when a key is absent.
 APP_KEYS = {

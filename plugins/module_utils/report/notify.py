@@ -34,8 +34,8 @@ import urllib.parse
 
 from ansible.module_utils.urls import ConnectionError as UrlConnectionError, open_url
 
-from .errors import GitOpsError
-from .report import app_row
+from ..errors import GitOpsError
+from .run_report import app_row
 
 EVENTS = ("sync_succeeded", "sync_failed", "health_degraded", "drift_found", "rolled_back")
 TARGET_TYPES = ("webhook", "slack", "github", "gitlab", "gitea")

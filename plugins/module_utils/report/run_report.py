@@ -19,9 +19,9 @@ import json
 import os
 import tempfile
 
-from .app_result import Decision, Outcome
-from .errors import GitOpsError
-from .refs import describe
+from ..app_result import Decision, Outcome
+from ..errors import GitOpsError
+from ..refs import describe
 
 SYNCED, OUT_OF_SYNC, UNKNOWN = "SYNCED", "OUT OF SYNC", "UNKNOWN"
 HEALTH_WORDS = ("HEALTHY", "SUSPENDED", "PROGRESSING", "MISSING", "DEGRADED", "UNKNOWN")

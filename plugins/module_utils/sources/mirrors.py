@@ -15,9 +15,9 @@ repository, ApplicationSet git generators) and the per-cluster engine (every app
 
 from __future__ import annotations
 
-from .apps import CREDENTIAL_KEYS
-from .errors import GitOpsError
-from .source import split_credentials
+from ..apps.gitops_apps import CREDENTIAL_KEYS
+from ..errors import GitOpsError
+from .git import split_credentials
 
 # what a chart repository or registry takes of a credentials entry (the rest is Git's)
 HELM_CREDENTIAL_KEYS = ("username", "password", "ca_file")

@@ -4,11 +4,11 @@
 
 from __future__ import annotations
 
-from .apps import APP_KEYS, CREDENTIAL_KEYS
-from .chart_source import HELM_ARGSPEC
-from .cluster import Cluster
-from .cluster_sync import DEFAULT_CONCURRENCY, DEFAULT_LOCK_TIMEOUT, Settings, sync_cluster
-from .mirrors import check_credentials, check_mirrors, sourced_app
+from ..apps.gitops_apps import APP_KEYS, CREDENTIAL_KEYS
+from ..sources.charts import HELM_ARGSPEC
+from ..cluster.client import Cluster
+from ..sync.engine import DEFAULT_CONCURRENCY, DEFAULT_LOCK_TIMEOUT, Settings, sync_cluster
+from ..sources.mirrors import check_credentials, check_mirrors, sourced_app
 from .option_specs import CLUSTER_ARGSPEC, INVENTORY_ARGSPEC
 
 # Every app key is accepted as given (apps.py validates them with messages that name the app);

@@ -27,9 +27,9 @@ import stat
 import tempfile
 import threading
 
-from . import cache
-from .errors import GitOpsError
-from .source import (GitSession, _has_commit, cache_root, default_dest, evict_repositories, file_lock, lock_path,
+from .. import cache
+from ..errors import GitOpsError
+from .git import (GitSession, _has_commit, cache_root, default_dest, evict_repositories, file_lock, lock_path,
                      parse_ls_remote, repositories_folder, resolve, split_credentials, tidy)
 
 CREDENTIAL_OPTIONS = ("username", "password", "key_file", "known_hosts", "accept_hostkey", "ca_file")

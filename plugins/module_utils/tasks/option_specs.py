@@ -9,7 +9,7 @@ defined beside the code that applies it (diff.py), which is being reworked.
 
 from __future__ import annotations
 
-from .inventory import INVENTORY_KINDS, INVENTORY_NAMESPACE
+from ..cluster.records import INVENTORY_KINDS, INVENTORY_NAMESPACE
 
 # How to reach the cluster (doc fragment gitops.k8s.cluster; K8S_AUTH_* fallbacks in cluster.py).
 CLUSTER_ARGSPEC = {

@@ -31,9 +31,9 @@ import time
 from contextlib import contextmanager
 from urllib.parse import urlsplit, urlunsplit
 
-from . import cache
-from .deps import import_library
-from .errors import GitOpsError
+from .. import cache
+from ..deps import import_library
+from ..errors import GitOpsError
 
 # Passed as ``-c`` to every git call: repository content must never run code here.
 SAFE_CONFIG = [
@@ -330,7 +330,7 @@ def _verify_signature(session, sha, allowed_signers, gpg_keyring):
     gnupghome = tempfile.mkdtemp(prefix="gitops-k8s-gpg-")
     try:
         if gpg_keyring:
-            from .cli import run
+            from ..cli import run
             run(["gpg", "--batch", "--quiet", "--import", gpg_keyring], env={"GNUPGHOME": gnupghome})
         config = ["gpg.ssh.allowedSignersFile=%s" % (allowed_signers or "/dev/null")]
         session("verify-commit", sha, config=config, env={"GNUPGHOME": gnupghome},

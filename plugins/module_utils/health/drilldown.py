@@ -8,9 +8,9 @@ right to list events, pods gone) is left out, since every object's own verdict i
 
 from __future__ import annotations
 
-from .errors import GitOpsError
-from .health import Health, assess
-from .refs import describe, group_of, key_of, ref_of
+from ..errors import GitOpsError
+from . import Health, assess
+from ..refs import describe, group_of, key_of, ref_of
 
 # Workloads whose unhealthy pods are listed in the summary, and how much of it.
 POD_OWNERS = {("apps", "Deployment"), ("apps", "StatefulSet"), ("apps", "DaemonSet"), ("apps", "ReplicaSet"),

@@ -11,9 +11,9 @@ Writes never go by the snapshot: apply re-reads under the app's Lease.
 
 from __future__ import annotations
 
-from .cluster import READ_BY_NAME, ApiError
-from .concurrency import each
-from .refs import key_of, ref_of
+from .client import READ_BY_NAME, ApiError
+from ..concurrency import each
+from ..refs import key_of, ref_of
 
 
 class LiveSnapshot:

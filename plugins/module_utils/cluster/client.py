@@ -27,9 +27,9 @@ import time
 from collections import namedtuple
 from urllib.parse import quote, urlencode
 
-from .deps import import_library
-from .errors import GitOpsError
-from .refs import describe
+from ..deps import import_library
+from ..errors import GitOpsError
+from ..refs import describe
 
 # Option name -> environment variable AWX's Kubernetes credential (or a user) sets.
 ENV_FALLBACKS = {

@@ -16,11 +16,11 @@ import queue
 import threading
 import time
 
-from .cluster import ApiError
-from .errors import GitOpsError
-from .health import CustomHealth, Health, assess, worst
-from .health_drilldown import unhealthy_summary
-from .refs import describe, key_of
+from ..cluster.client import ApiError
+from ..errors import GitOpsError
+from . import CustomHealth, Health, assess, worst
+from .drilldown import unhealthy_summary
+from ..refs import describe, key_of
 
 # Server-side length of one watch request. Short enough that threads of a finished wait end
 # soon (a blocked read cannot be interrupted), long enough that reconnects cost nothing.

@@ -25,7 +25,7 @@ from __future__ import annotations
 import copy
 import time
 
-from .refs import group_of
+from ..refs import group_of
 
 SYNC_OPTION_ANNOTATIONS = ("gitops.k8s/sync-options", "argocd.argoproj.io/sync-options",
                            "harnesscd.harnessproj.io/sync-options")

@@ -3,11 +3,11 @@
 
 from __future__ import annotations
 
-from .bundle import Bundle
-from .cluster import Cluster
-from .diff import diff
-from .ignore import IGNORE_ARGSPEC
-from .inventory import Inventory, key_secret_digests
+from ..bundle import Bundle
+from ..cluster.client import Cluster
+from ..sync.compare import diff
+from ..sync.ignore import IGNORE_ARGSPEC
+from ..cluster.records import Inventory, key_secret_digests
 from .option_specs import CLUSTER_ARGSPEC, INVENTORY_ARGSPEC
 
 ARGSPEC = dict(

@@ -24,22 +24,22 @@ from __future__ import annotations
 import json
 import time
 
-from . import report
+from ..report import run_report as report
 from .apply import CLAIMS_LEASE, Options, apply
-from .apps import normalize_app, plan as plan_apps
-from .bundle import Bundle
-from .chart_source import app_revision, pull as pull_chart
-from .checkouts import Sources
-from .concurrency import each
-from .diff import make_plan, report as diff_report, rejected_error
-from .errors import GitOpsError
-from .health import Health, assess, worst
-from .inventory import (INVENTORY_NAMESPACE, Inventory, OwnerIndex, current_entry, key_secret_digests, record_health,
+from ..apps.gitops_apps import normalize_app, plan as plan_apps
+from ..bundle import Bundle
+from ..sources.charts import app_revision, pull as pull_chart
+from ..sources.checkouts import Sources
+from ..concurrency import each
+from .compare import make_plan, report as diff_report, rejected_error
+from ..errors import GitOpsError
+from ..health import Health, assess, worst
+from ..cluster.records import (INVENTORY_NAMESPACE, Inventory, OwnerIndex, current_entry, key_secret_digests, record_health,
                         rollback_target)
-from .lease import Lease
-from .live_snapshot import LiveSnapshot
-from .refs import describe, key_of
-from .source import cache_root
+from ..cluster.lease import Lease
+from ..cluster.snapshot import LiveSnapshot
+from ..refs import describe, key_of
+from ..sources.git import cache_root
 
 DEFAULT_CONCURRENCY = 4
 DEFAULT_LOCK_TIMEOUT = 300
@@ -231,7 +231,7 @@ def render_app(app, checkout, revision, chart=None):
     credentials of the chart's dependency repositories), or recalled from an earlier run
     (render/memo.py). A sync and its rollback both render through here, so a rollback renders
     the revision as its sync did."""
-    from .render import memo, render_bundle  # the renderers are only needed when something is rendered
+    from ..render import memo, render_bundle  # the renderers are only needed when something is rendered
 
     options = dict(app["render"])
     clash = sorted(set(options) & set(RENDER_RESERVED))
@@ -487,7 +487,7 @@ def apply_app(run, cluster, bundle, revision, rollback_of, lease, settings):
 
 def wait_and_record(run, cluster, store, bundle, into, settings):
     """Wait for the bundle's objects (hooks excluded) and record the verdict on the sync's history entry."""
-    from .health_watch import wait_healthy  # the watch engine: only apps that were applied need it
+    from ..health.watch import wait_healthy  # the watch engine: only apps that were applied need it
 
     record = store.read(run.name)[0]
     run.record_after = record
@@ -584,7 +584,7 @@ def remove_departed(departed, records, cluster, store, settings, results):
 def remove_app(name, cluster, store, settings, result):
     import tempfile
 
-    from .bundle import write_bundle
+    from ..bundle import write_bundle
 
     options = Options(prune=True, prune_allow_empty=True, trigger=settings.trigger,
                       inventory_namespace=settings.inventory_namespace, inventory_kind=settings.inventory_kind,

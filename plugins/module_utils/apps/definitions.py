@@ -26,8 +26,8 @@ import json
 import os
 import re
 
-from .deps import require_yaml
-from .errors import GitOpsError
+from ..deps import require_yaml
+from ..errors import GitOpsError
 
 ARGO_GROUP = "argoproj.io/"
 FLUX_SOURCE = "source.toolkit.fluxcd.io/"
@@ -47,7 +47,7 @@ OTHER_FORM_SYNC_OPTIONS = {
                     "annotated gitops.k8s/sync-options: Replace=true (or argocd.argoproj.io/sync-options) is "
                     "replaced, and the app's replace_on_immutable recreates objects whose immutable fields changed",
 }
-# Argo CD's ignoreDifferences field -> the ignore_differences key (plugins/module_utils/ignore.py)
+# Argo CD's ignoreDifferences field -> the ignore_differences key (plugins/module_utils/sync/ignore.py)
 IGNORE_SELECTORS = {"jsonPointers": "json_pointers", "jqPathExpressions": "jq_path_expressions",
                     "managedFieldsManagers": "managed_fields_managers"}
 # Argo CD's source types other than Helm: a source with none of them may be a chart (a Chart.yaml in Git)
