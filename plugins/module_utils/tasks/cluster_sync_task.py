@@ -7,7 +7,7 @@ from __future__ import annotations
 from ..apps.gitops_apps import APP_KEYS, CREDENTIAL_KEYS
 from ..sources.charts import HELM_ARGSPEC
 from ..cluster.client import Cluster
-from ..sync.engine import DEFAULT_CONCURRENCY, DEFAULT_LOCK_TIMEOUT, Settings, sync_cluster
+from ..sync.engine import DEFAULT_CONCURRENCY, DEFAULT_LOCK_TIMEOUT, RunSettings, sync_cluster
 from ..sources.mirrors import check_credentials, check_mirrors, sourced_app
 from .option_specs import CLUSTER_ARGSPEC, INVENTORY_ARGSPEC
 
@@ -48,7 +48,7 @@ def run_task(call):
     """The engine call of gitops.k8s.cluster_sync (see ansible_module.Call): the task result."""
     params = call.params
     concurrency = params["concurrency"]
-    settings = Settings(
+    settings = RunSettings(
         mode=params["mode"], select=params.get("select"), revision=params.get("revision"),
         cluster_name=params["cluster_name"], check=call.check_mode, want_diff=call.diff_mode,
         concurrency=concurrency, lock_timeout=params["lock_timeout"],
