@@ -187,6 +187,24 @@ def argo_application(doc, rel, found, cluster_hint=None):
     spec = doc.get("spec") or {}
     _unknown(doc, APP_FIELDS, rel, what, found)
     app = {"name": _app_name(name)}
+    source, refs = _argo_manifest_source(spec, rel, what, found)
+    _argo_source(app, source)
+    render = _argo_render(app, source, refs, name, rel, what)
+    if render:
+        app["render"] = render
+    destination = spec.get("destination") or {}
+    if destination.get("namespace"):
+        app["namespace"] = destination["namespace"]
+    sync_policy = spec.get("syncPolicy") or {}
+    _argo_sync_policy(app, sync_policy, rel, what, found)
+    _argo_ignore_differences(app, spec.get("ignoreDifferences") or [], sync_policy.get("syncOptions") or [],
+                             rel, what, found)
+    cluster = cluster_hint or destination.get("name") or destination.get("server")
+    return cluster, app
+
+
+def _argo_manifest_source(spec, rel, what, found):
+    """The one source of manifests (a chart or a Git path) and the 'ref' sources by name."""
     sources = spec.get("sources") or ([spec["source"]] if spec.get("source") else [])
     if not sources:
         raise GitOpsError("%s: %s has no spec.source or spec.sources" % (rel, what), file=rel)
@@ -194,14 +212,17 @@ def argo_application(doc, rel, found, cluster_hint=None):
         prefix = "spec.sources[%d]." % i if spec.get("sources") else "spec.source."
         _unknown(source, {prefix + f for f in SOURCE_FIELDS}, rel, what, found, prefix)
     charts = [s for s in sources if s.get("chart")]
-    values = {s["ref"]: s for s in sources if s.get("ref")}
+    refs = {s["ref"]: s for s in sources if s.get("ref")}
     gits = [s for s in sources if not s.get("chart") and not s.get("ref")]
     if len(charts) + len(gits) != 1:
         raise GitOpsError("%s: %s has %d sources of manifests; gitops.k8s maps one (a chart, or a Git path, with "
                           "values from a 'ref' source)" % (rel, what, len(charts) + len(gits)), file=rel)
-    source = (charts or gits)[0]
-    render = {}
-    if charts:
+    return (charts or gits)[0], refs
+
+
+def _argo_source(app, source):
+    """Where the manifests live: ``helm`` for a chart, else ``repo``, ``version`` and ``path``."""
+    if source.get("chart"):
         repo = str(source.get("repoURL", ""))
         app["helm"] = {"repo": repo if "://" in repo else "oci://" + repo, "chart": source["chart"]}
         if source.get("targetRevision"):
@@ -211,24 +232,52 @@ def argo_application(doc, rel, found, cluster_hint=None):
         if source.get("targetRevision"):
             app["version"] = str(source["targetRevision"])
         app["path"] = source.get("path") or "."
+
+
+def _argo_render(app, source, refs, name, rel, what):
+    """The render options of the source's helm and directory fields."""
     helm = source.get("helm") or {}
+    render = {}
+    value_files = _argo_value_files(app, helm, refs, rel, what)
+    if value_files:
+        render["values_files"] = value_files
+    values = _argo_values(helm)
+    if values:
+        render["values"] = values
+    if not any(key in source for key in NOT_HELM):
+        # Argo CD (and Harness, built on it) names the release after the Application
+        render["release_name"] = str(helm.get("releaseName") or name)
+    directory = source.get("directory") or {}
+    if directory.get("recurse"):
+        render["recurse"] = True
+    for key in ("include", "exclude"):
+        if directory.get(key):
+            render[key] = _braces(directory[key])
+    return render
+
+
+def _argo_value_files(app, helm, refs, rel, what):
+    """helm.valueFiles as paths; ``$ref/path`` entries make the 'ref' source the app's repo."""
     value_files = []
     for entry in helm.get("valueFiles") or []:
         match = re.match(r"^\$([\w-]+)/(.*)$", str(entry))
-        if match:  # $values/path: a file of the 'ref' source, which becomes the app's repo
-            ref = values.get(match.group(1))
-            if ref is None:
-                raise GitOpsError("%s: %s: valueFiles entry %s names no 'ref' source" % (rel, what, entry), file=rel)
-            if app.get("repo") not in (None, ref["repoURL"]):
-                raise GitOpsError("%s: %s: values from a second Git repository cannot be mapped" % (rel, what), file=rel)
-            app["repo"], app["path"] = ref["repoURL"], "."
-            if ref.get("targetRevision"):
-                app["version"] = str(ref["targetRevision"])
-            value_files.append(match.group(2))
-        else:
+        if not match:
             value_files.append(str(entry))
-    if value_files:
-        render["values_files"] = value_files
+            continue
+        ref = refs.get(match.group(1))
+        if ref is None:
+            raise GitOpsError("%s: %s: valueFiles entry %s names no 'ref' source" % (rel, what, entry), file=rel)
+        if app.get("repo") not in (None, ref["repoURL"]):
+            raise GitOpsError("%s: %s: values from a second Git repository cannot be mapped" % (rel, what), file=rel)
+        app["repo"], app["path"] = ref["repoURL"], "."
+        if ref.get("targetRevision"):
+            app["version"] = str(ref["targetRevision"])
+        value_files.append(match.group(2))
+    return value_files
+
+
+def _argo_values(helm):
+    """helm.values, then helm.valuesObject, then helm.parameters, merged in that order."""
     merged = {}
     if helm.get("values"):
         values = helm["values"]
@@ -240,30 +289,19 @@ def argo_application(doc, rel, found, cluster_hint=None):
         merged.update(helm["valuesObject"])
     for parameter in helm.get("parameters") or []:
         _set_path(merged, str(parameter.get("name", "")), parameter.get("value"))
-    if merged:
-        render["values"] = merged
-    if not any(key in source for key in NOT_HELM):
-        # Argo CD (and Harness, built on it) names the release after the Application
-        render["release_name"] = str(helm.get("releaseName") or name)
-    directory = source.get("directory") or {}
-    if directory.get("recurse"):
-        render["recurse"] = True
-    for key in ("include", "exclude"):
-        if directory.get(key):
-            render[key] = _braces(directory[key])
-    if render:
-        app["render"] = render
-    destination = spec.get("destination") or {}
-    if destination.get("namespace"):
-        app["namespace"] = destination["namespace"]
-    automated = (spec.get("syncPolicy") or {}).get("automated")
+    return merged
+
+
+def _argo_sync_policy(app, sync_policy, rel, what, found):
+    """prune, self_heal, create_namespace and managed_namespace_metadata; notes for other syncOptions."""
+    automated = sync_policy.get("automated")
     if automated is not None:
         app["prune"] = bool((automated or {}).get("prune"))
         app["self_heal"] = bool((automated or {}).get("selfHeal"))
-    options = (spec.get("syncPolicy") or {}).get("syncOptions") or []
+    options = sync_policy.get("syncOptions") or []
     # Argo CD creates the destination namespace only when asked to
     app["create_namespace"] = "CreateNamespace=true" in options
-    metadata = (spec.get("syncPolicy") or {}).get("managedNamespaceMetadata")
+    metadata = sync_policy.get("managedNamespaceMetadata")
     if metadata:
         app["managed_namespace_metadata"] = {k: v for k, v in metadata.items() if k in ("labels", "annotations")}
     for option in options:
@@ -271,21 +309,24 @@ def argo_application(doc, rel, found, cluster_hint=None):
             found.note(rel, what, "syncOptions %s %s" % (option, OTHER_FORM_SYNC_OPTIONS[option]))
         elif option not in NATIVE_SYNC_OPTIONS:
             found.note(rel, what, "syncOptions %s is not supported; ignored" % option)
+
+
+def _argo_ignore_differences(app, items, options, rel, what, found):
+    """spec.ignoreDifferences -> ignore_differences (``options``: the syncOptions, for the note)."""
     ignore = []
-    for item in spec.get("ignoreDifferences") or []:
+    for item in items:
         mapped = {k: item[k] for k in ("group", "kind", "name", "namespace") if item.get(k)}
         mapped.update({key: list(item[field]) for field, key in IGNORE_SELECTORS.items() if item.get(field)})
         for extra in sorted(set(item) - {"group", "kind", "name", "namespace"} - set(IGNORE_SELECTORS)):
             found.note(rel, what, "ignoreDifferences.%s is not supported; ignored" % extra)
         ignore.append(mapped)
-    if ignore:
-        app["ignore_differences"] = ignore
-        if "RespectIgnoreDifferences=true" not in options:
-            found.note(rel, what, "ignoreDifferences: the ignored fields are never written by apply (Argo CD's "
-                                  "RespectIgnoreDifferences=true); without that option Argo CD writes Git's value of "
-                                  "them on every sync")
-    cluster = cluster_hint or destination.get("name") or destination.get("server")
-    return cluster, app
+    if not ignore:
+        return
+    app["ignore_differences"] = ignore
+    if "RespectIgnoreDifferences=true" not in options:
+        found.note(rel, what, "ignoreDifferences: the ignored fields are never written by apply (Argo CD's "
+                              "RespectIgnoreDifferences=true); without that option Argo CD writes Git's value of "
+                              "them on every sync")
 
 
 def _set_path(values, dotted, value):
