@@ -63,6 +63,20 @@ def _check_type(label, value, types):
         raise GitOpsError("%s must be %s, not %r" % (label, _type_names(types), value))
 
 
+def _refuse_unknown(where, given, known, name, within=None):
+    """An error naming the keys of ``given`` not in ``known`` (of the app, or of its ``within`` mapping)."""
+    unknown = sorted(set(given) - set(known))
+    if not unknown:
+        return
+    plural = "s" if len(unknown) > 1 else ""
+    if within is None:
+        message = "%s: unknown key%s %s (known keys: %s)" % (where, plural, ", ".join(unknown), ", ".join(known))
+    else:
+        message = "%s: unknown key%s in %s: %s (known: %s)" % (where, plural, within, ", ".join(unknown),
+                                                               ", ".join(known))
+    raise GitOpsError(message, app=name, unknown_keys=unknown)
+
+
 def normalize_app(app, position):
     """Validate one application mapping; return a copy with every key present."""
     where = "gitops_apps[%d]" % position
@@ -70,17 +84,30 @@ def normalize_app(app, position):
         raise GitOpsError("%s must be a mapping, not %r" % (where, app), app_index=position)
     if isinstance(app.get("name"), str):
         where = "application %r" % app["name"]
-    unknown = sorted(set(app) - set(APP_KEYS))
-    if unknown:
-        raise GitOpsError("%s: unknown key%s %s (known keys: %s)"
-                          % (where, "s" if len(unknown) > 1 else "", ", ".join(unknown), ", ".join(APP_KEYS)),
-                          app=app.get("name"), unknown_keys=unknown)
+    _refuse_unknown(where, app, APP_KEYS, app.get("name"))
     for key in REQUIRED_KEYS:
         if app.get(key) in (None, ""):
             raise GitOpsError("%s: %s is required" % (where, key), app=app.get("name"))
     if app.get("repo") in (None, "") and not (isinstance(app.get("helm"), dict) and app["helm"].get("repo")):
         raise GitOpsError("%s: repo is required (or helm.repo for a chart from a Helm repository or OCI registry)"
                           % where, app=app.get("name"))
+    result = _with_defaults(app, where)
+    _check_name_and_state(result, where)
+    result["wait"] = _normalize_wait(result, where)
+    if result["helm"] is not None:
+        try:
+            result["helm"] = {k: v for k, v in check_spec(result["helm"], "%s: helm" % where).items() if v is not None}
+        except GitOpsError as err:
+            raise GitOpsError(str(err), app=result["name"], **err.details)
+    _check_ignore_differences(result, where)
+    _refuse_unknown(where, result["managed_namespace_metadata"], NAMESPACE_METADATA_KEYS, result["name"],
+                    "managed_namespace_metadata")
+    _refuse_unknown(where, result["credentials"], CREDENTIAL_KEYS, result["name"], "credentials")
+    return result
+
+
+def _with_defaults(app, where):
+    """Every key of APP_KEYS: the app's value, type-checked, or a fresh copy of the default."""
     result = {}
     for key, (types, default) in APP_KEYS.items():
         value = app.get(key)
@@ -89,46 +116,37 @@ def normalize_app(app, position):
             continue
         _check_type("%s: %s" % (where, key), value, types)
         result[key] = value
-    if not NAME_PATTERN.match(result["name"]) or len(result["name"]) > 63:
+    return result
+
+
+def _check_name_and_state(app, where):
+    if not NAME_PATTERN.match(app["name"]) or len(app["name"]) > 63:
         raise GitOpsError("%s: name must be lowercase letters, digits and '-' (at most 63), like a Kubernetes name"
-                          % where, app=result["name"])
-    if result["state"] not in STATES:
-        raise GitOpsError("%s: state must be %s, not %r" % (where, " or ".join(STATES), result["state"]),
-                          app=result["name"])
-    for dep in result["depends_on"]:
+                          % where, app=app["name"])
+    if app["state"] not in STATES:
+        raise GitOpsError("%s: state must be %s, not %r" % (where, " or ".join(STATES), app["state"]),
+                          app=app["name"])
+    for dep in app["depends_on"]:
         _check_type("%s: depends_on entries" % where, dep, (str,))
-    unknown = sorted(set(result["wait"]) - set(WAIT_KEYS))
-    if unknown:
-        raise GitOpsError("%s: unknown key%s in wait: %s (known: %s)"
-                          % (where, "s" if len(unknown) > 1 else "", ", ".join(unknown), ", ".join(WAIT_KEYS)),
-                          app=result["name"], unknown_keys=unknown)
-    for key, value in result["wait"].items():
+
+
+def _normalize_wait(app, where):
+    """``wait`` checked, with the default of every key it leaves out."""
+    _refuse_unknown(where, app["wait"], WAIT_KEYS, app["name"], "wait")
+    for key, value in app["wait"].items():
         _check_type("%s: wait.%s" % (where, key), value, WAIT_KEYS[key])
-    result["wait"] = dict({"timeout": DEFAULT_WAIT_TIMEOUT, "enabled": True, "fail_fast": True}, **result["wait"])
-    if result["helm"] is not None:
-        try:
-            result["helm"] = {k: v for k, v in check_spec(result["helm"], "%s: helm" % where).items() if v is not None}
-        except GitOpsError as err:
-            raise GitOpsError(str(err), app=result["name"], **err.details)
-    for i, rule in enumerate(result["ignore_differences"]):
+    return dict({"timeout": DEFAULT_WAIT_TIMEOUT, "enabled": True, "fail_fast": True}, **app["wait"])
+
+
+def _check_ignore_differences(app, where):
+    for i, rule in enumerate(app["ignore_differences"]):
         # the engine refuses such a rule too, but only once the run has started
         if not isinstance(rule, dict) or not rule.get("kind"):
             raise GitOpsError("%s: ignore_differences[%d] must be a mapping with a kind, not %r" % (where, i, rule),
-                              app=result["name"])
+                              app=app["name"])
         if not any(rule.get(k) for k in SELECTORS):
             raise GitOpsError("%s: ignore_differences[%d] (%s) names no field: give %s"
-                              % (where, i, rule["kind"], ", ".join(SELECTORS)), app=result["name"])
-    unknown = sorted(set(result["managed_namespace_metadata"]) - set(NAMESPACE_METADATA_KEYS))
-    if unknown:
-        raise GitOpsError("%s: unknown key%s in managed_namespace_metadata: %s (known: %s)"
-                          % (where, "s" if len(unknown) > 1 else "", ", ".join(unknown), ", ".join(NAMESPACE_METADATA_KEYS)),
-                          app=result["name"], unknown_keys=unknown)
-    unknown = sorted(set(result["credentials"]) - set(CREDENTIAL_KEYS))
-    if unknown:
-        raise GitOpsError("%s: unknown key%s in credentials: %s (known: %s)"
-                          % (where, "s" if len(unknown) > 1 else "", ", ".join(unknown), ", ".join(CREDENTIAL_KEYS)),
-                          app=result["name"], unknown_keys=unknown)
-    return result
+                              % (where, i, rule["kind"], ", ".join(SELECTORS)), app=app["name"])
 
 
 def dependency_levels(apps):
