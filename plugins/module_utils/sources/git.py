@@ -369,28 +369,10 @@ def _fetch_locked(session, version, dest, depth, sparse_paths, submodules, verif
         previous = repo.head.commit.hexsha if repo.head.is_valid() else None
     refs, head_ref = parse_ls_remote(session("ls-remote", "--symref", url, what="listing the refs"))
     sha, ref = resolve(version, refs, head_ref)
-
     if not check_mode:
-        if ref:
-            # a forced refspec follows force-pushed branches
-            local = ("refs/remotes/origin/" + ref[len("refs/heads/"):]) if ref.startswith("refs/heads/") else ref
-            depth_args = ["--depth", str(depth)] if depth else []
-            session("fetch", "--force", "--no-tags", "--quiet", *depth_args, url, "+%s:%s" % (ref, local))
-            tidy(session)
-        elif not (sha and _has_commit(session, sha)):
-            # a commit by hash: fetch every branch and tag, with full history, then look for it
-            unshallow = ["--unshallow"] if os.path.exists(os.path.join(repo.git_dir, "shallow")) else []
-            session("fetch", "--force", "--quiet", *unshallow, url,
-                    "+refs/heads/*:refs/remotes/origin/*", "+refs/tags/*:refs/tags/*")
-            tidy(session)
+        _fetch_commit(session, repo, ref, sha, depth)
     if not ref:
-        if repo is None or not _has_commit(session, sha or version):
-            if check_mode and sha:
-                repo = None  # a full sha not fetched yet: it would change
-            else:
-                raise GitOpsError("commit %s not found in %s" % (version, url), repo=url, version=version)
-        else:
-            sha = session("rev-parse", "--verify", "%s^{commit}" % (sha or version))
+        repo, sha = _commit_by_hash(session, repo, version, sha, check_mode)
 
     known = repo is not None and _has_commit(session, sha)
     if verify_signature == "head" and known:
@@ -400,19 +382,51 @@ def _fetch_locked(session, version, dest, depth, sparse_paths, submodules, verif
         "path": dest, "commit": _commit_info(repo, sha) if known else None, "changed_paths": None,
     }
     if known and previous and _has_commit(session, previous):
-        paths = session("diff", "--name-only", "--no-renames", previous, sha).splitlines()
-        prefixes = [p.strip("/") for p in sparse_paths or []]
-        result["changed_paths"] = [p for p in paths if not prefixes
-                                   or any(p == d or p.startswith(d + "/") for d in prefixes)]
-    if check_mode:
-        return result
+        result["changed_paths"] = _changed_paths(session, previous, sha, sparse_paths)
+    if not check_mode:
+        _check_out(session, repo, sha, sparse_paths, submodules)
+    return result
 
+
+def _fetch_commit(session, repo, ref, sha, depth):
+    """Fetch the resolved ``ref``; for a commit by hash, every branch and tag unless the commit is here."""
+    if ref:
+        # a forced refspec follows force-pushed branches
+        local = ("refs/remotes/origin/" + ref[len("refs/heads/"):]) if ref.startswith("refs/heads/") else ref
+        depth_args = ["--depth", str(depth)] if depth else []
+        session("fetch", "--force", "--no-tags", "--quiet", *depth_args, session.url, "+%s:%s" % (ref, local))
+        tidy(session)
+    elif not (sha and _has_commit(session, sha)):
+        # a commit by hash: fetch every branch and tag, with full history, then look for it
+        unshallow = ["--unshallow"] if os.path.exists(os.path.join(repo.git_dir, "shallow")) else []
+        session("fetch", "--force", "--quiet", *unshallow, session.url,
+                "+refs/heads/*:refs/remotes/origin/*", "+refs/tags/*:refs/tags/*")
+        tidy(session)
+
+
+def _commit_by_hash(session, repo, version, sha, check_mode):
+    """(repo, full sha) of a ``version`` no ref names; repo None in check mode when the commit is not fetched yet."""
+    if repo is None or not _has_commit(session, sha or version):
+        if check_mode and sha:
+            return None, sha  # a full sha not fetched yet: it would change
+        raise GitOpsError("commit %s not found in %s" % (version, session.url), repo=session.url, version=version)
+    return repo, session("rev-parse", "--verify", "%s^{commit}" % (sha or version))
+
+
+def _changed_paths(session, previous, sha, sparse_paths):
+    """The files changed between the two commits, within ``sparse_paths`` when given."""
+    paths = session("diff", "--name-only", "--no-renames", previous, sha).splitlines()
+    prefixes = [p.strip("/") for p in sparse_paths or []]
+    return [p for p in paths if not prefixes or any(p == d or p.startswith(d + "/") for d in prefixes)]
+
+
+def _check_out(session, repo, sha, sparse_paths, submodules):
+    """Detach the work tree at ``sha``, cleaned: nothing from an older revision (or anything else) survives."""
     if sparse_paths:
         session("sparse-checkout", "set", "--cone", "--", *sparse_paths)
     elif os.path.exists(os.path.join(repo.git_dir, "info", "sparse-checkout")):
         session("sparse-checkout", "disable")
     session("checkout", "--force", "--quiet", "--detach", sha)
-    session("clean", "-ffdxq")  # nothing from an older revision (or anything else) survives
+    session("clean", "-ffdxq")
     if submodules:
         session("submodule", "update", "--init", "--recursive", "--force", "--checkout")
-    return result
