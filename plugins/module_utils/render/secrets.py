@@ -41,6 +41,8 @@ VAULT_TAG = re.compile(rb"!vault\s*\|")
 KEY_FIELDS = {"age": ("recipient",), "pgp": ("fp",), "kms": ("arn",), "gcp_kms": ("resource_id",), "hckms": ("key_id",),
               "azure_kv": ("vault_url", "name"), "hc_vault": ("vault_address", "engine_path", "key_name")}
 DECRYPTION_KEYS = ("age_keys", "gpg_keys", "vault")
+# What an app or a project may also name: vault ids of the play's own vault secrets (--vault-id)
+PLAY_VAULT_KEY = "vault_ids"
 # Variables through which sops (or the cloud SDKs in it) would find keys of the controller
 # rather than the app's: removed from its environment.
 FOREIGN_KEYS = ("SOPS_", "GNUPGHOME", "AWS_", "GOOGLE_", "CLOUDSDK_", "AZURE_", "VAULT_", "HUAWEICLOUD_")
@@ -189,6 +191,68 @@ def write_private(path, data):
         handle.write(data)
 
 
+def check_decryption(value, where="decryption", play=False):
+    """``value`` checked as a ``decryption`` mapping and returned (None when absent). With ``play``
+    (an app's or a project's keys, for the per-cluster engine) ``vault_ids`` is known too.
+
+    Only the shape is checked, and messages name the key and the type, never a value. A key may
+    still be one of Ansible's encrypted values (the inventory plugin reads them untemplated); the
+    Decryptor checks that keys are strings once the task has templated them."""
+    if value is None:
+        return None
+    known = DECRYPTION_KEYS + ((PLAY_VAULT_KEY,) if play else ())
+    if not isinstance(value, dict):
+        raise GitOpsError("%s must be a mapping of %s, not a %s" % (where, ", ".join(known), type(value).__name__))
+    unknown = sorted(set(value) - set(known))
+    if unknown:
+        raise GitOpsError("%s: unknown key(s) %s (known: %s)" % (where, ", ".join(unknown), ", ".join(known)))
+    for name in ("age_keys", "gpg_keys", PLAY_VAULT_KEY):
+        for item in _items(value.get(name)):
+            if not _text(item):
+                raise GitOpsError("%s.%s must be a list of strings, not of %s" % (where, name, type(item).__name__))
+    for item in _items(value.get("vault")):
+        if isinstance(item, dict):
+            if not set(item) <= {"id", "password"} or "password" not in item:
+                raise GitOpsError("%s.vault: each entry is a password or {id, password}; got a mapping of %s%s"
+                                  % (where, ", ".join(sorted(map(str, item))) or "nothing",
+                                     " (the play's secrets are named in %s.%s)" % (where, PLAY_VAULT_KEY)
+                                     if play and set(item) == {"id"} else ""))
+        elif not (_text(item) or _is_pair(item)):
+            raise GitOpsError("%s.vault: each entry is a password or {id, password}, not a %s" % (where, type(item).__name__))
+    return value
+
+
+def _items(value):
+    """A key's entries: a list as given, one value as a list of it."""
+    return [] if value is None else value if isinstance(value, list) else [value]
+
+
+def _text(item):
+    """A string, or a value Ansible templates into one (a vaulted string): no container, number or bool."""
+    return item is not None and not isinstance(item, (dict, list, tuple, set, bool, int, float))
+
+
+def merge_decryption(sources, play_secrets=()):
+    """One ``decryption`` for the Decryptor from several (``sources``: [(where, mapping checked with
+    ``play``)], an app's own and its project's), or None when none gives a key. ``vault_ids`` become
+    the play's vault secrets (``play_secrets``: [(vault id, VaultSecret)]) of those ids; an id the
+    play lacks is an error naming ``where``."""
+    merged = {name: [] for name in DECRYPTION_KEYS}
+    for where, mapping in sources:
+        if not mapping:
+            continue
+        for name in DECRYPTION_KEYS:
+            merged[name] += _items(mapping.get(name))
+        for vault_id in _items(mapping.get(PLAY_VAULT_KEY)):
+            given = [(i, secret) for i, secret in play_secrets or () if i == vault_id]
+            if not given:
+                raise GitOpsError("%s.%s names vault id %s, and the play has no vault secret of that id (give it "
+                                  "with --vault-id %s@<password file or prompt>, or an AWX vault credential of that "
+                                  "vault id)" % (where, PLAY_VAULT_KEY, vault_id, vault_id))
+            merged["vault"] += given
+    return {k: v for k, v in merged.items() if v} or None
+
+
 def vault_secrets(value):
     """The ``vault`` entry of ``decryption`` as [(vault id, password or VaultSecret)]: a password, or a
     list of passwords, ``{id, password}`` dicts or (id, VaultSecret) pairs (an action's play secrets)."""
@@ -218,12 +282,7 @@ class Decryptor:
     up (a private GNUPGHOME, plaintext folders) is removed on exit."""
 
     def __init__(self, decryption=None, sops_binary=None):
-        decryption = decryption or {}
-        if not isinstance(decryption, dict):
-            raise GitOpsError("decryption must be a dict with age_keys, gpg_keys and vault")
-        unknown = sorted(set(decryption) - set(DECRYPTION_KEYS))
-        if unknown:
-            raise GitOpsError("decryption: unknown key(s) %s (known: %s)" % (", ".join(unknown), ", ".join(DECRYPTION_KEYS)))
+        decryption = check_decryption(decryption) or {}
         self.age_keys = [k.strip() for k in _strings(decryption, "age_keys") if k.strip()]
         self.gpg_keys = [k for k in _strings(decryption, "gpg_keys") if k.strip()]
         self.vault = vault_secrets(decryption.get("vault"))

@@ -122,7 +122,8 @@ def roll_back(app_sync, cluster, store, sources, lease, read, settings):
         rollback["msg"] = "rolling back a chart from a repository or registry is not supported yet"
     else:
         try:
-            bundle = render_app(app_sync.app, fetch_source(app_sync.app, sources, target["revision"]))
+            bundle = render_app(app_sync.app, fetch_source(app_sync.app, sources, target["revision"]),
+                                settings.keys_of(app_sync.app).decryption)
             rollback["apply"], diff = apply_app(app_sync, cluster, bundle, target["revision"], failed, lease, read,
                                                 settings)
             if settings.want_diff:

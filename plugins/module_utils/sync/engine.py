@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 from ..app_result import skipped_result
@@ -37,6 +37,7 @@ from .converge import converge_levels, stamp_records
 from .decide import decide_all
 from .departed import remove_departed
 from .fetch_render import fetch_sources, refuse_shared_objects, render_bundles
+from .policy import keys_of
 from .read import ClusterRead, read_cluster
 
 DEFAULT_CONCURRENCY = 4
@@ -50,7 +51,9 @@ def _quiet(_line):
 @dataclass(frozen=True)
 class RunSettings:
     """How one run goes: mode (push | reconcile), selection, revision override, check/diff mode.
-    ``complete``: ``apps`` is every application of the cluster (recorded ones missing departed)."""
+    ``complete``: ``apps`` is every application of the cluster (recorded ones missing departed).
+    ``projects``: policy.load_projects of ``gitops_projects``; ``play_vault``: the play's vault
+    secrets [(vault id, VaultSecret)]; both only ever reach an app through ``keys_of``."""
 
     mode: str = "reconcile"
     select: object = None
@@ -64,6 +67,8 @@ class RunSettings:
     inventory_kind: str = "ConfigMap"
     progress: Callable = _quiet
     complete: bool = False
+    projects: dict = field(default_factory=dict, repr=False)
+    play_vault: tuple = field(default=(), repr=False)
 
     def __post_init__(self):
         if self.mode not in ("push", "reconcile"):
@@ -75,6 +80,10 @@ class RunSettings:
     @property
     def trigger(self):
         return "push" if self.mode == "push" else "pull"
+
+    def keys_of(self, app):
+        """The keys ``app`` decrypts with (policy.Keys): its own and its project's."""
+        return keys_of(app, self.projects, self.play_vault)
 
 
 @contextlib.contextmanager

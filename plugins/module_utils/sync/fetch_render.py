@@ -14,8 +14,9 @@ from ..sources.charts import app_revision, pull as pull_chart
 from ..sources.git import cache_root
 from .app_sync import Source
 
-# App keys that are not render options of the app's `render` mapping.
-RENDER_RESERVED = ("source", "path", "namespace", "dest", "check_mode", "revision", "helm", "chart")
+# App keys that are not render options of the app's `render` mapping (the keys are the app's
+# `decryption`, or its project's: never a render option, which is neither no_log nor checked).
+RENDER_RESERVED = ("source", "path", "namespace", "dest", "check_mode", "revision", "helm", "chart", "decryption")
 
 
 def fetch_sources(app_syncs, sources, settings):
@@ -45,20 +46,25 @@ def fetch_source(app, sources, revision=None):
 
 
 def render_bundles(app_syncs, settings):
-    """Render each distinct (commit, path, namespace, render options, helm) once (``render_app``)."""
+    """Render each distinct (commit, path, namespace, render options, helm, keys) once (``render_app``).
+    Apps with other keys never share a render (one could read what only the other's keys open);
+    keys are told apart by whose they are, never by their material."""
     groups = {}
     for app_sync in app_syncs:
         if app_sync.failed:
             continue
         app = app_sync.app
-        key = json.dumps([app_sync.revision, app["path"], app["namespace"], app["render"], app["helm"]],
-                         sort_keys=True)
-        groups.setdefault(key, []).append(app_sync)
+        with app_sync.step("render"):
+            keys = settings.keys_of(app)
+            key = json.dumps([app_sync.revision, app["path"], app["namespace"], app["render"], app["helm"], keys.owner],
+                             sort_keys=True)
+            groups.setdefault(key, (keys, []))[1].append(app_sync)
 
     def one(group):
+        keys, group = group
         first = group[0]
         try:
-            bundle = render_app(first.app, first.source)
+            bundle = render_app(first.app, first.source, keys.decryption)
         except GitOpsError as err:
             for app_sync in group:
                 app_sync.fail("render", err)
@@ -69,11 +75,13 @@ def render_bundles(app_syncs, settings):
     each(settings.concurrency, one, list(groups.values()))
 
 
-def render_app(app, source):
+def render_app(app, source, decryption=None):
     """The bundle of ``app`` at ``source`` (a Source: the checkout of a commit, the chart pulled for
     it) rendered with the app's path, namespace, render options and ``helm`` (the credentials of
     the chart's dependency repositories), or recalled from an earlier run (render/memo.py). A sync
-    and its rollback both render through here, so a rollback renders the revision as its sync did."""
+    and its rollback both render through here, so a rollback renders the revision as its sync did.
+    ``decryption``: the app's keys (RunSettings.keys_of); a render that decrypted anything is never
+    remembered, and no key enters a memo key."""
     from ..render import memo, render_bundle  # the renderers are only needed when something is rendered
 
     options = dict(app["render"])
@@ -87,7 +95,8 @@ def render_app(app, source):
     if bundle is None:
         try:
             _result, bundle = render_bundle(source.checkout, path=app["path"], namespace=app["namespace"],
-                                            revision=source.revision, helm=app["helm"], chart=source.chart, **options)
+                                            revision=source.revision, helm=app["helm"], chart=source.chart,
+                                            decryption=decryption, **options)
         except TypeError as err:  # an unknown render option
             raise GitOpsError("bad render option: %s" % err)
         if remembered:

@@ -14,6 +14,8 @@ bounds the applications that name it in ``project``:
   service_accounts          [{namespace: glob, service_account: "ns/name" or "name"}]: the identity
                             of an app whose namespace matches (the first rule that does; a bare
                             name is the ServiceAccount of that namespace)
+  decryption                the keys its applications decrypt with, besides their own: {age_keys,
+                            gpg_keys, vault, vault_ids} (``keys_of``; render/secrets.py)
 
 Globs: ``*`` is any run of characters (within one path segment of a URL; ``**`` crosses them),
 ``?`` one character. In source_repos and destinations a leading ``!`` denies: a value is permitted
@@ -24,7 +26,8 @@ or ``.git``. An empty source_repos or destinations permits nothing, as in Argo C
 An application naming no project is in the project ``default`` when one is defined (as in Argo
 CD), else unbounded. Its identity is its own ``service_account`` -- which must live in one of its
 project's destinations, so that a team cannot borrow another team's ServiceAccount -- or else its
-project's for its namespace.
+project's for its namespace. It decrypts the encrypted files of its repository with its own keys
+and its project's, never with a key of the controller's or of another project (``keys_of``).
 
 Everything here is pure: ``evaluate`` runs on the rendered bundle before any request for the app,
 and each refusal names the file, the object and the rule.
@@ -37,6 +40,7 @@ from collections import namedtuple
 
 from ..errors import GitOpsError
 from ..refs import describe, group_of
+from ..render.secrets import check_decryption, merge_decryption
 from ..sources.git import split_credentials
 
 DEFAULT_PROJECT = "default"
@@ -47,9 +51,11 @@ SERVICE_ACCOUNT_RULE_KEYS = ("namespace", "service_account")
 DNS_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 
 Project = namedtuple("Project", "name source_repos destinations cluster_resources cluster_resources_deny "
-                                "namespace_resources namespace_resources_deny service_accounts")
+                                "namespace_resources namespace_resources_deny service_accounts decryption")
 Project.__doc__ = """A validated project: lists of Glob / KindRule; ``namespace_resources`` None allows
-every kind; ``service_accounts`` is [(namespace Glob, (namespace or None, name))]."""
+every kind; ``service_accounts`` is [(namespace Glob, (namespace or None, name))]; ``decryption``
+a checked mapping or None."""
+Project.__repr__ = lambda self: "Project(%r)" % self.name  # never the keys of ``decryption``
 
 
 class Glob(namedtuple("Glob", "text negated regex")):
@@ -167,6 +173,7 @@ def load_project(spec, where):
             else _kind_rules(spec["namespace_resources"], where + ": namespace_resources"),
             _kind_rules(spec.get("namespace_resources_deny"), where + ": namespace_resources_deny"),
             _service_account_rules(spec.get("service_accounts"), where + ": service_accounts"),
+            check_decryption(spec.get("decryption"), where + ": decryption", play=True),
         )
     except GitOpsError as err:
         err.details.setdefault("project", name)
@@ -227,6 +234,30 @@ def _service_account_rules(value, where):
         account = parse_service_account(item["service_account"], label + ": service_account", bare=True)
         rules.append((compile_glob(item["namespace"].strip()), account))
     return rules
+
+
+# -- keys ------------------------------------------------------------------------------------
+
+Keys = namedtuple("Keys", "owner decryption")
+Keys.__doc__ = """The keys an app decrypts with: ``decryption`` for render (or None), and ``owner``,
+whose keys they are (``application <name>``, ``project <name>`` or None): what tells two renders
+apart without any key material in the telling."""
+Keys.__repr__ = lambda self: "Keys(%r)" % self.owner
+
+
+def keys_of(app, projects, play_secrets=()):
+    """The Keys of ``app``: its own ``decryption`` and its project's (the one it names, else
+    ``default`` when defined), the ``vault_ids`` of either resolved among ``play_secrets`` (the play's
+    [(vault id, VaultSecret)]). No other key: there is no key for every app."""
+    project, refusals = _project_of(app, projects)
+    if refusals:
+        raise GitOpsError(refusals[0]["message"], app=app.get("name"))
+    own, theirs = app.get("decryption"), project.decryption if project else None
+    decryption = merge_decryption([("application %r: decryption" % app.get("name"), own),
+                                   ("project %r: decryption" % getattr(project, "name", None), theirs)], play_secrets)
+    if decryption is None:
+        return Keys(None, None)
+    return Keys("application %s" % app["name"] if own else "project %s" % project.name, decryption)
 
 
 # -- evaluation ------------------------------------------------------------------------------
