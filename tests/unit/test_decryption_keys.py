@@ -4,6 +4,7 @@ and no message ever shows a key."""
 
 import pytest
 
+from ansible_collections.gitops.k8s.plugins.module_utils.apps.gitops_apps import normalize_app, plan
 from ansible_collections.gitops.k8s.plugins.module_utils.errors import GitOpsError
 from ansible_collections.gitops.k8s.plugins.module_utils.render.secrets import check_decryption, merge_decryption
 from ansible_collections.gitops.k8s.plugins.module_utils.sync.policy import keys_of, load_projects
@@ -82,3 +83,17 @@ def test_vault_ids_are_for_apps_and_projects_only():
     with pytest.raises(GitOpsError, match="unknown key"):
         check_decryption({"vault_ids": ["prod"]})
     assert merge_decryption([("a", None), ("b", {})]) is None
+
+
+def test_gitops_apps_take_decryption_and_project_and_never_show_the_keys():
+    listed = {"name": "web", "repo": "https://git.example.com/web.git", "project": "team-a",
+              "decryption": {"age_keys": [KEY_A], "vault_ids": ["prod"]}}
+    planned = plan([listed])
+    assert planned["apps"][0]["decryption"] == ["age_keys", "vault_ids"]
+    assert planned["apps"][0]["project"] == "team-a"
+    assert KEY_A not in repr(planned)
+    assert normalize_app(listed, 0)["decryption"] == listed["decryption"]
+    for wrong in (KEY_A, [KEY_A], {"age_keys": {"key": KEY_A}}):
+        with pytest.raises(GitOpsError) as err:
+            normalize_app(dict(listed, decryption=wrong), 0)
+        assert str(err.value).startswith("application 'web': decryption") and KEY_A not in str(err.value)

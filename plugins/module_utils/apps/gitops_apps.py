@@ -13,6 +13,7 @@ import re
 
 from ..sources.charts import check_spec
 from ..errors import GitOpsError
+from ..render.secrets import check_decryption
 from ..sync.ignore import SELECTORS
 
 # key -> (accepted Python types, default). Defaults are what the roles assume when a key is absent.
@@ -37,6 +38,8 @@ APP_KEYS = {
     "state": ((str,), "present"),
     "credentials": ((dict,), {}),
     "helm": ((dict,), None),
+    "project": ((str,), None),
+    "decryption": ((dict,), None),
 }
 REQUIRED_KEYS = ("name",)
 WAIT_KEYS = {"timeout": (int, float), "enabled": (bool,), "fail_fast": (bool,)}
@@ -91,6 +94,7 @@ def normalize_app(app, position):
     if app.get("repo") in (None, "") and not (isinstance(app.get("helm"), dict) and app["helm"].get("repo")):
         raise GitOpsError("%s: repo is required (or helm.repo for a chart from a Helm repository or OCI registry)"
                           % where, app=app.get("name"))
+    _check_decryption(app, where)
     result = _with_defaults(app, where)
     _check_name_and_state(result, where)
     result["wait"] = _normalize_wait(result, where)
@@ -104,6 +108,14 @@ def normalize_app(app, position):
                     "managed_namespace_metadata")
     _refuse_unknown(where, result["credentials"], CREDENTIAL_KEYS, result["name"], "credentials")
     return result
+
+
+def _check_decryption(app, where):
+    """The app's keys, checked before anything could show them (a type error shows the value)."""
+    try:
+        check_decryption(app.get("decryption"), "%s: decryption" % where, play=True)
+    except GitOpsError as err:
+        raise GitOpsError(str(err), app=app.get("name"))
 
 
 def _with_defaults(app, where):
@@ -194,9 +206,10 @@ def _selection(select):
 
 
 def public_app(app):
-    """The application without its credentials' values: safe to return, log or report."""
+    """The application without its credentials' values and keys: safe to return, log or report."""
     safe = dict(app)
     safe["credentials"] = sorted(app["credentials"])
+    safe["decryption"] = sorted(app["decryption"]) if app.get("decryption") else None
     if app.get("helm"):
         safe["helm"] = {k: v for k, v in app["helm"].items() if k != "password"}
         safe["helm"]["repositories"] = [{k: v for k, v in r.items() if k != "password"}
