@@ -1,10 +1,11 @@
-"""One declared way to run an external CLI (git, kubectl, kustomize, helm).
+"""One declared way to find and run an external CLI (git, kubectl, kustomize, helm, sops, gpg).
 
 Every call has a timeout, never goes through a shell, and a failure raises GitOpsError
 carrying the command's stderr.
 """
 
 import os
+import shutil
 import subprocess
 
 from .errors import GitOpsError
@@ -12,7 +13,17 @@ from .errors import GitOpsError
 DEFAULT_TIMEOUT = 120
 
 
-def run(argv, cwd=None, env=None, timeout=DEFAULT_TIMEOUT, stdin=None, redact=(), binary=False):
+def find_tool(names, explicit, option):
+    """``explicit`` or the first of ``names`` on PATH; a clear error when none is installed."""
+    candidates = [explicit] if explicit else names
+    for name in candidates:
+        path = shutil.which(name)
+        if path:
+            return path
+    raise GitOpsError("%s not found: install it or set the %s option" % (" or ".join(candidates), option))
+
+
+def run_command(argv, cwd=None, env=None, timeout=DEFAULT_TIMEOUT, stdin=None, redact=(), binary=False):
     """Run ``argv`` and return its stdout as text (as bytes with ``binary``, and ``stdin`` is bytes then).
 
     ``env`` entries are added to (not replacing) the current environment; an entry set to None

@@ -21,9 +21,9 @@ import shutil
 import tempfile
 
 from ..sources.charts import build_dependencies, missing_dependencies
-from ..cli import run
+from ..cli import find_tool, run_command
 from ..errors import GitOpsError
-from .tools import OFFLINE_ENV, find, private_home
+from .tools import OFFLINE_ENV, private_home
 
 SOURCE = re.compile(r"^# Source: (\S+)", re.M)
 SEPARATOR = re.compile(r"^---\s*$", re.M)
@@ -33,7 +33,7 @@ def render(checkout, target, options):
     """Render the chart at ``target`` of the checkout, or the chart ``options["pulled"]`` (then
     ``target``, if any, is the checkout folder values files are relative to)."""
     pulled = options.get("pulled")
-    helm = find(["helm"], options.get("helm_binary"), "helm_binary")
+    helm = find_tool(["helm"], options.get("helm_binary"), "helm_binary")
     if checkout is not None:
         checkout.refuse_escaping_symlinks(target)
     if options.get("values_files") and checkout is None:
@@ -62,8 +62,8 @@ def render(checkout, target, options):
         with private_home() as home:
             env = dict(OFFLINE_ENV, HELM_CACHE_HOME=home, HELM_CONFIG_HOME=home, HELM_DATA_HOME=home,
                        HELM_PLUGINS=os.path.join(home, "plugins"), HELM_KUBECONTEXT="")
-            out = run(argv, cwd=chart_dir, env=env, stdin=json.dumps(options.get("values") or {}))
-            version = run([helm, "version", "--short"], env=env).strip()
+            out = run_command(argv, cwd=chart_dir, env=env, stdin=json.dumps(options.get("values") or {}))
+            version = run_command([helm, "version", "--short"], env=env).strip()
     documents = []
     for chunk in SEPARATOR.split(out):
         match = SOURCE.search(chunk)

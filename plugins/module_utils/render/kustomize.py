@@ -17,10 +17,10 @@ import json
 import os
 import re
 
-from ..cli import run
+from ..cli import find_tool, run_command
 from ..errors import GitOpsError
 from .documents import load_documents
-from .tools import OFFLINE_ENV, find, private_home
+from .tools import OFFLINE_ENV, private_home
 
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 REMOTE = re.compile(r"^(?:[a-z][a-z0-9+.-]*://|git@|git::|github\.com/|gitlab\.com/|bitbucket\.org/)|\?ref=|//", re.I)
@@ -92,23 +92,23 @@ def render(checkout, target, options):
             plaintexts[path] = plain
     root = decryptor.mirror(checkout.root, specs, plaintexts) if plaintexts else checkout.root
     build = os.path.join(root, checkout.relpath(target))
-    binary = find(["kubectl", "kustomize"], options.get("kustomize_binary"), "kustomize_binary")
+    binary = find_tool(["kubectl", "kustomize"], options.get("kustomize_binary"), "kustomize_binary")
     standalone = not os.path.basename(binary).startswith("kubectl")
     argv = [binary, "build"] if standalone else [binary, "kustomize"]
     argv += [build, "--load-restrictor", "LoadRestrictionsRootOnly"]
     if enable_helm:
-        argv += ["--enable-helm", "--helm-command", find(["helm"], options.get("helm_binary"), "helm_binary")]
+        argv += ["--enable-helm", "--helm-command", find_tool(["helm"], options.get("helm_binary"), "helm_binary")]
     with private_home() as home:
         env = dict(OFFLINE_ENV, HOME=home, XDG_CONFIG_HOME=home, KUSTOMIZE_PLUGIN_HOME=os.path.join(home, "plugins"),
                    HELM_CACHE_HOME=home, HELM_CONFIG_HOME=home, HELM_DATA_HOME=home)
         try:
-            out = run(argv, cwd=build, env=env)
+            out = run_command(argv, cwd=build, env=env)
         except GitOpsError as err:  # paths of the copy, told as paths of the checkout
             raise GitOpsError(str(err).replace(root, checkout.root),
                               **{k: v.replace(root, checkout.root) if isinstance(v, str) else v
                                  for k, v in err.details.items()}) from None
         if standalone:
-            version = run([binary, "version"], env=env).strip()
+            version = run_command([binary, "version"], env=env).strip()
         else:
-            version = json.loads(run([binary, "version", "--client", "-o", "json"], env=env)).get("kustomizeVersion")
+            version = json.loads(run_command([binary, "version", "--client", "-o", "json"], env=env)).get("kustomizeVersion")
     return [(checkout.relpath(kustomization_file(target)), out)], "kustomize %s" % version

@@ -27,12 +27,12 @@ import tempfile
 import threading
 from collections import namedtuple
 
-from ..cli import run
+from ..cli import find_tool, run_command
 from ..concurrency import each
 from ..deps import import_library, require_yaml
 from ..errors import GitOpsError
 from .documents import loader
-from .tools import OFFLINE_ENV, find, private_home
+from .tools import OFFLINE_ENV, private_home
 
 SOPS_MARK = b"ENC[AES256_GCM,"
 VAULT_HEADER = b"$ANSIBLE_VAULT;"
@@ -378,12 +378,12 @@ class Decryptor:
                    if usable else "render decrypts with age and PGP keys only")
             raise GitOpsError("%s is SOPS-encrypted for %s, and %s" % (rel, describe_recipients(found.recipients), why),
                               file=rel, recipients=found.recipients)
-        sops = find(["sops"], self.sops_binary, "sops_binary")
+        sops = find_tool(["sops"], self.sops_binary, "sops_binary")
         argv = [sops, "decrypt", "--input-type", found.format, "--output-type", found.format, path]
         env = self._environment()
         try:
             # run in the private HOME: a .sops.yaml of the checkout is not read
-            return run(argv, cwd=env["HOME"], env=env, binary=True,
+            return run_command(argv, cwd=env["HOME"], env=env, binary=True,
                        redact=self.age_keys + self.gpg_keys)
         except GitOpsError as err:
             rc = err.details.get("rc")
@@ -409,7 +409,7 @@ class Decryptor:
                 if self.age_keys:
                     env["SOPS_AGE_KEY"] = "\n".join(self.age_keys)
                 if self.gpg_keys:
-                    gpg = find(["gpg", "gpg2"], None, "decryption.gpg_keys (gpg on PATH)")
+                    gpg = find_tool(["gpg", "gpg2"], None, "decryption.gpg_keys (gpg on PATH)")
                     env.update(GNUPGHOME=self._gnupg_home(gpg), SOPS_GPG_EXEC=gpg)
                 self._env = env
         return self._env
@@ -418,10 +418,10 @@ class Decryptor:
         """A GNUPGHOME in a plaintext folder holding the gpg keys; its agent is stopped before it is removed."""
         home = os.path.join(self.plaintext_folder(), "gnupg")
         os.mkdir(home, 0o700)
-        self._stack.callback(_stop_agent, find(["gpgconf"], None, "decryption.gpg_keys (gpgconf on PATH)"), home)
+        self._stack.callback(_stop_agent, find_tool(["gpgconf"], None, "decryption.gpg_keys (gpgconf on PATH)"), home)
         for index, key in enumerate(self.gpg_keys):
             try:
-                run([gpg, "--homedir", home, "--batch", "--quiet", "--import"], stdin=key, redact=self.gpg_keys)
+                run_command([gpg, "--homedir", home, "--batch", "--quiet", "--import"], stdin=key, redact=self.gpg_keys)
             except GitOpsError as err:
                 raise GitOpsError("decryption.gpg_keys[%d] is not an ASCII-armored private key gpg imports: %s"
                                   % (index, err.details.get("stderr")))
@@ -477,7 +477,7 @@ class Decryptor:
 def _stop_agent(gpgconf, home):
     """Stop the gpg-agent of ``home``; a failure must not hide the render's own outcome."""
     try:
-        run([gpgconf, "--homedir", home, "--kill", "all"], env={"GNUPGHOME": home})
+        run_command([gpgconf, "--homedir", home, "--kill", "all"], env={"GNUPGHOME": home})
     except GitOpsError:
         pass
 

@@ -28,7 +28,7 @@ import tempfile
 from urllib.parse import urlsplit
 
 from .. import cache
-from ..cli import run
+from ..cli import find_tool, run_command
 from ..deps import require_yaml
 from ..errors import GitOpsError
 
@@ -90,9 +90,7 @@ class Helm:
     """helm with a private home; ``add`` gives one repository or registry its credentials."""
 
     def __init__(self, home, binary=None, timeout=TIMEOUT):
-        from ..render.tools import find  # late: the render package imports this module
-
-        self.binary = find(["helm"], binary, "helm_binary")
+        self.binary = find_tool(["helm"], binary, "helm_binary")
         self.timeout = timeout
         self.env = {
             "HELM_CONFIG_HOME": os.path.join(home, "config"), "HELM_CACHE_HOME": os.path.join(home, "cache"),
@@ -107,7 +105,7 @@ class Helm:
 
     def __call__(self, *args, stdin=None, what):
         try:
-            return run([self.binary, *args], env=self.env, stdin=stdin, timeout=self.timeout, redact=self.redact)
+            return run_command([self.binary, *args], env=self.env, stdin=stdin, timeout=self.timeout, redact=self.redact)
         except GitOpsError as err:
             stderr = err.details.get("stderr") or str(err)
             raise GitOpsError("%s failed: %s" % (what, _plain(stderr)), stderr=stderr)

@@ -330,8 +330,8 @@ def _verify_signature(session, sha, allowed_signers, gpg_keyring):
     gnupghome = tempfile.mkdtemp(prefix="gitops-k8s-gpg-")
     try:
         if gpg_keyring:
-            from ..cli import run
-            run(["gpg", "--batch", "--quiet", "--import", gpg_keyring], env={"GNUPGHOME": gnupghome})
+            from ..cli import run_command
+            run_command(["gpg", "--batch", "--quiet", "--import", gpg_keyring], env={"GNUPGHOME": gnupghome})
         config = ["gpg.ssh.allowedSignersFile=%s" % (allowed_signers or "/dev/null")]
         session("verify-commit", sha, config=config, env={"GNUPGHOME": gnupghome},
                 what="signature verification of commit %s" % sha)
