@@ -7,7 +7,7 @@ from __future__ import annotations
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.gitops.k8s.plugins.module_utils.app_result import skipped_result
-from ansible_collections.gitops.k8s.plugins.module_utils.apps.gitops_apps import plan
+from ansible_collections.gitops.k8s.plugins.module_utils.apps.gitops_apps import order_apps
 from ansible_collections.gitops.k8s.plugins.plugin_utils.ansible_action import run_action
 
 ARGSPEC = {
@@ -23,7 +23,7 @@ def host_name(app, cluster):
 
 def plan_run(call):
     cluster = call.params["cluster"] or call.host
-    planned = plan(call.params["apps"], call.params["select"])
+    planned = order_apps(call.params["apps"], call.params["select"])
     by_name = {app["name"]: app for app in planned["apps"]}
     planned["hosts"] = [
         {

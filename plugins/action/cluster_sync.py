@@ -6,10 +6,12 @@ finishes (see plugins/action/health_wait.py for why and when: a module cannot pr
 
 from __future__ import annotations
 
+from functools import partial
+
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.gitops.k8s.plugins.module_utils.tasks.ansible_module import failure
-from ansible_collections.gitops.k8s.plugins.module_utils.apps.gitops_apps import plan
+from ansible_collections.gitops.k8s.plugins.module_utils.apps.gitops_apps import order_apps
 from ansible_collections.gitops.k8s.plugins.module_utils.tasks.cluster_sync_task import ARGSPEC, run_task
 from ansible_collections.gitops.k8s.plugins.module_utils.errors import GitOpsError
 from ansible_collections.gitops.k8s.plugins.plugin_utils.ansible_action import run_action, runs_here
@@ -23,7 +25,8 @@ class ActionModule(ActionBase):
             return self._execute_module(task_vars=task_vars)
         try:
             # apps.py first: its messages name the application and the key (the argument spec's would not)
-            plan(self._task.args.get("apps"), self._task.args.get("select"))
+            order_apps(self._task.args.get("apps"), self._task.args.get("select"))
         except GitOpsError as err:
             return dict(super().run(tmp, task_vars), failed=True, **failure(err))
-        return run_action(self, task_vars, ARGSPEC, run_task)
+        # the play's vault secrets (--vault-id, AWX vault credentials) for the apps that name their ids
+        return run_action(self, task_vars, ARGSPEC, partial(run_task, play_vault=self._loader._vault.secrets))

@@ -2,7 +2,7 @@
 
 import pytest
 
-from ansible_collections.gitops.k8s.plugins.module_utils.apps.gitops_apps import dependency_levels, normalize_app, plan
+from ansible_collections.gitops.k8s.plugins.module_utils.apps.gitops_apps import dependency_levels, normalize_app, order_apps
 from ansible_collections.gitops.k8s.plugins.module_utils.errors import GitOpsError
 
 
@@ -24,7 +24,7 @@ def test_wait_timeout_is_kept_and_other_wait_defaults_added():
 
 def test_unknown_key_is_named_with_the_app():
     with pytest.raises(GitOpsError) as err:
-        plan([app("web", self_heeal=True)])
+        order_apps([app("web", self_heeal=True)])
     assert "application 'web'" in str(err.value)
     assert "self_heeal" in str(err.value)
     assert err.value.details["unknown_keys"] == ["self_heeal"]
@@ -32,46 +32,46 @@ def test_unknown_key_is_named_with_the_app():
 
 def test_unknown_wait_key_is_refused():
     with pytest.raises(GitOpsError, match="unknown key in wait: timout"):
-        plan([app("web", wait={"timout": 5})])
+        order_apps([app("web", wait={"timout": 5})])
 
 
 def test_missing_repo_is_refused():
     with pytest.raises(GitOpsError, match="application 'web': repo is required"):
-        plan([{"name": "web"}])
+        order_apps([{"name": "web"}])
 
 
 def test_wrong_type_is_refused():
     with pytest.raises(GitOpsError, match="prune must be a boolean"):
-        plan([app("web", prune="yes")])
+        order_apps([app("web", prune="yes")])
     with pytest.raises(GitOpsError, match=r"wait.timeout must be a number, not True"):
-        plan([app("web", wait={"timeout": True})])
+        order_apps([app("web", wait={"timeout": True})])
 
 
 def test_name_must_be_a_kubernetes_style_name():
     with pytest.raises(GitOpsError, match="lowercase"):
-        plan([app("Web_App")])
+        order_apps([app("Web_App")])
 
 
 def test_duplicate_names_are_refused():
     with pytest.raises(GitOpsError, match="'web' is defined more than once"):
-        plan([app("web"), app("db"), app("web")])
+        order_apps([app("web"), app("db"), app("web")])
 
 
 def test_missing_dependency_is_named():
     with pytest.raises(GitOpsError, match="'web' depends on 'db', which is not defined"):
-        plan([app("web", depends_on=["db"])])
+        order_apps([app("web", depends_on=["db"])])
 
 
 def test_dependency_cycle_is_shown_as_a_path():
     with pytest.raises(GitOpsError) as err:
-        plan([app("a", depends_on=["b"]), app("b", depends_on=["c"]), app("c", depends_on=["a"]), app("d")])
+        order_apps([app("a", depends_on=["b"]), app("b", depends_on=["c"]), app("c", depends_on=["a"]), app("d")])
     assert "a -> b -> c -> a" in str(err.value)
     assert err.value.details["cycle"] == ["a", "b", "c", "a"]
 
 
 def test_self_dependency_is_a_cycle():
     with pytest.raises(GitOpsError, match="web -> web"):
-        plan([app("web", depends_on=["web"])])
+        order_apps([app("web", depends_on=["web"])])
 
 
 def test_levels_follow_dependencies_and_keep_input_order():
@@ -86,42 +86,42 @@ def test_levels_follow_dependencies_and_keep_input_order():
 
 
 def test_selection_keeps_dependency_order_and_drops_others():
-    result = plan([app("web", depends_on=["db"]), app("db"), app("docs")], select="web,db")
+    result = order_apps([app("web", depends_on=["db"]), app("db"), app("docs")], select="web,db")
     assert result["levels"] == [["db"], ["web"]]
     assert result["selected"] == ["web", "db"]
 
 
 def test_selection_of_an_unknown_app_is_refused():
     with pytest.raises(GitOpsError, match="no application named 'wbe'"):
-        plan([app("web")], select=["wbe"])
+        order_apps([app("web")], select=["wbe"])
 
 
 def test_suspended_apps_are_reported_not_run():
-    result = plan([app("web", suspend=True), app("db")])
+    result = order_apps([app("web", suspend=True), app("db")])
     assert result["suspended"] == ["web"]
     assert result["levels"] == [["db"]]
 
 
 def test_credential_values_never_leave_the_plan():
-    result = plan([app("web", credentials={"username": "deploy", "password": "s3cr3t-token"})])
+    result = order_apps([app("web", credentials={"username": "deploy", "password": "s3cr3t-token"})])
     assert "s3cr3t-token" not in repr(result)
     assert result["apps"][0]["credentials"] == ["password", "username"]
 
 
 def test_unknown_credential_key_is_refused():
     with pytest.raises(GitOpsError, match="unknown key in credentials: token"):
-        plan([app("web", credentials={"token": "x"})])
+        order_apps([app("web", credentials={"token": "x"})])
 
 
 def test_empty_list_is_a_valid_plan():
-    assert plan([]) == {"apps": [], "levels": [], "selected": [], "suspended": [], "absent": []}
+    assert order_apps([]) == {"apps": [], "levels": [], "selected": [], "suspended": [], "absent": []}
 
 
 def test_absent_apps_are_not_synced_and_a_bad_state_is_refused():
-    result = plan([{"name": "web", "repo": "r"}, {"name": "old", "repo": "r", "state": "absent"}])
+    result = order_apps([{"name": "web", "repo": "r"}, {"name": "old", "repo": "r", "state": "absent"}])
     assert result["absent"] == ["old"] and result["levels"] == [["web"]]
     with pytest.raises(GitOpsError, match="application 'old': state must be present or absent, not 'gone'"):
-        plan([{"name": "old", "repo": "r", "state": "gone"}])
+        order_apps([{"name": "old", "repo": "r", "state": "gone"}])
 
 
 def test_namespace_and_immutable_field_options_of_an_app():
@@ -131,16 +131,16 @@ def test_namespace_and_immutable_field_options_of_an_app():
     meta = {"labels": {"team": "a"}, "annotations": {"x/y": "z"}}
     assert normalize_app(app("web", managed_namespace_metadata=meta), 0)["managed_namespace_metadata"] == meta
     with pytest.raises(GitOpsError, match="unknown key in managed_namespace_metadata: label"):
-        plan([app("web", managed_namespace_metadata={"label": {}})])
+        order_apps([app("web", managed_namespace_metadata={"label": {}})])
     with pytest.raises(GitOpsError, match="replace_on_immutable must be a boolean"):
-        plan([app("web", replace_on_immutable="yes")])
+        order_apps([app("web", replace_on_immutable="yes")])
 
 
 def test_an_ignore_differences_rule_that_names_no_field_is_refused_before_anything_runs():
     with pytest.raises(GitOpsError, match=r"application 'web': ignore_differences\[1\] \(ConfigMap\) names no field"):
-        plan([app("web", ignore_differences=[{"kind": "Service", "jq_path_expressions": [".spec.clusterIP"]},
+        order_apps([app("web", ignore_differences=[{"kind": "Service", "jq_path_expressions": [".spec.clusterIP"]},
                                              {"kind": "ConfigMap"}])])
     with pytest.raises(GitOpsError, match=r"application 'web': ignore_differences\[0\] must be a mapping with a kind"):
-        plan([app("web", ignore_differences=[{"json_pointers": ["/x"]}])])
+        order_apps([app("web", ignore_differences=[{"json_pointers": ["/x"]}])])
     rule = {"kind": "Deployment", "group": "apps", "managed_fields_managers": ["hpa"]}
     assert normalize_app(app("web", ignore_differences=[rule]), 0)["ignore_differences"] == [rule]

@@ -2,7 +2,7 @@
 
 import pytest
 
-from ansible_collections.gitops.k8s.plugins.module_utils.apps.gitops_apps import plan
+from ansible_collections.gitops.k8s.plugins.module_utils.apps.gitops_apps import order_apps
 from ansible_collections.gitops.k8s.plugins.module_utils.sources.charts import check_spec
 from ansible_collections.gitops.k8s.plugins.module_utils.errors import GitOpsError
 
@@ -11,7 +11,7 @@ CHART = {"repo": "oci://registry.example.com/charts", "chart": "shop", "version"
 
 
 def test_a_chart_app_needs_no_repo_and_its_passwords_never_leave_plan():
-    result = plan([{"name": "shop", "helm": CHART, "namespace": "shop"}])
+    result = order_apps([{"name": "shop", "helm": CHART, "namespace": "shop"}])
     [shown] = result["apps"]
     assert shown["repo"] is None and shown["helm"]["chart"] == "shop" and shown["helm"]["version"] == "^2.1"
     assert "s3cr3t-registry" not in repr(result) and "dep-pw" not in repr(result)
@@ -19,7 +19,7 @@ def test_a_chart_app_needs_no_repo_and_its_passwords_never_leave_plan():
 
 def test_an_app_without_repo_or_chart_is_refused():
     with pytest.raises(GitOpsError, match="application 'shop': repo is required .or helm.repo"):
-        plan([{"name": "shop", "helm": {"chart": "shop"}}])
+        order_apps([{"name": "shop", "helm": {"chart": "shop"}}])
 
 
 @pytest.mark.parametrize("spec, message", [

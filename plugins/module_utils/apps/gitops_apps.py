@@ -217,8 +217,8 @@ def public_app(app):
     return safe
 
 
-def plan(apps, select=None):
-    """Validate ``apps`` and decide what a run does.
+def order_apps(apps, select=None):
+    """Validate ``apps`` and order the selected ones by dependencies: what a run does.
 
     ``select``: names (a list or a comma-separated string) to sync; default all. Returns
     ``{"apps": [...], "levels": [[name...]...], "selected": [...], "suspended": [...], "absent": [...]}`` where
@@ -256,3 +256,7 @@ def plan(apps, select=None):
         "suspended": suspended,
         "absent": absent,
     }
+
+
+# Transitional: sync/engine.py still imports the old name (as plan_apps); remove once it imports order_apps.
+plan = order_apps
