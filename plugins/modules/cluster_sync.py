@@ -137,6 +137,40 @@ options:
           ca_file:
             description: CA certificates (PEM) of an HTTPS Git server with a private CA.
             type: str
+      project:
+        description:
+          - The project (an entry of O(projects)) the application belongs to; default the project named C(default) when
+            O(projects) defines one. Its C(decryption) keys are the application's too. Naming a project O(projects)
+            does not define fails the application.
+        type: str
+      decryption:
+        description:
+          - The keys that decrypt the SOPS- and Ansible Vault-encrypted files of the application's repository at render
+            (see M(gitops.k8s.render) and C(docs/secrets.md)). The application decrypts with these and its project's
+            keys, and no other - never the controller's own keys, never another project's. A file encrypted for other
+            keys fails the application at render, naming the file and the keys it was encrypted for; nothing of it is
+            applied, and the other applications go on.
+          - Give keys from Ansible Vault-encrypted variables or the job's environment (C(lookup('env', ...))); they
+            are C(no_log), never in results, diffs, the report or the render memo.
+        type: dict
+        suboptions:
+          age_keys:
+            description: age identities (C(AGE-SECRET-KEY-1...)); a string or a list.
+            type: raw
+          gpg_keys:
+            description: ASCII-armored PGP private keys without passphrase; a string or a list. Needs C(gpg).
+            type: raw
+          vault:
+            description: Ansible Vault passwords - a password, or a list of passwords or C({id, password}).
+            type: raw
+          vault_ids:
+            description:
+              - Vault ids of the play's own vault secrets (C(--vault-id prod@...), AWX vault credentials; C(default)
+                for C(--vault-password-file) or C(--ask-vault-pass)) that this application may use. The play's secrets
+                are given to no application that does not name them. Only when the task runs in the controller's
+                worker (a local connection, as the playbooks run it); a module process has no play secrets.
+            type: list
+            elements: str
       helm:
         description: A chart from a Helm repository or OCI registry, as the O(gitops.k8s.render#module:helm) option.
         type: dict
@@ -232,6 +266,16 @@ options:
       ca_file:
         description: CA certificates (PEM) of the server.
         type: str
+  projects:
+    description:
+      - The projects of this cluster (the playbooks pass C(gitops_projects)), each a mapping with a C(name). An
+        application is in the project its O(apps[].project) names, else in C(default) when defined.
+      - C(decryption) (the keys of O(apps[].decryption)) gives the project's applications its keys; the other keys
+        (C(source_repos), C(destinations), C(cluster_resources), C(cluster_resources_deny), C(namespace_resources),
+        C(namespace_resources_deny), C(service_accounts), C(description)) are checked and kept for the project policy.
+    type: list
+    elements: dict
+    default: []
   mode:
     description: C(push) delivers every selected application; C(reconcile) converges them with Git (see the description).
     type: str

@@ -9,6 +9,7 @@ import re
 import yaml
 
 from ansible_collections.gitops.k8s.plugins.module_utils.apps import gitops_apps as apps
+from ansible_collections.gitops.k8s.plugins.module_utils.render.secrets import DECRYPTION_KEYS, PLAY_VAULT_KEY
 from ansible_collections.gitops.k8s.plugins.module_utils.sources.charts import REPOSITORY_KEYS, SPEC_KEYS
 from ansible_collections.gitops.k8s.plugins.module_utils.sync.ignore import IGNORE_ARGSPEC
 from ansible_collections.gitops.k8s.plugins.modules import cluster_sync
@@ -22,6 +23,7 @@ NESTED = {
     "managed_namespace_metadata": apps.NAMESPACE_METADATA_KEYS,
     "helm": SPEC_KEYS,
     "ignore_differences": tuple(IGNORE_ARGSPEC["ignore_differences"]["options"]),
+    "decryption": DECRYPTION_KEYS + (PLAY_VAULT_KEY,),
 }
 
 

@@ -9,6 +9,7 @@ from ..sources.charts import HELM_ARGSPEC
 from ..cluster.client import Cluster
 from ..sync.engine import DEFAULT_CONCURRENCY, DEFAULT_LOCK_TIMEOUT, RunSettings, sync_cluster
 from ..sources.mirrors import check_credentials, check_mirrors, sourced_app
+from ..sync.policy import Project, load_projects
 from .option_specs import CLUSTER_ARGSPEC, INVENTORY_ARGSPEC
 
 # Every app key is accepted as given (apps.py validates them with messages that name the app);
@@ -17,6 +18,18 @@ APP_OPTIONS = {key: {"type": "raw"} for key in APP_KEYS}
 APP_OPTIONS["credentials"] = {"type": "dict", "options": {
     key: {"type": "bool" if key == "accept_hostkey" else "str", "no_log": key == "password"} for key in CREDENTIAL_KEYS}}
 APP_OPTIONS["helm"] = HELM_ARGSPEC
+# An app's or a project's keys: no_log one kind at a time, so that vault ids stay readable
+# (a no_log value is masked wherever it appears in the result, inside app names too).
+DECRYPTION_OPTIONS = {"type": "dict", "options": {
+    "age_keys": {"type": "raw", "no_log": True},
+    "gpg_keys": {"type": "raw", "no_log": True},
+    "vault": {"type": "raw", "no_log": True},
+    "vault_ids": {"type": "list", "elements": "str"},
+}}
+APP_OPTIONS["decryption"] = DECRYPTION_OPTIONS
+# Projects are validated by policy.load_projects (messages naming the project and the field).
+PROJECT_OPTIONS = {key: {"type": "raw"} for key in Project._fields + ("description",)}
+PROJECT_OPTIONS.update(name={"type": "str", "required": True}, decryption=DECRYPTION_OPTIONS)
 
 ARGSPEC = dict(
     CLUSTER_ARGSPEC,
@@ -32,6 +45,7 @@ ARGSPEC = dict(
     concurrency={"type": "int", "default": DEFAULT_CONCURRENCY},
     lock_timeout={"type": "float", "default": DEFAULT_LOCK_TIMEOUT},
     complete={"type": "bool", "default": False},
+    projects={"type": "list", "elements": "dict", "default": [], "options": PROJECT_OPTIONS},
     **INVENTORY_ARGSPEC,
 )
 
@@ -39,13 +53,16 @@ ARGSPEC = dict(
 def _given(app):
     """Drop the keys Ansible filled with None (absent in the user's mapping)."""
     out = {k: v for k, v in app.items() if v is not None}
-    if isinstance(out.get("credentials"), dict):
-        out["credentials"] = {k: v for k, v in out["credentials"].items() if v is not None}
+    for key in ("credentials", "decryption"):
+        if isinstance(out.get(key), dict):
+            out[key] = {k: v for k, v in out[key].items() if v is not None}
     return out
 
 
-def run_task(call):
-    """The engine call of gitops.k8s.cluster_sync (see ansible_module.Call): the task result."""
+def run_task(call, play_vault=()):
+    """The engine call of gitops.k8s.cluster_sync (see ansible_module.Call): the task result.
+    ``play_vault``: the play's vault secrets [(vault id, VaultSecret)], which the action plugin has
+    and a module process has not; apps and projects name the ones they use in ``vault_ids``."""
     params = call.params
     concurrency = params["concurrency"]
     settings = RunSettings(
@@ -54,6 +71,8 @@ def run_task(call):
         concurrency=concurrency, lock_timeout=params["lock_timeout"],
         inventory_namespace=params["inventory_namespace"], inventory_kind=params["inventory_kind"],
         progress=call.progress, complete=params["complete"],
+        projects=load_projects([_given(project) for project in params["projects"]], "projects"),
+        play_vault=tuple(play_vault or ()),
     )
     mirrors = check_mirrors(params["mirrors"], "mirrors")
     credentials = check_credentials(params["credentials"], "credentials")
