@@ -257,6 +257,3 @@ def order_apps(apps, select=None):
         "absent": absent,
     }
 
-
-# Transitional: sync/engine.py still imports the old name (as plan_apps); remove once it imports order_apps.
-plan = order_apps

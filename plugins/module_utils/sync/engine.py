@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from ..app_result import skipped_result
-from ..apps.gitops_apps import normalize_app, plan as plan_apps
+from ..apps.gitops_apps import normalize_app, order_apps
 from ..cluster.records import INVENTORY_NAMESPACE, Inventory
 from ..cluster.snapshot import LiveSnapshot
 from ..errors import GitOpsError
@@ -98,7 +98,7 @@ def timed(phases, name):
 def sync_cluster(cluster, apps, settings, sources=None):
     """Converge the applications ``apps`` (gitops_apps) on ``cluster``; returns the task result."""
     started, requests_before = time.monotonic(), cluster.requests_made
-    planned = plan_apps(apps, settings.select)
+    planned = order_apps(apps, settings.select)
     by_name = {app["name"]: app for app in (normalize_app(a, i) for i, a in enumerate(apps))}
     app_syncs = {name: AppSync(by_name[name], settings) for level in planned["levels"] for name in level}
     every = list(app_syncs.values())
