@@ -3,8 +3,9 @@ merge_decryption): its own and its project's, the play's vault secrets only by t
 and no message ever shows a key."""
 
 import pytest
+import yaml
 
-from ansible_collections.gitops.k8s.plugins.module_utils.apps.gitops_apps import normalize_app, plan
+from ansible_collections.gitops.k8s.plugins.module_utils.apps.gitops_apps import normalize_app, order_apps
 from ansible_collections.gitops.k8s.plugins.module_utils.errors import GitOpsError
 from ansible_collections.gitops.k8s.plugins.module_utils.render.secrets import check_decryption, merge_decryption
 from ansible_collections.gitops.k8s.plugins.module_utils.sync.policy import keys_of, load_projects
@@ -88,7 +89,7 @@ def test_vault_ids_are_for_apps_and_projects_only():
 def test_gitops_apps_take_decryption_and_project_and_never_show_the_keys():
     listed = {"name": "web", "repo": "https://git.example.com/web.git", "project": "team-a",
               "decryption": {"age_keys": [KEY_A], "vault_ids": ["prod"]}}
-    planned = plan([listed])
+    planned = order_apps([listed])
     assert planned["apps"][0]["decryption"] == ["age_keys", "vault_ids"]
     assert planned["apps"][0]["project"] == "team-a"
     assert KEY_A not in repr(planned)
@@ -97,3 +98,38 @@ def test_gitops_apps_take_decryption_and_project_and_never_show_the_keys():
         with pytest.raises(GitOpsError) as err:
             normalize_app(dict(listed, decryption=wrong), 0)
         assert str(err.value).startswith("application 'web': decryption") and KEY_A not in str(err.value)
+
+
+def flux(folder, decryption):
+    """read_folder of a GitRepository and a Kustomization whose spec.decryption is ``decryption``."""
+    docs = [{"apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "GitRepository", "metadata": {"name": "fleet"},
+             "spec": {"url": "https://git.example.com/fleet.git", "ref": {"branch": "main"}}},
+            {"apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization", "metadata": {"name": "shop"},
+             "spec": {"path": "./shop", "sourceRef": {"kind": "GitRepository", "name": "fleet"},
+                      "decryption": decryption}}]
+    with open(folder / "flux.yaml", "w", encoding="utf-8") as handle:
+        yaml.safe_dump_all(docs, handle)
+    return read_folder(str(folder), decryption={"sops-age": {"age_keys": ["{{ lookup('env', 'SOPS_AGE_KEY') }}"]},
+                                                "team-b": {"vault_ids": ["prod"]}})
+
+
+def test_a_flux_kustomization_decrypts_with_the_entry_its_secret_ref_names(tmp_path):
+    found = flux(tmp_path, {"provider": "sops", "secretRef": {"name": "sops-age"}})
+    assert not found.errors and not found.notes
+    [(_cluster, app, rel)] = found.apps
+    assert app["decryption"] == {"age_keys": ["{{ lookup('env', 'SOPS_AGE_KEY') }}"]} and rel == "flux.yaml"
+
+
+@pytest.mark.parametrize("decryption, message", [
+    ({"provider": "sops", "secretRef": {"name": "sops-gpg"}},
+     "flux.yaml: Kustomization shop: spec.decryption.secretRef sops-gpg names no decryption entry of the inventory "
+     "configuration (defined: sops-age, team-b)"),
+    ({"provider": "sops"}, "flux.yaml: Kustomization shop: spec.decryption has no secretRef"),
+    ({"provider": "vault", "secretRef": {"name": "sops-age"}},
+     "flux.yaml: Kustomization shop: spec.decryption.provider vault is not supported"),
+])
+def test_a_flux_decryption_without_keys_of_its_own_is_a_mapping_error(tmp_path, decryption, message):
+    found = flux(tmp_path, decryption)
+    assert not found.apps
+    [error] = found.errors
+    assert error["file"] == "flux.yaml" and error["message"].startswith(message)
