@@ -78,6 +78,17 @@ options:
     type: list
     elements: dict
     default: []
+  decryption:
+    description:
+      - Keys for Flux C(Kustomization)s that decrypt SOPS files (C(spec.decryption) with C(provider: sops)) - a mapping
+        of a name to the keys of O(gitops.k8s.cluster_sync#module:apps[].decryption) (C(age_keys), C(gpg_keys),
+        C(vault), C(vault_ids)). A Kustomization's C(spec.decryption.secretRef.name) picks the entry of that name, whose
+        keys become the application's C(decryption) - the Secret Flux would read is not read. A Kustomization naming
+        no entry, no C(secretRef), or another provider is an error naming its file.
+      - Give keys as templates (C("{{ lookup('env', 'SOPS_AGE_KEY') }}")) or vaulted values; the inventory keeps them as
+        given, and the tasks resolve them when they render.
+    type: dict
+    default: {}
   mirrors:
     description:
       - Where the plugin fetches O(repo) and the repositories of ApplicationSet git generators from - a list of
@@ -130,6 +141,14 @@ credentials:
     username: awx
     password: "{{ lookup('env', 'MIRROR_TOKEN') }}"
 
+# sops.gitops.yml - Flux Kustomizations with spec.decryption {provider: sops, secretRef: {name: sops-age}}
+plugin: gitops.k8s.apps
+repo: https://git.example.com/platform/fleet.git
+default_cluster: production
+decryption:
+  sops-age:
+    age_keys: ["{{ lookup('env', 'SOPS_AGE_KEY') }}"]
+
 # ansible-inventory -i argo.gitops.yml --graph
 # ansible-playbook gitops.k8s.reconcile -i argo.gitops.yml
 """
@@ -142,6 +161,7 @@ from ansible.plugins.inventory import BaseInventoryPlugin
 from ansible_collections.gitops.k8s.plugins.module_utils.apps.definitions import Definitions, read_folder
 from ansible_collections.gitops.k8s.plugins.module_utils.apps.gitops_apps import normalize_app
 from ansible_collections.gitops.k8s.plugins.module_utils.errors import GitOpsError
+from ansible_collections.gitops.k8s.plugins.module_utils.render.secrets import check_decryption
 from ansible_collections.gitops.k8s.plugins.module_utils.sources.mirrors import (check_credentials, check_mirrors,
                                                                          credentials_for, mirrored)
 from ansible_collections.gitops.k8s.plugins.module_utils.sources.git import fetch
@@ -177,6 +197,9 @@ class InventoryModule(BaseInventoryPlugin):
             raise GitOpsError("give exactly one of source (a folder) and repo (a Git repository)")
         check_mirrors(self.get_option("mirrors"), "mirrors")
         check_credentials(self.get_option("credentials"), "credentials")
+        decryption = self.get_option("decryption") or {}
+        for name, keys in decryption.items():
+            check_decryption(keys, "decryption.%s" % name, play=True)
         origin = None
         if repo:
             checkout, used, revision = self._fetch(repo, self.get_option("version"))
@@ -186,7 +209,8 @@ class InventoryModule(BaseInventoryPlugin):
             folder = os.path.join(os.path.dirname(os.path.abspath(config_path)), os.path.expanduser(source))
         if not os.path.isdir(folder):
             raise GitOpsError("%s is not a folder" % folder)
-        return read_folder(os.path.realpath(folder), lambda url, version: self._fetch(url, version)[0]), origin
+        return read_folder(os.path.realpath(folder), lambda url, version: self._fetch(url, version)[0],
+                           decryption), origin
 
     def _populate(self, config_path):
         clusters = self.get_option("clusters") or {}

@@ -5,6 +5,7 @@ and no message ever shows a key."""
 import pytest
 import yaml
 
+from ansible_collections.gitops.k8s.plugins.module_utils.apps.definitions import read_folder
 from ansible_collections.gitops.k8s.plugins.module_utils.apps.gitops_apps import normalize_app, order_apps
 from ansible_collections.gitops.k8s.plugins.module_utils.errors import GitOpsError
 from ansible_collections.gitops.k8s.plugins.module_utils.render.secrets import check_decryption, merge_decryption

@@ -25,6 +25,7 @@ import glob
 import json
 import os
 import re
+from functools import partial
 
 from ..deps import require_yaml
 from ..errors import GitOpsError
@@ -86,8 +87,9 @@ def _what(doc):
     return ("%s %s" % (doc.get("kind") or "", (doc.get("metadata") or {}).get("name") or "")).strip() or None
 
 
-def read_folder(folder, fetch_repo=None):
-    """Map every definition found below ``folder`` (see the module docstring)."""
+def read_folder(folder, fetch_repo=None, decryption=None):
+    """Map every definition found below ``folder`` (see the module docstring). ``decryption``: the
+    keys a Flux Kustomization's ``spec.decryption.secretRef`` names, by name ({name: decryption})."""
     found = Definitions()
     flux = {"GitRepository": {}, "HelmRepository": {}, "Kustomization": [], "HelmRelease": []}
     for path in sorted(glob.glob(os.path.join(folder, "**", "*.y*ml"), recursive=True)):
@@ -96,7 +98,8 @@ def read_folder(folder, fetch_repo=None):
         rel = os.path.relpath(path, folder)
         for doc in found.mapping(rel, None, _documents, path, rel) or ():
             found.mapping(rel, _what(doc), _read_definition, doc, rel, found, flux, fetch_repo)
-    for kind, mapper, sources in (("Kustomization", flux_kustomization, flux["GitRepository"]),
+    for kind, mapper, sources in (("Kustomization", partial(flux_kustomization, decryption=decryption),
+                                   flux["GitRepository"]),
                                   ("HelmRelease", flux_helm_release, flux["HelmRepository"])):
         for doc, rel in flux[kind]:
             app = found.mapping(rel, _what(doc), mapper, doc, rel, sources, found)
@@ -471,7 +474,8 @@ def _fill(value, params, rel, name):
 # -- Flux ------------------------------------------------------------------------------------
 
 KUSTOMIZATION_FIELDS = {"apiVersion", "kind", "metadata.name", "spec.path", "spec.prune", "spec.targetNamespace",
-                        "spec.postBuild.substitute", "spec.dependsOn", "spec.suspend", "spec.wait", "spec.force"}
+                        "spec.postBuild.substitute", "spec.dependsOn", "spec.suspend", "spec.wait", "spec.force",
+                        "spec.decryption.provider", "spec.decryption.secretRef.name"}
 HELMRELEASE_FIELDS = {"apiVersion", "kind", "metadata.name", "spec.chart.spec.chart", "spec.chart.spec.version",
                       "spec.chart.spec.sourceRef", "spec.values", "spec.releaseName", "spec.targetNamespace",
                       "spec.dependsOn", "spec.suspend", "spec.install.createNamespace"}
@@ -498,7 +502,7 @@ def _flux_common(doc, spec, app):
         app["suspend"] = True
 
 
-def flux_kustomization(doc, rel, repositories, found):
+def flux_kustomization(doc, rel, repositories, found, decryption=None):
     name = _name(doc, rel)
     what = "Kustomization %s" % name
     _unknown(doc, KUSTOMIZATION_FIELDS, rel, what, found)
@@ -518,8 +522,27 @@ def flux_kustomization(doc, rel, repositories, found):
     app["self_heal"] = True  # Flux always corrects drift on its interval
     if (spec.get("postBuild") or {}).get("substitute"):
         app["render"] = {"substitute": spec["postBuild"]["substitute"]}
+    if spec.get("decryption"):
+        app["decryption"] = _flux_decryption(spec["decryption"], rel, what, decryption or {})
     _flux_common(doc, spec, app)
     return app
+
+
+def _flux_decryption(given, rel, what, decryption):
+    """spec.decryption -> the keys of the ``decryption`` entry its secretRef names: the Secret itself
+    is in the cluster Flux ran in, and keys are given per application, never the controller's own."""
+    provider, ref = given.get("provider"), (given.get("secretRef") or {}).get("name")
+    if provider != "sops":
+        raise GitOpsError("%s: %s: spec.decryption.provider %s is not supported (gitops.k8s decrypts SOPS: provider sops)"
+                          % (rel, what, provider), file=rel)
+    if not ref:
+        raise GitOpsError("%s: %s: spec.decryption has no secretRef: its keys would be the controller's own; name a "
+                          "secretRef and give its keys in the decryption entry of that name" % (rel, what), file=rel)
+    if ref not in decryption:
+        raise GitOpsError("%s: %s: spec.decryption.secretRef %s names no decryption entry of the inventory "
+                          "configuration (defined: %s)" % (rel, what, ref, ", ".join(sorted(decryption)) or "none"),
+                          file=rel)
+    return decryption[ref]
 
 
 def flux_helm_release(doc, rel, repositories, found):
