@@ -157,7 +157,7 @@ class Item:
         return (self.entry or {}).get("wave", 0)
 
 
-class Settings:
+class WriteSettings:
     """How objects are written and compared: the knobs every phase shares."""
 
     def __init__(self, field_manager="gitops.k8s", ignore=(), force=True, replace_on_immutable=False, concurrency=8):
@@ -247,7 +247,7 @@ def make_plan(cluster, bundle, record=None, field_manager="gitops.k8s", ignore=(
     ``live_index`` instead is ``{key_of(ref): object}`` of every live object of the kinds the bundle
     and the record name (the per-cluster engine's one read, shared by all its apps).
     """
-    settings = Settings(field_manager, ignore, force, replace_on_immutable, concurrency)
+    settings = WriteSettings(field_manager, ignore, force, replace_on_immutable, concurrency)
     live = live or cluster.read
     recorded = {key_of(o): o for o in (record or {}).get("objects", ())}
     kinds = resolve_kinds(cluster, bundle, recorded)
@@ -481,7 +481,7 @@ def rejected_error(rejected, bundle_path, written=None):
 
 # -- what a person sees ------------------------------------------------------------------------
 
-def report(plan, ignore=None, show_secrets=False, deletes=None):
+def diff_report(plan, ignore=None, show_secrets=False, deletes=None):
     """(resources, ansible_diff) for every object that would change (``deletes``: default all
     prune candidates of the plan; ``ignore``: default the rules the plan was made with).
 
@@ -530,7 +530,7 @@ def diff(cluster, bundle, record=None, field_manager="gitops.k8s", ignore=(), sh
                      live=live, replace_on_immutable=replace_on_immutable)
     if plan.rejected:
         raise rejected_error(plan.rejected, bundle.path)
-    resources, ansible_diff = report(plan, show_secrets=show_secrets, deletes=None if prune else [])
+    resources, ansible_diff = diff_report(plan, show_secrets=show_secrets, deletes=None if prune else [])
     summary = plan.summary()
     if not prune:
         summary["delete"] = 0
@@ -546,3 +546,7 @@ def diff(cluster, bundle, record=None, field_manager="gitops.k8s", ignore=(), sh
         "api_requests": cluster.requests_made - before,
         "ansible_diff": ansible_diff,
     }
+
+
+# Transitional: sync/apply.py still imports the old name; remove once it imports diff_report.
+report = diff_report
