@@ -6,7 +6,7 @@ import threading
 import pytest
 from localcluster import wait_for
 
-from ansible_collections.gitops.k8s.plugins.module_utils.health import watch as health_watch
+from ansible_collections.gitops.k8s.plugins.module_utils.health import hub as health_hub
 from ansible_collections.gitops.k8s.plugins.module_utils.health.watch import wait_healthy
 
 NEVER_READY = {"gitops.k8s.test/never-ready": "true"}
@@ -257,7 +257,7 @@ def test_an_object_created_while_waiting_and_a_kind_served_later(cluster, namesp
 
 def test_watch_reconnects_and_still_sees_changes(cluster, namespace, monkeypatch):
     """Each watch request lasts 1 s here, so the fix arrives after several reconnects."""
-    monkeypatch.setattr(health_watch, "WATCH_SECONDS", 1)
+    monkeypatch.setattr(health_hub, "WATCH_SECONDS", 1)
     refs = apply_all(cluster, deployment(namespace, "web", replicas=1, pod_labels=NEVER_READY))
     before = cluster.requests_made
     fixed = when("a list and three watch requests", lambda: cluster.requests_made - before >= 4,

@@ -1,11 +1,11 @@
 # Copyright: gitops.k8s contributors; Apache License 2.0 (see LICENSE)
 """Wait until objects are healthy: watches, not sleep-polling.
 
-One thread per (resource, namespace) lists once (to learn every object and a resourceVersion),
-then watches from that version, resuming after the server closes the stream, reconnecting when
-the connection drops and re-listing when the version has expired (410 Gone). Threads hand
-objects to the caller's thread through a queue; it re-assesses only what changed, so a change
-is seen within the network round trip and waiting costs almost no CPU.
+The watching is health/hub.py's: one list+watch per (resource, scope), resumed, reconnected and
+re-listed on 410 Gone, handing each state of the waited objects to the wait's own queue. A wait
+re-assesses only what changed, so a change is seen within the network round trip and waiting
+costs almost no CPU. Alone, a wait runs its own hub for its own objects; the waits of a run share
+the run's hub (``hub=``), so that a fleet's waits cost one watch per kind, not one per app.
 
 What is wrong with the objects that did not become healthy is told by health_drilldown.py.
 """
@@ -13,20 +13,15 @@ What is wrong with the objects that did not become healthy is told by health_dri
 from __future__ import annotations
 
 import queue
-import threading
 import time
 
 from ..cluster.client import ApiError
 from ..errors import GitOpsError
 from . import CustomHealth, Health, assess, worst
 from .drilldown import unhealthy_summary
+from .hub import REDISCOVER_SECONDS, WatchHub, not_older
 from ..refs import describe, key_of
 
-# Server-side length of one watch request. Short enough that threads of a finished wait end
-# soon (a blocked read cannot be interrupted), long enough that reconnects cost nothing.
-WATCH_SECONDS = 20
-# How often a kind the cluster does not serve yet (CRD being established) is looked up again.
-REDISCOVER_SECONDS = 2.0
 # Progress lines: when the line changes (at most once per MIN), and at least every MAX seconds.
 PROGRESS_MIN_SECONDS, PROGRESS_MAX_SECONDS = 1.0, 10.0
 
@@ -50,97 +45,19 @@ def is_ignored(ref, ignore):
     return False
 
 
-class _Watcher(threading.Thread):
-    """Lists then watches one resource in one namespace (or cluster-wide); reports to ``events``."""
-
-    def __init__(self, cluster, resource, namespace, keys, events, stop, keep_watching):
-        super().__init__(daemon=True, name="watch %s %s" % (resource.plural, namespace or "*"))
-        self.cluster, self.resource, self.namespace = cluster, resource, namespace or None
-        # one resource in one namespace: a name identifies the object (and its ref key)
-        self.keys = {key[3]: key for key in keys}
-        self.events, self.stop, self.keep_watching = events, stop, keep_watching
-        # one object: let the server filter; several: one stream for the whole namespace
-        self.field_selector = "metadata.name=%s" % next(iter(self.keys)) if len(self.keys) == 1 else None
-        self.stream, self._stream_lock = None, threading.Lock()  # the open watch response, ended by close()
-
-    def close(self):
-        """Stop now: end the open stream, whose read would otherwise block until the watch times out."""
-        self.stop.set()
-        with self._stream_lock:
-            if self.stream is not None:
-                self.cluster.close_stream(self.stream)
-
-    def _opened(self, stream):
-        with self._stream_lock:
-            self.stream = stream
-            if stream is not None and self.stop.is_set():  # close() came before the stream opened
-                self.cluster.close_stream(stream)
-
-    def run(self):
-        try:
-            self._loop()
-        except GitOpsError as err:
-            self.events.put(("fail", self, err))
-        except Exception as err:  # a thread must never die silently: the waiter would hang until timeout
-            self.events.put(("fail", self, GitOpsError("watching %s failed: %r" % (self.resource.plural, err))))
-
-    def _loop(self):
-        version, pause = None, 0.1
-        while not self.stop.is_set():
-            if version is None:
-                items, version = self.cluster.list(self.resource, self.namespace, field_selector=self.field_selector)
-                self.events.put(("list", self, items))
-                if not self.keep_watching:
-                    return
-            try:
-                for event in self.cluster.watch(self.resource, self.namespace, version, WATCH_SECONDS,
-                                                field_selector=self.field_selector, opened=self._opened):
-                    if self.stop.is_set():
-                        return
-                    obj = event.get("object") or {}
-                    if event.get("type") == "ERROR":
-                        version = None  # 410 Gone (expired resourceVersion) or similar: re-list
-                        if obj.get("code") != 410:
-                            self.stop.wait(pause)  # something else is wrong: do not hammer the server
-                            pause = min(pause * 2, 5)
-                        break
-                    version = (obj.get("metadata") or {}).get("resourceVersion") or version
-                    if event.get("type") != "BOOKMARK":
-                        self.events.put((event.get("type"), self, obj))
-                pause = 0.1
-            except ApiError as err:
-                if err.status == 410:
-                    version = None
-                elif err.status in (401, 403, 404):
-                    raise
-                else:
-                    self.stop.wait(pause)
-                    pause = min(pause * 2, 5)
-            except (GitOpsError, OSError, ValueError, _urllib3_error()):
-                # connection dropped mid-stream: resume from the last version seen
-                self.stop.wait(pause)
-                pause = min(pause * 2, 5)
-
-
-def _urllib3_error():
-    import urllib3
-
-    return urllib3.exceptions.HTTPError
-
-
 class _Wait:
     """State of one wait_healthy call."""
 
-    def __init__(self, cluster, refs, custom_health, wait):
-        self.cluster = cluster
+    def __init__(self, cluster, refs, custom_health, wait, hub=None, written=None):
+        self.cluster, self.hub = cluster, hub
         self.rules = custom_health if isinstance(custom_health, CustomHealth) else CustomHealth(custom_health)
         self.refs = refs  # key -> clean ref, in the caller's order
         self.wait = wait
+        self.written = written or {}  # key -> resourceVersion the caller wrote: older states are not its health
         self.started = time.monotonic()
         self.events = queue.Queue()
-        self.stop = threading.Event()
-        self.watchers = []
-        self.unlisted = set()  # watchers that have not reported their first list
+        self.subscription = None
+        self.unread = set()  # keys watched whose state (as new as written) has not arrived yet
         self.unserved = set()  # keys whose kind the cluster does not serve (yet)
         self.objects = {}  # key -> live object, or None when it does not exist
         self.verdicts = {key: (Health.UNKNOWN, "not read yet") for key in refs}
@@ -150,12 +67,12 @@ class _Wait:
         return time.monotonic() - self.started
 
     def start(self, keys):
-        """Start watchers for ``keys``, grouped by (resource, namespace)."""
-        groups = {}
+        """Subscribe ``keys`` to the hub's feeds; those of kinds not served (yet) are Missing."""
+        wanted = {}
         for key in keys:
             ref = self.refs[key]
             try:
-                resource = self.cluster.resource(ref["apiVersion"], ref["kind"])
+                resource = self.hub.resource(ref["apiVersion"], ref["kind"])
             except ApiError:
                 raise
             except GitOpsError:
@@ -165,30 +82,40 @@ class _Wait:
             self.unserved.discard(key)
             if resource.namespaced and not ref["namespace"]:
                 raise GitOpsError("%s needs a namespace (%s is namespaced)" % (describe(ref), ref["kind"]), ref=ref)
-            namespace = ref["namespace"] if resource.namespaced else ""
-            groups.setdefault((resource, namespace), []).append(key)
-        for (resource, namespace), group_keys in groups.items():
-            watcher = _Watcher(self.cluster, resource, namespace, frozenset(group_keys), self.events, self.stop, self.wait)
-            self.unlisted.add(watcher)
-            self.watchers.append(watcher)
-            watcher.start()
+            wanted[key] = (resource, ref["namespace"] if resource.namespaced else None, ref["name"])
+        if wanted:
+            self.unread.update(wanted)
+            self.subscription = self.subscription or self.hub.subscribe(self.events)
+            self.subscription.add(wanted)
+
+    def close(self):
+        if self.subscription is not None:
+            self.subscription.close()
+
+    def receive(self, timeout):
+        """Take what arrives within ``timeout`` seconds and everything that came with it, then assess once."""
+        changed = set()
+        try:
+            changed.update(self.take(self.events.get(timeout=timeout)))
+            while True:
+                changed.update(self.take(self.events.get_nowait()))
+        except queue.Empty:
+            pass
+        self.reassess(changed)
 
     def take(self, item):
-        """Record one report from a watcher; return the keys whose object changed."""
-        kind, watcher, payload = item
+        """Record one report of the hub; return the keys whose object changed."""
+        kind, payload = item
         if kind == "fail":
             raise payload
-        if kind == "list":
-            self.unlisted.discard(watcher)
-            present = {obj["metadata"]["name"]: obj for obj in payload}
-            for name, key in watcher.keys.items():
-                self.objects[key] = present.get(name)
-            return watcher.keys.values()
-        key = watcher.keys.get((payload.get("metadata") or {}).get("name"))
-        if key is None:
-            return ()
-        self.objects[key] = None if kind == "DELETED" else payload
-        return (key,)
+        changed = []
+        for key, obj, as_of in payload:
+            if key in self.unread and not not_older(as_of, self.written.get(key)):
+                continue  # the shared watch has not seen the caller's write yet: what it has is older
+            self.unread.discard(key)
+            self.objects[key] = obj
+            changed.append(key)
+        return changed
 
     def reassess(self, keys):
         for key in keys:
@@ -203,6 +130,19 @@ class _Wait:
     def statuses(self):
         return [status for status, message in self.verdicts.values()]
 
+    def outcome(self, fail_fast):
+        """How the wait ends on what is known now; None: it goes on."""
+        if self.unread:
+            return None
+        statuses = self.statuses()
+        if not self.wait:
+            return "current health"
+        if all(status in Health.SETTLED for status in statuses):
+            return "healthy"
+        if fail_fast and Health.DEGRADED in statuses:
+            return "degraded"
+        return None
+
     def progress_line(self):
         waiting = [key for key in self.refs if self.verdicts[key][0] not in Health.SETTLED]
         line = "%d/%d healthy" % (len(self.refs) - len(waiting), len(self.refs))
@@ -213,10 +153,33 @@ class _Wait:
         return line
 
 
-def wait_healthy(cluster, refs, timeout=300, fail_fast=True, custom_health=None, ignore=None, wait=True, progress=None):
+class _Progress:
+    """Progress lines: when the line changes (at most once per MIN seconds), and at least every MAX."""
+
+    def __init__(self, report, started):
+        self.report, self.last_line, self.last_time = report, None, started
+        self.due = started + PROGRESS_MIN_SECONDS
+
+    def tick(self, state, now):
+        if not self.report or state.unread or now < self.due:
+            return
+        self.due = now + PROGRESS_MIN_SECONDS
+        line = state.progress_line()
+        if line != self.last_line or now - self.last_time >= PROGRESS_MAX_SECONDS:
+            self.report(line)
+            self.last_line, self.last_time = line, now
+
+
+def wait_healthy(cluster, refs, timeout=300, fail_fast=True, custom_health=None, ignore=None, wait=True, progress=None,
+                 hub=None, written=None):
     """Watch ``refs`` until every one is Healthy (or Suspended), one is Degraded (with
     ``fail_fast``), or ``timeout`` seconds pass (never healthy then). No refs: healthy at once.
     ``wait=False`` reports the current health.
+
+    ``hub``: the run's WatchHub (health/hub.py) for ``cluster``'s identity, shared by the waits of
+    the run; without one the wait watches on its own. ``written``: the objects as the caller wrote
+    them (refs with their ``resourceVersion``, such as a record's objects): a shared watch's state
+    of one counts only once it is at least that new.
 
     Returns {healthy, status, resources: [{ref, status, message}], elapsed, timeline:
     [{ref, healthy_after}], summary}; an unhealthy result is not an exception (callers decide).
@@ -227,52 +190,48 @@ def wait_healthy(cluster, refs, timeout=300, fail_fast=True, custom_health=None,
         ref = clean_ref(ref)
         if not is_ignored(ref, ignore):
             targets.setdefault(key_of(ref), ref)
-    state = _Wait(cluster, targets, custom_health, wait)
-    deadline = state.started + timeout
-    outcome = "timed out"
-    last_line, last_progress = None, state.started
-    next_line, next_discovery = state.started + PROGRESS_MIN_SECONDS, state.started + REDISCOVER_SECONDS
+    own_hub = WatchHub(cluster, keep_watching=wait) if hub is None and targets else None
+    if hub is not None and cluster is not None and hub.cluster.identity != cluster.identity:
+        raise GitOpsError("the run's watches act as %s, not as %s" % (hub.cluster.identity, cluster.identity))
+    state = _Wait(cluster, targets, custom_health, wait, hub or own_hub, _versions(written))
     try:
-        state.start(list(targets))
-        while True:  # decide on what is known before waiting: a wait for no object has nothing to wait for
-            now = time.monotonic()
-            if not state.unlisted:
-                statuses = state.statuses()
-                if not wait:
-                    outcome = "current health"
-                    break
-                if all(status in Health.SETTLED for status in statuses):
-                    outcome = "healthy"
-                    break
-                if fail_fast and Health.DEGRADED in statuses:
-                    outcome = "degraded"
-                    break
-            if now >= deadline:
-                break
-            if state.unserved and wait and now >= next_discovery:
-                next_discovery = now + REDISCOVER_SECONDS
-                cluster.forget_discovery()
-                state.start(list(state.unserved))
-            if progress and not state.unlisted and now >= next_line:
-                next_line = now + PROGRESS_MIN_SECONDS
-                line = state.progress_line()
-                if line != last_line or now - last_progress >= PROGRESS_MAX_SECONDS:
-                    progress(line)
-                    last_line, last_progress = line, now
-            wake = min(deadline, next_line if progress else deadline,
-                       next_discovery if state.unserved and wait else deadline)
-            changed = set()
-            try:
-                changed.update(state.take(state.events.get(timeout=max(wake - now, 0))))
-                while True:  # take everything that arrived together, then assess once
-                    changed.update(state.take(state.events.get_nowait()))
-            except queue.Empty:
-                pass
-            state.reassess(changed)
+        outcome = _watch(state, timeout, fail_fast, progress)
     finally:
-        for watcher in state.watchers:
-            watcher.close()
+        state.close()
+        if own_hub is not None:
+            own_hub.close()
     return _result(state, outcome)
+
+
+def _versions(written):
+    """{key: resourceVersion} of ``written``; a cluster-scoped object also under an empty namespace
+    (bundles may give it the app's)."""
+    versions = {}
+    for obj in written or ():
+        if obj.get("resourceVersion"):
+            key = key_of(obj)
+            versions[key] = versions[key[:2] + ("",) + key[3:]] = obj["resourceVersion"]
+    return versions
+
+
+def _watch(state, timeout, fail_fast, progress):
+    """Wait as wait_healthy says; returns the outcome (healthy, degraded, current health, timed out)."""
+    deadline = state.started + timeout
+    lines = _Progress(progress, state.started)
+    next_discovery = state.started + REDISCOVER_SECONDS
+    state.start(list(state.refs))
+    while True:  # decide on what is known before waiting: a wait for no object has nothing to wait for
+        now = time.monotonic()
+        outcome = state.outcome(fail_fast)
+        if outcome or now >= deadline:
+            return outcome or "timed out"
+        rediscover = bool(state.unserved) and state.wait
+        if rediscover and now >= next_discovery:
+            next_discovery = now + REDISCOVER_SECONDS
+            state.start(list(state.unserved))
+        lines.tick(state, now)
+        wake = min(deadline, lines.due if progress else deadline, next_discovery if rediscover else deadline)
+        state.receive(max(wake - now, 0))
 
 
 def _result(state, outcome):
@@ -296,3 +255,44 @@ def _result(state, outcome):
         "summary": unhealthy_summary(state.cluster, resources, state.objects, outcome, elapsed) if not healthy else
         "%d of %d objects healthy after %.1fs" % (len(resources), len(resources), elapsed),
     }
+
+
+def stay_healthy(cluster, refs, duration, custom_health=None, hub=None):
+    """Watch ``refs`` for ``duration`` seconds (a rollout's bake, after they became healthy): they
+    stayed healthy unless one turned Degraded or Missing meanwhile -- the watch ends then -- or one
+    is not Healthy (or Suspended) when the time is up. A Progressing object meanwhile (a rolling
+    restart, a scale-up) is no failure by itself.
+
+    Returns wait_healthy's result, with ``failed``: {ref, status, message, after} of the first
+    object that turned Degraded or Missing, None when none did.
+    """
+    targets = {}
+    for ref in refs:
+        ref = clean_ref(ref)
+        targets.setdefault(key_of(ref), ref)
+    own_hub = WatchHub(cluster) if hub is None and targets else None
+    state = _Wait(cluster, targets, custom_health, True, hub or own_hub)
+    deadline, failed = state.started + duration, None
+    try:
+        state.start(list(targets))
+        while failed is None:
+            now = time.monotonic()
+            bad = [] if state.unread else \
+                [key for key in targets if state.verdicts[key][0] in (Health.DEGRADED, Health.MISSING)]
+            if bad:
+                status, message = state.verdicts[bad[0]]
+                failed = {"ref": targets[bad[0]], "status": status, "message": message,
+                          "after": round(state.elapsed(), 3)}
+            elif now >= deadline:
+                break
+            else:
+                state.receive(deadline - now)
+    finally:
+        state.close()
+        if own_hub is not None:
+            own_hub.close()
+    settled = not state.unread and all(status in Health.SETTLED for status in state.statuses())
+    result = _result(state, "healthy" if settled and not failed else
+                     "%s during the bake" % failed["status"].lower() if failed else "not healthy when the bake ended")
+    result["failed"] = failed
+    return result
