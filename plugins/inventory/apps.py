@@ -80,7 +80,7 @@ options:
     default: []
   decryption:
     description:
-      - Keys for Flux C(Kustomization)s that decrypt SOPS files (C(spec.decryption) with C(provider: sops)) - a mapping
+      - Keys for Flux C(Kustomization)s that decrypt SOPS files (C(spec.decryption) with C(provider=sops)) - a mapping
         of a name to the keys of O(gitops.k8s.cluster_sync#module:apps[].decryption) (C(age_keys), C(gpg_keys),
         C(vault), C(vault_ids)). A Kustomization's C(spec.decryption.secretRef.name) picks the entry of that name, whose
         keys become the application's C(decryption) - the Secret Flux would read is not read. A Kustomization naming
