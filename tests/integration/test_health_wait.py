@@ -2,10 +2,12 @@
 
 import re
 import threading
+import time
 
 import pytest
 from localcluster import wait_for
 
+from ansible_collections.gitops.k8s.plugins.module_utils.cluster.client import ApiError
 from ansible_collections.gitops.k8s.plugins.module_utils.health import hub as health_hub
 from ansible_collections.gitops.k8s.plugins.module_utils.health.watch import wait_healthy
 
@@ -359,3 +361,133 @@ def test_module_waits_for_an_app_applied_by_apply(ansible, kubeconfig, cluster, 
         assert result["failed"] and "has no inventory record" in result["msg"]
     finally:
         cluster.delete({"apiVersion": "v1", "kind": "ConfigMap", "namespace": "gitops-system", "name": "gitops-app-" + app})
+
+
+# -- the waits of a run share its watches (health/hub.py) --------------------------------------
+
+def config_map(namespace, name):
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": namespace}}
+
+
+def watch_threads():
+    return {t for t in threading.enumerate() if t.name.startswith("watch ") and t.is_alive()}
+
+
+def wait_in_threads(waits):
+    """Run each of ``waits`` (functions) in its own thread, as a run's apps wait; their results in order."""
+    results = [None] * len(waits)
+
+    def run(number):
+        try:
+            results[number] = waits[number]()
+        except Exception as err:  # handed to the test's thread below
+            results[number] = err
+
+    threads = [threading.Thread(target=run, args=(n,), daemon=True) for n in range(len(waits))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    for result in results:
+        if isinstance(result, Exception):
+            raise result
+    return results
+
+
+def test_the_waits_of_a_run_share_one_watch_per_kind_and_each_ends_with_its_own_objects(cluster, namespace):
+    # a fleet's first push waited each app with its own list and watch of every kind: 1,000 apps
+    # of 3 kinds were 3,000 lists and watches; one per kind serves them all
+    apps = {"app-%d" % n: apply_all(cluster, config_map(namespace, "app-%d" % n),
+                                    deployment(namespace, "app-%d" % n, replicas=1)) for n in range(12)}
+    apps["stuck"] = apply_all(cluster, config_map(namespace, "stuck"),
+                              deployment(namespace, "stuck", replicas=1, pod_labels=NEVER_READY))
+    before_threads, before_requests = watch_threads(), cluster.requests_made
+    with health_hub.WatchHub(cluster) as hub:
+        hub.expect([ref for refs in apps.values() for ref in refs])
+        results = dict(zip(apps, wait_in_threads([
+            lambda refs=refs, name=name: wait_healthy(cluster, refs, timeout=8 if name == "stuck" else 60, hub=hub)
+            for name, refs in apps.items()])))
+        feeds = watch_threads() - before_threads
+        requests = cluster.requests_made - before_requests
+    assert not results["stuck"]["healthy"] and results["stuck"]["status"] == "Progressing", results["stuck"]
+    for name, result in results.items():
+        if name != "stuck":
+            assert result["healthy"] and result["elapsed"] < 8, (name, result["summary"])
+            assert [r["ref"]["name"] for r in result["resources"]] == [name, name], result
+    assert sorted(t.name for t in feeds) == ["watch configmaps %s" % namespace, "watch deployments %s" % namespace]
+    assert requests <= 6, "%d API requests for 13 waits (2 lists and 2 watches needed)" % requests
+    wait_for("the hub's watch threads to end", lambda: not (watch_threads() - before_threads), 3)
+
+
+def test_a_shared_watch_does_not_take_an_object_older_than_the_callers_write(cluster, namespace, monkeypatch):
+    # the run's watch may not have seen an app's apply yet when the app starts waiting: its cache
+    # still holds the old Deployment, rolled out, which would read healthy before the new one started
+    real_watch, lagging = cluster.watch, threading.Event()
+
+    def lagging_watch(*args, **kwargs):
+        for event in real_watch(*args, **kwargs):
+            if lagging.is_set():
+                time.sleep(1.5)
+            yield event
+
+    monkeypatch.setattr(cluster, "watch", lagging_watch)
+    refs = apply_all(cluster, deployment(namespace, "web", replicas=1))
+    with health_hub.WatchHub(cluster) as hub:
+        assert wait_healthy(cluster, refs, timeout=60, hub=hub)["healthy"]
+        lagging.set()
+        written = cluster.apply(deployment(namespace, "web", replicas=1, pod_labels=NEVER_READY), "health-test")
+        result = wait_healthy(cluster, refs, timeout=5, hub=hub,
+                              written=[dict(refs[0], resourceVersion=written["metadata"]["resourceVersion"])])
+    assert not result["healthy"] and result["status"] == "Progressing", result["summary"]
+
+
+def test_waits_across_namespaces_watch_each_namespace_when_cluster_wide_is_forbidden(cluster, namespace):
+    # objects of one kind in several namespaces are watched cluster-wide, as the read phase lists
+    # them; an identity with Roles in those namespaces only is refused that (403) and watches each
+    other = namespace + "-b"
+    cluster.request("POST", "/api/v1/namespaces", body={"apiVersion": "v1", "kind": "Namespace",
+                                                        "metadata": {"name": other}})
+    try:
+        cluster.apply({"apiVersion": "v1", "kind": "ServiceAccount",
+                       "metadata": {"name": "waiter", "namespace": namespace}}, "health-test")
+        for where in (namespace, other):
+            grant_reading(cluster, where, namespace, "waiter")
+        refs = apply_all(cluster, *[config_map(where, "cm-%d" % n) for where in (namespace, other) for n in range(3)])
+        tenant = cluster.as_identity("system:serviceaccount:%s:waiter" % namespace)
+        with pytest.raises(ApiError):
+            tenant.list(tenant.resource("v1", "ConfigMap"))
+        result = wait_healthy(tenant, refs, timeout=30)
+        assert result["healthy"], result["summary"]
+        with health_hub.WatchHub(tenant) as hub:
+            assert all(r["healthy"] for r in wait_in_threads([
+                lambda where=where: wait_healthy(tenant, [r for r in refs if r["namespace"] == where], timeout=30,
+                                                 hub=hub) for where in (namespace, other)]))
+    finally:
+        cluster.delete({"apiVersion": "v1", "kind": "Namespace", "name": other})
+
+
+def grant_reading(cluster, where, sa_namespace, sa_name):
+    rbac = "rbac.authorization.k8s.io/v1"
+    cluster.apply({"apiVersion": rbac, "kind": "Role", "metadata": {"name": "read-cm", "namespace": where},
+                   "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "watch"]}]},
+                  "health-test")
+    cluster.apply({"apiVersion": rbac, "kind": "RoleBinding", "metadata": {"name": "read-cm", "namespace": where},
+                   "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "read-cm"},
+                   "subjects": [{"kind": "ServiceAccount", "namespace": sa_namespace, "name": sa_name}]}, "health-test")
+
+
+def test_waits_for_a_kind_not_served_yet_look_it_up_together(cluster, namespace):
+    # every wait looked a missing kind up in discovery every 2 s on its own: a fleet waiting for
+    # the custom resources of a CRD not yet established hammered the API server
+    refs = [{"apiVersion": "health.gitops.test/v1", "kind": "Gizmo", "namespace": namespace, "name": "g%d" % n}
+            for n in range(20)]
+    before = cluster.requests_made
+    with health_hub.WatchHub(cluster) as hub:
+        results = wait_in_threads([lambda ref=ref: wait_healthy(cluster, [ref], timeout=5, hub=hub) for ref in refs])
+    # each wait that timed out read its namespace's events once for its summary; the rest is discovery:
+    # up to 5 requests a look-up, one look-up every 2 s for every wait together
+    looking_up = cluster.requests_made - before - len(refs)
+    for result in results:
+        assert not result["healthy"] and result["status"] == "Missing", result
+        assert result["resources"][0]["message"] == "the cluster does not serve health.gitops.test/v1 Gizmo yet"
+    assert looking_up <= 15, "%d API requests to look one kind up for 5 s" % looking_up

@@ -91,3 +91,44 @@ def test_a_wait_that_ran_out_of_time_is_never_healthy():
         result = _result(state, "timed out")
         assert not result["healthy"] and result["status"] not in Health.SETTLED, result
         assert "timed out" in result["summary"], result
+
+
+def test_resource_versions_compare_as_numbers_and_an_unknown_bound_holds():
+    from ansible_collections.gitops.k8s.plugins.module_utils.health.hub import not_older
+
+    assert not_older("1000", "999") and not_older("7", "7") and not not_older("999", "1000")
+    assert not_older("5", None), "no write to be newer than"
+    assert not_older("opaque-b", "opaque-a"), "versions that are not numbers cannot be told apart: taken as new"
+
+
+def test_a_runs_watch_scope_follows_the_read_phase():
+    # by name when the run waits for few objects of a kind (a push of one app into a namespace
+    # shared with thousands must not list them), the namespace when they all live in one,
+    # cluster-wide when they span several, each namespace when cluster-wide is forbidden
+    from ansible_collections.gitops.k8s.plugins.module_utils.cluster.client import READ_BY_NAME, Resource
+    from ansible_collections.gitops.k8s.plugins.module_utils.health.hub import WatchHub
+
+    deployments = Resource("apps", "v1", "Deployment", "deployments", True, ())
+    namespaces = Resource("", "v1", "Namespace", "namespaces", False, ())
+    hub = WatchHub(None)
+    hub._expect([(deployments, "shop", "web"), (namespaces, None, "shop")])
+    assert hub._scope(deployments, "shop", "web") == ("shop", "web")
+    assert hub._scope(namespaces, None, "shop") == (None, "shop")
+    hub._expect([(deployments, "shop", "app-%d" % n) for n in range(READ_BY_NAME)])
+    hub._expect([(namespaces, None, "ns-%d" % n) for n in range(READ_BY_NAME)])
+    assert hub._scope(deployments, "shop", "web") == ("shop", None)
+    assert hub._scope(namespaces, None, "shop") == (None, None)
+    hub._expect([(deployments, "bank", "api")])
+    assert hub._scope(deployments, "bank", "api") == (None, None)
+    hub._no_cluster_wide.add(deployments)
+    assert hub._scope(deployments, "bank", "api") == ("bank", None)
+
+
+def test_written_versions_also_find_a_cluster_scoped_object_given_a_namespace():
+    # bundles may give a cluster-scoped custom object the app's namespace; the wait looks it up without
+    from ansible_collections.gitops.k8s.plugins.module_utils.health.watch import _versions
+
+    versions = _versions([{"apiVersion": "example.com/v1", "kind": "Policy", "namespace": "shop", "name": "p",
+                           "resourceVersion": "42"}, {"apiVersion": "v1", "kind": "ConfigMap", "name": "c"}])
+    assert versions[("example.com", "Policy", "shop", "p")] == versions[("example.com", "Policy", "", "p")] == "42"
+    assert len(versions) == 2, "an object without a version bounds nothing"

@@ -190,7 +190,8 @@ class _Feed(threading.Thread):
     def __init__(self, hub, resource, namespace, name):
         where = (namespace or "*") + ("/" + name if name else "")
         super().__init__(daemon=True, name="watch %s %s" % (resource.plural, where))
-        self.hub, self.cluster, self.resource, self.namespace, self.name = hub, hub.cluster, resource, namespace, name
+        # the object's name when it is watched alone (not ``name``: a Thread's name is its label)
+        self.hub, self.cluster, self.resource, self.namespace, self.object_name = hub, hub.cluster, resource, namespace, name
         self.scope = (resource, namespace, name)
         self.field_selector = "metadata.name=%s" % name if name else None
         self.objects = {}  # (namespace, name) -> latest object
