@@ -9,7 +9,7 @@ as if healthy; the duration bound here catches any such stall.
 import os
 
 from test_push_reconcile import PUSH, GitRepo, names, new_deployer
-from ansible_collections.gitops.k8s.plugins.module_utils.sync.apply import HOOK_LABEL
+from ansible_collections.gitops.k8s.plugins.module_utils.sync.hooks import HOOK_LABEL
 from ansible_collections.gitops.k8s.plugins.module_utils.cluster.records import read_record
 
 MANIFESTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sync_waves", "manifests.yaml")

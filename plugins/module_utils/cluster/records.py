@@ -412,7 +412,7 @@ class Inventory:
 class OwnerIndex:
     """Which apps record which object: one read of every record, shared by the apps of a run.
 
-    ``fresh`` is the answer under the cluster-wide claims Lease (see apply.py), the index kept
+    ``fresh`` is the answer under the cluster-wide claims Lease (see sync/claims.py), the index kept
     instead of reading every record again for each app that claims objects (quadratic in a fleet's
     first sync): it stands while the Lease's ``leaseTransitions`` (one per acquisition) counts only
     this run's own acquisitions since the records were read, and this run adds its own claims

@@ -546,7 +546,3 @@ def diff(cluster, bundle, record=None, field_manager="gitops.k8s", ignore=(), sh
         "api_requests": cluster.requests_made - before,
         "ansible_diff": ansible_diff,
     }
-
-
-# Transitional: sync/apply.py still imports the old name; remove once it imports diff_report.
-report = diff_report

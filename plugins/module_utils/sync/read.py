@@ -13,7 +13,7 @@ from __future__ import annotations
 from ..cluster.records import OwnerIndex
 from ..errors import GitOpsError
 from ..health import Health, assess, worst
-from .apply import CLAIMS_LEASE
+from .claims import CLAIMS_LEASE
 
 
 class ClusterRead:
