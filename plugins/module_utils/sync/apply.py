@@ -27,6 +27,11 @@ nothing), SyncFail hooks run, the record says Failed and the error lists what wa
 
 Every record write goes through ``Inventory.update`` under the app's Lease. A plan with nothing to
 create, update or prune is a no-op: no hooks run, no wave is waited for.
+
+Two clients: ``cluster`` is the app's (possibly acting as the app's identity, see
+``Cluster.as_identity``) and sends every request about the app's objects: reads, dry-runs,
+writes, prune deletes, hooks and waits. ``records_client`` is the run's own: records, the app's
+Lease and the claims Lease (discovery is always the run's, see cluster/client.py).
 """
 
 from __future__ import annotations
@@ -67,27 +72,30 @@ class Options:
         self.managed_namespace_metadata = managed_namespace_metadata or {}
 
 
-def apply(cluster, bundle, app, options=None, check=False, want_diff=False, lease=None, live=None):
+def apply(cluster, bundle, app, options=None, check=False, want_diff=False, lease=None, live=None,
+          records_client=None):
     """Apply ``bundle`` as application ``app``; returns the module result (see modules/apply.py).
 
     ``want_diff`` adds ``resources`` and ``ansible_diff`` (the diff module's report) to the result.
     ``lease``: the app's Lease, already held by the caller (who decided under it and releases it);
     without one, apply takes and releases its own (``options.lock``). ``live`` serves the plan's
-    LISTs (see compare.make_plan).
+    LISTs (see compare.make_plan). ``records_client``: the client of records and Leases (the module
+    docstring); None: ``cluster``.
     """
     options = options or Options()
     if bundle.revision and options.revision and bundle.revision != options.revision:
         raise GitOpsError("bundle %s was rendered from revision %s, not %s: refusing to record one revision for "
                           "another's content" % (bundle.path, bundle.revision, options.revision),
                           bundle=bundle.path, bundle_revision=bundle.revision, revision=options.revision)
-    store = Inventory(cluster, options.inventory_namespace, options.inventory_kind)
+    records_client = records_client or cluster
+    store = Inventory(records_client, options.inventory_namespace, options.inventory_kind)
     retries_before = cluster.retries_made
     own_lease = None
     if not check:
         store.ensure_namespace()
     bundle = key_secret_digests(bundle, store.digest_key(create=not check))
     if not check and options.lock and lease is None:
-        lease = own_lease = Lease(cluster, app, options.inventory_namespace)
+        lease = own_lease = Lease(records_client, app, options.inventory_namespace)
         own_lease.acquire(options.lock_timeout)
     try:
         result = ApplyRun(cluster, store, bundle, app, options, lease, check, want_diff, live).execute()
@@ -103,7 +111,7 @@ class ApplyRun:
     functions of the step modules taking this run first (see the module docstring)."""
 
     def __init__(self, cluster, store, bundle, app, options, lease, check, want_diff, live=None):
-        self.cluster = cluster
+        self.cluster = cluster  # the app's client; ``store`` (the Inventory) has the run's
         self.store, self.bundle, self.app, self.opts = store, bundle, app, options
         self.lease, self.check, self.want_diff, self.live = lease, check, want_diff, live
         self.started = time.monotonic()
