@@ -142,7 +142,7 @@ options:
           - The project (an entry of O(projects)) the application belongs to; default the project named C(default) when
             O(projects) defines one. Its C(decryption) keys are the application's too. Naming a project O(projects)
             does not define fails the application.
-        type: str
+        type: raw
       decryption:
         description:
           - The keys that decrypt the SOPS- and Ansible Vault-encrypted files of the application's repository at render
@@ -276,6 +276,52 @@ options:
     type: list
     elements: dict
     default: []
+    suboptions:
+      name:
+        description: The project's name (lowercase letters, digits and '-').
+        type: str
+        required: true
+      description:
+        description: What the project is for.
+        type: raw
+      decryption:
+        description: The keys of the project's applications, as O(apps[].decryption).
+        type: dict
+        suboptions:
+          age_keys:
+            description: age identities (C(AGE-SECRET-KEY-1...)); a string or a list.
+            type: raw
+          gpg_keys:
+            description: ASCII-armored PGP private keys without passphrase; a string or a list.
+            type: raw
+          vault:
+            description: Ansible Vault passwords - a password, or a list of passwords or C({id, password}).
+            type: raw
+          vault_ids:
+            description: Vault ids of the play's own vault secrets the project's applications may use.
+            type: list
+            elements: str
+      source_repos:
+        description: Globs on the repository URLs the project's applications may use (project policy).
+        type: raw
+      destinations:
+        description: Globs on the namespaces the project's applications may deploy to (project policy).
+        type: raw
+      cluster_resources:
+        description: Cluster-scoped kinds (C({group, kind, name?})) the project's applications may deploy (project policy).
+        type: raw
+      cluster_resources_deny:
+        description: Cluster-scoped kinds refused even when allowed (project policy).
+        type: raw
+      namespace_resources:
+        description: Namespaced kinds (C({group, kind})) the project's applications may deploy; default every kind.
+        type: raw
+      namespace_resources_deny:
+        description: Namespaced kinds refused even when allowed (project policy).
+        type: raw
+      service_accounts:
+        description: C({namespace, service_account}) rules - the identity of an application by its namespace.
+        type: raw
   mode:
     description: C(push) delivers every selected application; C(reconcile) converges them with Git (see the description).
     type: str
