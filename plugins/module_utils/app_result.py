@@ -16,6 +16,7 @@ class Decision:
     DRIFT = "drift"                            # same revision, but the live objects differ
     ROLLED_BACK_BEFORE = "rolled back before"  # this revision failed and was rolled back: not retried
     SUPERSEDED = "superseded"                  # another run moved the app to this or a newer revision
+    HELD = "held"                              # a window or a promotion gate holds the change (sync/gates.py)
     # apps that left gitops_apps (or are ``state: absent``)
     REMOVED, ORPHANED, ABSENT = "removed", "orphaned", "absent"
 
@@ -26,7 +27,7 @@ class Outcome:
     SYNCED, WOULD_SYNC, HEALED, WOULD_HEAL = "synced", "would sync", "healed", "would heal"
     DRIFT, UNCHANGED, FAILED, ROLLED_BACK = "drift", "unchanged", "failed", "rolled back"
     SKIPPED, SUSPENDED, REMOVED, WOULD_REMOVE = "skipped", "suspended", "removed", "would remove"
-    ORPHANED, ABSENT, SUPERSEDED = "orphaned", "absent", "superseded"
+    ORPHANED, ABSENT, SUPERSEDED, HELD = "orphaned", "absent", "superseded", "held"
     # the outcomes that changed the cluster
     CHANGED = (SYNCED, HEALED, ROLLED_BACK)
 

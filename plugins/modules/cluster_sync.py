@@ -171,6 +171,18 @@ options:
                 worker (a local connection, as the playbooks run it); a module process has no play secrets.
             type: list
             elements: str
+      windows:
+        description:
+          - Deployment windows of this application, added to O(windows) (the same rules, see there).
+        type: raw
+      promote_after:
+        description:
+          - "A promotion gate: C({cluster: staging, healthy_for: 3600}) - in O(mode=reconcile), a revision is applied
+            only once it was recorded healthy for C(healthy_for) (seconds or C(1h30m)) on the application of the same
+            name of cluster host C(cluster), read from that host's in-cluster history (O(promotion_clusters)). Until
+            then the application is C(held) (C(waiting for staging: healthy for 12 of 60 minutes)). Replaces
+            O(promote_after) for this application. A push is not held by a gate."
+        type: raw
       helm:
         description: A chart from a Helm repository or OCI registry, as the O(gitops.k8s.render#module:helm) option.
         type: dict
@@ -356,6 +368,53 @@ options:
       - Records written by another cluster host name, or by a version that did not record the host, are never removed.
     type: bool
     default: false
+  windows:
+    description:
+      - Deployment windows of this cluster (the playbooks pass C(gitops_windows)), each a mapping of C(kind)
+        (C(allow) or C(deny)), C(schedule) (five-field cron or C(@daily)...), C(duration) (seconds or C(2h30m)),
+        C(timezone) (IANA name, default UTC), C(apps) and C(clusters) (globs on application names and O(cluster_name),
+        default all) and C(manual) (C(true) lets a push through).
+      - Outside every allow window that applies, or inside a deny window, O(mode=reconcile) applies nothing - a new
+        revision, self-heal and the removal of a departed application are C(held), drift is still reported, and the
+        result says why and until when. Nothing is remembered - the first run after the window opens applies the
+        change. O(mode=push) there fails the application (step C(window)) unless O(override_window) is given.
+      - See C(docs/rollouts-and-windows.md).
+    type: list
+    elements: raw
+    default: []
+  override_window:
+    description:
+      - Why a push goes through the windows that would refuse it (the playbooks pass C(gitops_override_window)). The
+        reason is recorded in the history entry of each sync it let through (C(override)) and in the result. Not for
+        reconcile - a scheduled run carrying one would run through every freeze.
+    type: str
+  clock:
+    description:
+      - The time, in seconds since the epoch, at which the windows and promotion gates decide (the playbooks pass
+        C(gitops_clock)). Default is now. For tests and for asking "what would a run at that time do" in check mode.
+    type: float
+  promote_after:
+    description:
+      - The promotion gate of every application of this cluster that sets none of its own (the playbooks pass
+        C(gitops_promote_after)), as O(apps[].promote_after). A gate that names this cluster host is open.
+    type: raw
+  promotion_clusters:
+    description:
+      - Where each cluster host a promotion gate names keeps its records - C(name), the cluster options of
+        M(gitops.k8s.cluster_sync) (C(kubeconfig), C(context), C(host), C(api_key)...) and C(inventory_namespace).
+      - When the task runs from a playbook, the action fills it in from the inventory - the C(gitops_cluster) and
+        C(gitops_inventory_namespace) of each named host - unless given.
+    type: list
+    elements: dict
+    default: []
+  bake:
+    description:
+      - Seconds the applications must stay healthy after the run (a rollout wave's C(bake)), watched, not polled. An
+        application one of whose objects turns Degraded or Missing meanwhile, or is not healthy at the end, fails at
+        step C(bake); when this run synced it, the verdict is recorded on its history entry and, with C(rollback),
+        it goes back to its newest revision recorded healthy. C(0) does not bake.
+    type: float
+    default: 0
 """
 
 EXAMPLES = r"""
@@ -380,12 +439,14 @@ results:
   description:
     - One result per application, in dependency order, as C(gitops.k8s.report) reads them - C(app), C(cluster),
       C(namespace), C(trigger), C(decision) (sync, in sync, new revision, drift, rolled back before, superseded,
-      removed, orphaned, absent),
+      held, removed, orphaned, absent),
       C(ok), C(check_mode), C(duration), C(fetch) (repo, ref, revision, previous_revision, changed, commit, path),
       C(info) (the record after the run, without its objects), C(diff), C(apply) (the M(gitops.k8s.apply) result),
       C(health) (the M(gitops.k8s.health_wait) result or a reading), C(rollback), C(error) (C(step), C(msg)) and,
       when a mirror stood in for a source, C(mirrored) (C(repo) and C(helm.repo), each C(from) and C(to)).
     - Skipped applications (a failed dependency, C(suspend)) have C(skipped) with the reason.
+    - Held applications (C(decision=held)) have C(held) - C(by) (C(window) or C(promotion)), C(reason) and C(until)
+      (when the change may go, in seconds since the epoch, or null); a push let through a window has C(override).
   returned: always
   type: list
   elements: dict
@@ -395,7 +456,7 @@ failed_apps:
   type: list
   elements: str
 phases:
-  description: Seconds spent in each phase of the run (sources, render, read, decide, converge).
+  description: Seconds spent in each phase of the run (sources, render, read, decide, converge, bake).
   returned: always
   type: dict
   sample: {"sources": 0.21, "render": 0.35, "read": 0.08, "decide": 0.05, "converge": 0.0}

@@ -15,6 +15,8 @@ from ..sources.charts import check_spec
 from ..errors import GitOpsError
 from ..render.secrets import check_decryption
 from ..sync.ignore import SELECTORS
+from ..sync.promotion import parse_gate
+from ..sync.windows import parse_windows
 
 # key -> (accepted Python types, default). Defaults are what the roles assume when a key is absent.
 APP_KEYS = {
@@ -40,6 +42,8 @@ APP_KEYS = {
     "helm": ((dict,), None),
     "project": ((str,), None),
     "decryption": ((dict,), None),
+    "windows": ((list,), []),
+    "promote_after": ((dict,), None),
 }
 REQUIRED_KEYS = ("name",)
 WAIT_KEYS = {"timeout": (int, float), "enabled": (bool,), "fail_fast": (bool,)}
@@ -107,7 +111,18 @@ def normalize_app(app, position):
     _refuse_unknown(where, result["managed_namespace_metadata"], NAMESPACE_METADATA_KEYS, result["name"],
                     "managed_namespace_metadata")
     _refuse_unknown(where, result["credentials"], CREDENTIAL_KEYS, result["name"], "credentials")
+    _check_gates(result, where)
     return result
+
+
+def _check_gates(app, where):
+    """``windows`` and ``promote_after`` parsed now (sync/gates.py parses them again when deciding)."""
+    try:
+        parse_windows(app["windows"] or None, "%s: windows" % where)
+        if app["promote_after"] is not None:
+            parse_gate(app["promote_after"], "%s: promote_after" % where)
+    except GitOpsError as err:
+        raise GitOpsError(str(err), app=app["name"], **err.details)
 
 
 def _check_decryption(app, where):

@@ -12,9 +12,10 @@ One ConfigMap (or Secret, for clusters where ConfigMaps are too widely readable)
             (``managed`` fingerprints our field manager's field set, see diff.py)
   history:  newest first, at most ``history_limit`` of
             {revision, digest, time, result, trigger, rollback, rollback_of?, message?, duration?,
-             health?, health_time?}
+             health?, health_time?, override?}
             health / health_time = the verdict of the health wait that followed that sync (written
-            by health_wait); rollbacks go to the newest entry recorded Healthy.
+            by health_wait); rollbacks go to the newest entry recorded Healthy. override = why a push
+            went through a deployment window that would have refused it (gitops_override_window).
 
 Each object entry also carries the ``uid`` of the live object (prune deletes only that object).
 The ``digest`` of a Secret is an HMAC keyed with the cluster's digest key (the Secret
@@ -130,7 +131,8 @@ def push_history(record, entry, limit):
     return record
 
 
-def history_entry(revision, digest, result, trigger, rollback_of=None, message=None, duration=None, when=None):
+def history_entry(revision, digest, result, trigger, rollback_of=None, message=None, duration=None, when=None,
+                  override=None):
     entry = {"revision": revision, "digest": digest, "time": when if when is not None else time.time(),
              "result": result, "trigger": trigger, "rollback": bool(rollback_of)}
     if rollback_of:
@@ -139,6 +141,8 @@ def history_entry(revision, digest, result, trigger, rollback_of=None, message=N
         entry["message"] = message
     if duration is not None:
         entry["duration"] = round(duration, 3)
+    if override:
+        entry["override"] = override
     return entry
 
 

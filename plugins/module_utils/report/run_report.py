@@ -75,7 +75,7 @@ def _outcome(record, applied, error):
         return Outcome.SUSPENDED if record.get("suspended") else Outcome.SKIPPED
     if error:
         return Outcome.ROLLED_BACK if _ran((record.get("rollback") or {}).get("apply")) else Outcome.FAILED
-    if decision in (Decision.ORPHANED, Decision.ABSENT, Decision.SUPERSEDED):
+    if decision in (Decision.ORPHANED, Decision.ABSENT, Decision.SUPERSEDED, Decision.HELD):
         return decision  # the decision and the outcome are one word
     if decision == Decision.REMOVED:
         return Outcome.WOULD_REMOVE if check else Outcome.REMOVED
@@ -154,6 +154,9 @@ def app_row(record):
                      for r in (apply if applied else diff).get("orphaned") or []],
         "unhealthy": _unhealthy(health_result),
         "rollback": _rollback_row(rollback),
+        # a window or a promotion gate held the change: {by, reason, until}; a push let through one: its reason
+        "held": record.get("held"),
+        "override": record.get("override"),
         "history": list(info.get("history") or []),
         "duration": record.get("duration"),
     }
@@ -172,6 +175,7 @@ def summarize(rows):
         "failed": count(lambda r: not r["ok"]),
         "rolled_back": count(lambda r: r["outcome"] == Outcome.ROLLED_BACK),
         "skipped": count(lambda r: r["outcome"] in (Outcome.SKIPPED, Outcome.SUSPENDED)),
+        "held": count(lambda r: r["outcome"] == Outcome.HELD),
         "changed": count(lambda r: r["outcome"] in Outcome.CHANGED),
     }
 
@@ -200,11 +204,20 @@ def failure_lines(rows):
 
 
 def status_lines(rows):
-    """One line per application for the end of the playbook output."""
-    return ["%s%s: %s, %s, %s%s%s" % (
+    """One line per application for the end of the playbook output; a held change says why and until
+    when, a push through a window the reason it was let through."""
+    return ["%s%s: %s, %s, %s%s%s%s" % (
         row["app"], "@%s" % row["cluster"] if row.get("cluster") else "", row["sync"], row["health"], row["outcome"],
-        " at %s" % row["short_revision"] if row["short_revision"] else "", " (%s)" % row["commit"] if row["commit"] else "")
-        for row in rows]
+        " at %s" % row["short_revision"] if row["short_revision"] else "", " (%s)" % row["commit"] if row["commit"] else "",
+        _gate_note(row)) for row in rows]
+
+
+def _gate_note(row):
+    if row.get("held") and row["ok"]:
+        return ": %s" % row["held"]["reason"]
+    if row.get("override"):
+        return " [window overridden: %s]" % row["override"]
+    return ""
 
 
 # What each app row of the AWX job's stats (set_stats) keeps: enough to list the run, small for a fleet.
@@ -214,8 +227,11 @@ STATS_KEYS = ("app", "cluster", "revision", "sync", "health", "outcome")
 def stats(built, html):
     """The ``gitops_report`` the playbooks publish with set_stats (built here: Jinja filters over
     the rows of 1,000 apps cost Ansible seconds)."""
-    return {"html": html, "summary": built["summary"], "failures": built["failures"],
-            "apps": [{key: row.get(key) for key in STATS_KEYS} for row in built["apps"]]}
+    out = {"html": html, "summary": built["summary"], "failures": built["failures"],
+           "apps": [{key: row.get(key) for key in STATS_KEYS} for row in built["apps"]]}
+    if built.get("rollout"):  # an AWX workflow may branch on how the rollout went
+        out["rollout"] = built["rollout"]
+    return out
 
 
 def build(records, mode, check_mode=False, now=None):
@@ -291,10 +307,23 @@ def _history_health(entry):
     return _badge(word if word in HEALTH_WORDS else UNKNOWN)
 
 
+def _history_note(entry):
+    notes = []
+    if entry.get("rollback"):
+        notes.append("rollback of <code>%s</code>" % _e(short(entry.get("rollback_of"))))
+    if entry.get("override"):
+        notes.append("window overridden: %s" % _e(entry["override"]))
+    return "; ".join(notes)
+
+
 def _details(row):
     parts = []
     if row["message"] and not row["ok"]:
         parts.append('<div class="msg">%s</div>' % _e(row["message"]))
+    if row.get("held") and row["ok"]:
+        parts.append('<p class="held">Held by a %s: %s</p>' % (_e(row["held"]["by"] or "gate"), _e(row["held"]["reason"])))
+    if row.get("override"):
+        parts.append('<p class="override">Pushed through a deployment window: %s</p>' % _e(row["override"]))
     rb = row["rollback"]
     if rb and not rb["revision"]:
         parts.append('<p class="rollback">Not rolled back: %s</p>' % _e(rb["message"]))
@@ -322,8 +351,7 @@ def _details(row):
             '<tr class="sync"><td>%s</td><td><code>%s</code></td><td>%s</td><td class="health">%s</td><td>%s</td>'
             "<td>%s</td></tr>"
             % (_e(_time(h.get("time"))), _e(short(h.get("revision"))), _e(h.get("result")), _history_health(h),
-               _e(h.get("trigger")), ("rollback of <code>%s</code>" % _e(short(h.get("rollback_of"))))
-               if h.get("rollback") else "")
+               _e(h.get("trigger")), _history_note(h))
             for h in reversed(row["history"]))
         parts.append("<details><summary>History (%d)</summary><table><tr><th>time</th><th>revision</th>"
                      "<th>result</th><th>health</th><th>trigger</th><th></th></tr>%s</table></details>"
@@ -355,7 +383,8 @@ def render_html(report):
     summary = report["summary"]
     cards = "".join('<div class="card"><b>%d</b>%s</div>' % (summary[key], label) for key, label in (
         ("apps", "applications"), ("synced", "synced"), ("out_of_sync", "out of sync"),
-        ("healthy", "healthy"), ("degraded", "degraded"), ("failed", "failed"), ("skipped", "skipped")))
+        ("healthy", "healthy"), ("degraded", "degraded"), ("failed", "failed"), ("skipped", "skipped"),
+        ("held", "held")))
     title = "gitops.k8s %s%s" % (report["mode"], " (check mode)" if report["check_mode"] else "")
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
@@ -363,12 +392,30 @@ def render_html(report):
         "<title>%s</title><style>%s</style></head><body>"
         "<header><h1>%s</h1><p>generated %s</p></header><main>"
         '<div class="cards">%s</div>'
+        "%s"
         '<table id="apps"><tr><th>application</th><th>revision</th><th>sync</th><th>health</th>'
         "<th>outcome</th><th>changes</th></tr>%s</table>"
         "</main></body></html>\n"
-        % (_e(title), CSS, _e(title), _e(report["generated"]), cards,
+        % (_e(title), CSS, _e(title), _e(report["generated"]), cards, _rollout_html(report.get("rollout")),
            "".join(rows) or '<tr><td colspan="6" class="muted">no applications</td></tr>')
     )
+
+
+def _rollout_html(rollout):
+    """The waves of a rollout (report/rollout_report.py) and what each cluster runs."""
+    if not rollout:
+        return ""
+    waves = "".join('<li class="wave %s">%s</li>' % (_e(w["state"].replace(" ", "-")), _e(w["message"]))
+                    for w in rollout["waves"])
+    clusters = "".join(
+        "<tr><td>%s</td><td>%d</td><td>%s</td><td>%s</td></tr>"
+        % (_e(c["cluster"]), c["wave"], _e(c["state"]),
+           ", ".join("%s <code>%s</code>" % (_e(app), _e(short(rev) or "-")) for app, rev in c["runs"].items()))
+        for c in rollout["clusters"])
+    stopped = '<p class="msg">%s; the later waves keep their revision</p>' % _e(rollout["stopped"]) \
+        if rollout["stopped"] else ""
+    return ('<section id="rollout"><h2>Rollout</h2><ul>%s</ul>%s<table><tr><th>cluster</th><th>wave</th>'
+            "<th>state</th><th>runs</th></tr>%s</table></section>" % (waves, stopped, clusters))
 
 
 def _write(path, text):

@@ -50,6 +50,11 @@ class Verdict:
     health: dict = field(default_factory=dict)  # a reading of the snapshot when nothing is applied
     ansible_diff: list = field(default_factory=list)
     note: str = ""  # why an app with a new commit was left alone
+    gate: object = None  # gates.Gate: what the windows and promotion gates said of the change
+
+    @property
+    def refused(self):
+        return self.gate is not None and self.gate.verdict == "refuse"
 
 
 DETAIL_KEYS = ("rejected", "failed", "object", "file")
@@ -109,4 +114,13 @@ class AppSync:
             decision=verdict.decision, check_mode=settings.check, error=self.error,
             duration=round(time.monotonic() - self.started, 3), fetch=self.fetch_info(),
             info={"record": info or None}, diff=verdict.diff, apply=self.applied,
-            health=self.health or verdict.health, rollback=self.rollback, note=verdict.note)
+            health=self.health or verdict.health, rollback=self.rollback, note=verdict.note,
+            **gate_fields(verdict.gate))
+
+
+def gate_fields(gate):
+    """The result's ``held`` ({by, reason, until}) of a change the gates held, and ``override``
+    (the reason that let a push through a window)."""
+    if gate is None or gate.verdict == "go":
+        return {"override": gate.override} if gate is not None and gate.override else {}
+    return {"held": gate.as_dict()}

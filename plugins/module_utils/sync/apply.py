@@ -56,7 +56,7 @@ class Options:
                  timeout=300, lock=True, lock_timeout=60, history_limit=10, adopt=False, ignore=(),
                  inventory_namespace=INVENTORY_NAMESPACE, inventory_kind="ConfigMap", trigger="push",
                  rollback_of=None, custom_health=None, show_secrets=False, revision=None,
-                 replace_on_immutable=False, managed_namespace_metadata=None, owners=None):
+                 replace_on_immutable=False, managed_namespace_metadata=None, owners=None, override=None):
         self.field_manager, self.force_conflicts = field_manager, force_conflicts
         self.prune, self.prune_allow_empty, self.prune_propagation = prune, prune_allow_empty, prune_propagation
         self.create_namespaces, self.concurrency, self.wait_waves = create_namespaces, max(1, concurrency), wait_waves
@@ -70,6 +70,7 @@ class Options:
         self.owners = owners
         self.replace_on_immutable = replace_on_immutable
         self.managed_namespace_metadata = managed_namespace_metadata or {}
+        self.override = override  # why a push went through a deployment window: kept on its history entry
 
 
 def apply(cluster, bundle, app, options=None, check=False, want_diff=False, lease=None, live=None,

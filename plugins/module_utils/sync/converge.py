@@ -72,20 +72,23 @@ def converge_under_lease(app_sync, cluster, store, sources, read, settings):
         lease.release()
 
 
-def apply_options(app, settings, revision, rollback_of=None, owners=None):
-    """apply's Options for ``app`` (a normalized gitops_apps item) in this run."""
+def apply_options(app, settings, revision, rollback_of=None, owners=None, override=None):
+    """apply's Options for ``app`` (a normalized gitops_apps item) in this run; ``override``: why
+    the sync goes through a deployment window (gates.Gate), for its history entry."""
     return Options(
         prune=app["prune"], ignore=app["ignore_differences"], custom_health=app["custom_health"] or None,
         trigger=settings.trigger, revision=revision, rollback_of=rollback_of, timeout=app["wait"]["timeout"],
         inventory_namespace=settings.inventory_namespace, inventory_kind=settings.inventory_kind,
         lock_timeout=settings.lock_timeout, owners=owners, create_namespaces=app["create_namespace"],
         replace_on_immutable=app["replace_on_immutable"], managed_namespace_metadata=app["managed_namespace_metadata"],
+        override=override,
     )
 
 
 def apply_app(app_sync, cluster, bundle, revision, rollback_of, lease, read, settings):
     """apply's result for the app's ``bundle`` at ``revision``, and its diff (in diff mode)."""
-    options = apply_options(app_sync.app, settings, revision, rollback_of, read.owners)
+    gate = app_sync.verdict.gate if app_sync.verdict and not rollback_of else None
+    options = apply_options(app_sync.app, settings, revision, rollback_of, read.owners, gate and gate.override)
     result = apply(cluster, bundle, app_sync.name, options, check=settings.check, want_diff=settings.want_diff,
                    lease=lease)
     return result, result.pop("ansible_diff", []) if settings.want_diff else []

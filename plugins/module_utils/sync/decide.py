@@ -4,7 +4,9 @@
 A push syncs; a reconcile finds the app in sync, at a new revision, or rolled back before. An app
 whose content is what it last applied is compared object by object (compare.make_plan's fast
 path: an unchanged app costs no request at all) and found in sync or drifted. A commit older than
-the one the cluster runs is never applied by a reconcile (``moves_back``).
+the one the cluster runs is never applied by a reconcile (``moves_back``). A change a window or a
+promotion gate holds (gates.py) is decided ``held``: nothing is applied, the diff and the health
+are reported, and the next run decides again; a push a window refuses fails the app.
 """
 
 from __future__ import annotations
@@ -12,15 +14,18 @@ from __future__ import annotations
 from ..app_result import Decision
 from ..cluster.records import key_secret_digests
 from ..concurrency import each
+from ..errors import GitOpsError
 from .app_sync import Verdict
-from .compare import make_plan, rejected_error, report as diff_report
+from .compare import diff_report, make_plan, rejected_error
 from .read import snapshot_health
 
 
-def decide_all(app_syncs, cluster, read, sources, settings):
+def decide_all(app_syncs, cluster, read, sources, settings, gates):
     def one(app_sync):
         with app_sync.step("diff"):
-            app_sync.verdict = decide(app_sync, cluster, read, sources, settings)
+            app_sync.verdict = decide(app_sync, cluster, read, sources, settings, gates)
+        if app_sync.verdict and app_sync.verdict.refused:
+            app_sync.fail("window", GitOpsError(app_sync.verdict.note))
 
     each(settings.concurrency, one, [a for a in app_syncs if not a.failed])
 
@@ -36,36 +41,48 @@ def first_decision(mode, record, revision, same_content):
     return Decision.NEW_REVISION
 
 
-def decide(app_sync, cluster, read, sources, settings):
+def decide(app_sync, cluster, read, sources, settings, gates):
     app, record, bundle = app_sync.app, app_sync.record or {}, app_sync.bundle
     # A new commit of a repository many apps share leaves most of their bundles as they were: an
     # app whose content is what it last applied (and whose objects did not drift) has nothing to
     # do, whatever the revision. Its record keeps the revision that last changed it.
     same_content = (record.get("digest"), record.get("result")) == (bundle.digest, "Succeeded")
     decision = first_decision(settings.mode, record, app_sync.revision, same_content)
-    if decision in (Decision.SYNC, Decision.NEW_REVISION) and not same_content:
-        if moves_back(app_sync, record.get("revision"), sources, settings):
-            return not_moved_back(app_sync, record["revision"], snapshot_health(app_sync, read.snapshot))
-        return Verdict(decision, needs_apply=True)
-    plan = make_plan(cluster, key_secret_digests(bundle, read.digest_key), record,
+    new_content = decision in (Decision.SYNC, Decision.NEW_REVISION) and not same_content
+    if new_content and moves_back(app_sync, record.get("revision"), sources, settings):
+        return not_moved_back(app_sync, record["revision"], snapshot_health(app_sync, read.snapshot))
+    gate = gates.verdict(app_sync) if new_content else None
+    if new_content and gate.verdict == "go":
+        return Verdict(decision, needs_apply=True, gate=gate)
+    diff, ansible_diff = compare(app_sync, cluster, read, settings)
+    if gate is None and diff["changed"]:
+        if decision == Decision.IN_SYNC:
+            decision = Decision.DRIFT
+        if app["self_heal"] if decision == Decision.DRIFT else decision == Decision.SYNC:
+            gate = gates.verdict(app_sync)
+            if gate.verdict == "go":
+                return Verdict(decision, needs_apply=True, diff=diff, gate=gate)
+    health = snapshot_health(app_sync, read.snapshot)
+    if gate is not None:  # held or refused: what it would change, and what runs now
+        return Verdict(Decision.HELD, diff=diff, health=health, note=gate.reason, gate=gate,
+                       ansible_diff=ansible_diff if settings.want_diff else [])
+    return Verdict(decision, diff=diff, health=health,
+                   ansible_diff=ansible_diff if settings.want_diff and diff["changed"] else [])
+
+
+def compare(app_sync, cluster, read, settings):
+    """(diff, ansible_diff): the app's bundle against the live objects (compare.make_plan)."""
+    app = app_sync.app
+    plan = make_plan(cluster, key_secret_digests(app_sync.bundle, read.digest_key), app_sync.record or {},
                      ignore=app["ignore_differences"], concurrency=settings.concurrency,
                      replace_on_immutable=app["replace_on_immutable"], live_index=read.snapshot.index)
     if plan.rejected:
-        raise rejected_error(plan.rejected, bundle.path)
+        raise rejected_error(plan.rejected, app_sync.bundle.path)
     resources, ansible_diff = diff_report(plan, app["ignore_differences"], deletes=plan.deletes if app["prune"] else [])
     diff = {"changed": bool(resources), "summary": plan.summary(), "resources": resources,
             "fast_path": sum(1 for i in plan.items if i.fast),
             "orphaned": [] if app["prune"] else [i.ref for i in plan.deletes]}
-    if not resources:
-        return Verdict(decision, diff=diff, health=snapshot_health(app_sync, read.snapshot))
-    if decision == Decision.IN_SYNC:
-        decision, needs_apply = Decision.DRIFT, bool(app["self_heal"])
-    else:
-        needs_apply = decision == Decision.SYNC
-    if needs_apply:
-        return Verdict(decision, needs_apply=True, diff=diff)
-    return Verdict(decision, diff=diff, health=snapshot_health(app_sync, read.snapshot),
-                   ansible_diff=ansible_diff if settings.want_diff else [])
+    return diff, ansible_diff
 
 
 def moves_back(app_sync, recorded, sources, settings):

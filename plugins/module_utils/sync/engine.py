@@ -7,10 +7,13 @@
   3. render    each (commit, path, namespace, render options) rendered once into a bundle
   4. read      discovery once, every record with one LIST, one LIST per kind for all apps (a GET
                per object when the run names few of a kind: read.py, cluster/snapshot.py)
-  5. decide    per app, from that one read: a Verdict (decide.py)
+  5. decide    per app, from that one read: a Verdict (decide.py); a change a deployment window
+               or a promotion gate holds is decided held, a push a window refuses fails (gates.py)
   6. converge  dependency level after level, the apps of a level concurrently; for each app that
                has work: its Lease, the decision checked again under it, apply, health wait,
                verdict recorded, rollback on failure (converge.py)
+     bake      with ``bake``: the run's healthy apps watched that long; one that turns Degraded
+               fails, and is rolled back when it was synced by this run (bake.py)
   7. results   one result per app (app_result.py) in the shape the report reads; ``progress``
                gets one line per app as it finishes; departed apps removed (departed.py)
 
@@ -26,17 +29,19 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from ..app_result import skipped_result
+from ..app_result import Decision, app_result, skipped_result
 from ..apps.gitops_apps import normalize_app, order_apps
 from ..cluster.records import INVENTORY_NAMESPACE, Inventory
 from ..cluster.snapshot import LiveSnapshot
 from ..errors import GitOpsError
 from ..sources.checkouts import Sources
-from .app_sync import AppSync
+from .app_sync import AppSync, gate_fields
+from .bake import bake_apps
 from .converge import converge_levels, stamp_records
 from .decide import decide_all
 from .departed import remove_departed
 from .fetch_render import fetch_sources, refuse_shared_objects, render_bundles
+from .gates import Gates
 from .policy import keys_of
 from .read import ClusterRead, read_cluster
 
@@ -53,7 +58,11 @@ class RunSettings:
     """How one run goes: mode (push | reconcile), selection, revision override, check/diff mode.
     ``complete``: ``apps`` is every application of the cluster (recorded ones missing departed).
     ``projects``: policy.load_projects of ``gitops_projects``; ``play_vault``: the play's vault
-    secrets [(vault id, VaultSecret)]; both only ever reach an app through ``keys_of``."""
+    secrets [(vault id, VaultSecret)]; both only ever reach an app through ``keys_of``.
+    Gates (gates.py): ``windows`` (windows.Window of ``gitops_windows``), ``override_window`` (the
+    reason a push goes through them), ``clock`` (the epoch seconds they decide at; None: now),
+    ``promote_after`` (promotion.parse_gate of the host's gate) and ``promotion_clusters`` (where
+    each gate's cluster keeps its records). ``bake``: seconds the synced apps must stay healthy."""
 
     mode: str = "reconcile"
     select: object = None
@@ -69,6 +78,12 @@ class RunSettings:
     complete: bool = False
     projects: dict = field(default_factory=dict, repr=False)
     play_vault: tuple = field(default=(), repr=False)
+    windows: tuple = ()
+    override_window: str | None = None
+    clock: float | None = None
+    promote_after: dict | None = None
+    promotion_clusters: tuple = field(default=(), repr=False)
+    bake: float = 0
 
     def __post_init__(self):
         if self.mode not in ("push", "reconcile"):
@@ -113,18 +128,23 @@ def sync_cluster(cluster, apps, settings, sources=None):
     refuse_shared_objects(every)
     with timed(phases, "read"):
         read = read_or_fail(every, cluster, store, settings)
+    gates = Gates(settings)
     with timed(phases, "decide"):
-        decide_all(every, cluster, read, sources, settings)
+        decide_all(every, cluster, read, sources, settings, gates)
     if not settings.check and any(a.verdict and a.verdict.needs_apply and not a.failed for a in every):
         store.ensure_namespace()  # once, for every Lease and record of the run
     with timed(phases, "converge"):
         converge_levels(planned["levels"], app_syncs, cluster, store, sources, read, settings)
+    if settings.bake and not settings.check:
+        with timed(phases, "bake"):
+            bake_apps(every, cluster, store, sources, read, settings)
     if not settings.check:
         stamp_records(every, store, settings)
     results = [app_syncs[name].result() for level in planned["levels"] for name in level]
     results += [skipped_result(name, settings.cluster_name, by_name[name]["namespace"], settings.trigger,
                                "suspended", suspended=True) for name in planned["suspended"]]
-    departed = departed_apps(planned, apps, by_name, read.records, settings)
+    departed, held = held_removals(departed_apps(planned, apps, by_name, read.records, settings), gates, settings)
+    results += held
     if departed:
         with timed(phases, "remove"):
             results += remove_departed(departed, read.records, cluster, store, settings)
@@ -149,6 +169,21 @@ def read_or_fail(app_syncs, cluster, store, settings):
             if not app_sync.failed:
                 app_sync.fail("read", err)
         return ClusterRead({}, None, None, snapshot)
+
+
+def held_removals(departed, gates, settings):
+    """(the departed apps a window lets go, the results of those it holds): a removal is a change."""
+    going, held = [], []
+    for name, app in departed:
+        gate = gates.window(name, app)
+        if gate.verdict == "go":
+            going.append((name, app))
+        else:
+            held.append(app_result(name, settings.cluster_name, (app or {}).get("namespace"), settings.trigger,
+                                   decision=Decision.HELD, check_mode=settings.check, note=gate.reason,
+                                   error={"step": "window", "msg": gate.reason} if gate.verdict == "refuse" else None,
+                                   **gate_fields(gate)))
+    return going, held
 
 
 def departed_apps(planned, apps, by_name, records, settings):

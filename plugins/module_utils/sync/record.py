@@ -79,7 +79,7 @@ def record_final(run, result, message):
         })
         return push_history(record, history_entry(
             opts.revision, run.bundle.digest, result, opts.trigger, rollback_of=opts.rollback_of,
-            message=message, duration=duration), opts.history_limit)
+            message=message, duration=duration, override=opts.override), opts.history_limit)
 
     try:
         run.store.update(run.app, change, lease=run.lease)

@@ -10,6 +10,8 @@ from ..cluster.client import Cluster
 from ..sync.engine import DEFAULT_CONCURRENCY, DEFAULT_LOCK_TIMEOUT, RunSettings, sync_cluster
 from ..sources.mirrors import check_credentials, check_mirrors, sourced_app
 from ..sync.policy import Project, load_projects
+from ..sync.promotion import parse_gate
+from ..sync.windows import parse_windows
 from .option_specs import CLUSTER_ARGSPEC, INVENTORY_ARGSPEC
 
 # Every app key is accepted as given (apps.py validates them with messages that name the app);
@@ -46,6 +48,15 @@ ARGSPEC = dict(
     lock_timeout={"type": "float", "default": DEFAULT_LOCK_TIMEOUT},
     complete={"type": "bool", "default": False},
     projects={"type": "list", "elements": "dict", "default": [], "options": PROJECT_OPTIONS},
+    # windows.py and promotion.py validate these, with messages naming the rule
+    windows={"type": "list", "elements": "raw", "default": []},
+    override_window={"type": "str"},
+    clock={"type": "float"},
+    promote_after={"type": "raw"},
+    promotion_clusters={"type": "list", "elements": "dict", "default": [], "options": dict(
+        CLUSTER_ARGSPEC, name={"type": "str", "required": True}, request_timeout={"type": "float"},
+        **{key: dict(spec, default=None) for key, spec in INVENTORY_ARGSPEC.items()})},
+    bake={"type": "float", "default": 0},
     **INVENTORY_ARGSPEC,
 )
 
@@ -73,6 +84,10 @@ def run_task(call, play_vault=()):
         progress=call.progress, complete=params["complete"],
         projects=load_projects([_given(project) for project in params["projects"]], "projects"),
         play_vault=tuple(play_vault or ()),
+        windows=tuple(parse_windows(params["windows"])), override_window=params.get("override_window") or None,
+        clock=params.get("clock"), bake=params["bake"],
+        promote_after=parse_gate(params["promote_after"]) if params.get("promote_after") else None,
+        promotion_clusters=tuple(params["promotion_clusters"]),
     )
     mirrors = check_mirrors(params["mirrors"], "mirrors")
     credentials = check_credentials(params["credentials"], "credentials")
