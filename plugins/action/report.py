@@ -6,23 +6,27 @@ from __future__ import annotations
 
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.gitops.k8s.plugins.module_utils.report import run_report as report
+from ansible_collections.gitops.k8s.plugins.module_utils.report import rollout_report, run_report as report
 from ansible_collections.gitops.k8s.plugins.plugin_utils.ansible_action import run_action
 
 ARGSPEC = {
     "results": {"type": "list", "elements": "dict", "required": True},
     "dest": {"type": "path", "required": True},
     "mode": {"type": "str", "default": "push", "choices": ["push", "reconcile"]},
+    "rollout": {"type": "dict"},
 }
 
 
 def write_report(call):
     built = report.build(call.params["results"], call.params["mode"], check_mode=call.check_mode)
+    if call.params.get("rollout"):
+        built["rollout"] = rollout_report.section(call.params["results"], call.params["rollout"])
+        built["lines"] += rollout_report.lines(built["rollout"])
     paths = report.write(call.params["dest"], built)
     # The report is an artifact of the run, not managed state: writing it is not a change.
     return dict(changed=False, json=paths["json"], html=paths["html"], summary=built["summary"],
                 failures=built["failures"], lines=built["lines"], apps=built["apps"],
-                stats=report.stats(built, paths["html"]))
+                stats=report.stats(built, paths["html"]), rollout=built.get("rollout"))
 
 
 class ActionModule(ActionBase):

@@ -48,6 +48,13 @@ options:
     type: str
     choices: [push, reconcile]
     default: push
+  rollout:
+    description:
+      - What the C(gitops.k8s.rollout) playbook knows of its rollout - C(waves) (RV(gitops.k8s.rollout_plan#module:waves)),
+        C(reached) (the cluster hosts whose wave ran) and C(kept) (cluster host -> the records
+        M(gitops.k8s.app_info) read of a host no wave reached). The report then says how each wave went, why the rollout
+        stopped and which revision each cluster runs (RV(rollout)), also in RV(lines).
+    type: dict
 """
 
 EXAMPLES = r"""
@@ -76,7 +83,7 @@ html:
   type: str
   sample: /var/lib/gitops/report/report.html
 summary:
-  description: Counts over the applications - C(apps), C(synced), C(out_of_sync), C(healthy), C(degraded), C(failed), C(rolled_back), C(skipped), C(changed).
+  description: Counts over the applications - C(apps), C(synced), C(out_of_sync), C(healthy), C(degraded), C(failed), C(rolled_back), C(skipped), C(held), C(changed).
   returned: success
   type: dict
   sample: {"apps": 3, "synced": 2, "out_of_sync": 1, "healthy": 3, "degraded": 0, "failed": 0, "rolled_back": 0, "skipped": 0, "changed": 1}
@@ -96,15 +103,24 @@ apps:
   description:
     - One row per application - C(app), C(cluster), C(namespace), C(trigger), C(revision), C(short_revision), C(commit),
       C(author), C(sync), C(health), C(outcome) (synced, healed, drift, unchanged, failed, rolled back, suspended,
-      skipped, would sync, would heal), C(ok), C(message), C(failed_step), C(changes), C(drift), C(unhealthy),
-      C(rollback), C(history), C(duration).
+      skipped, would sync, would heal, held), C(ok), C(message), C(failed_step), C(changes), C(drift), C(unhealthy),
+      C(rollback), C(held) (C(by), C(reason), C(until) of a change a window or promotion gate held), C(override)
+      (why a push went through a window), C(history), C(duration).
   returned: success
   type: list
   elements: dict
 stats:
   description:
     - What the push and reconcile playbooks publish to AWX with C(set_stats) as C(gitops_report) - C(html), C(summary),
-      C(failures), and C(apps) with C(app), C(cluster), C(revision), C(sync), C(health) and C(outcome) of each row.
+      C(failures), and C(apps) with C(app), C(cluster), C(revision), C(sync), C(health) and C(outcome) of each row,
+      and RV(rollout) when there is one.
+  returned: success
+  type: dict
+rollout:
+  description:
+    - With O(rollout) - C(waves) (each C(number), C(name), C(hosts), C(state) passed, failed or not started, and
+      C(message)), C(stopped) (why the rollout stopped, or null) and C(clusters) (each C(cluster), C(wave), C(state)
+      and C(runs), application -> the revision it runs now).
   returned: success
   type: dict
 """
