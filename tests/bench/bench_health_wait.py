@@ -9,8 +9,14 @@
    several rounds, median.
 2. Cost: CPU seconds (getrusage, this process and its threads) and API requests while waiting
    on 500 objects of which one never becomes healthy, vs `kubectl wait` on the same Deployments.
+3. A fleet: N apps of 3 objects (ConfigMap, Secret, Deployment of one replica) applied at once,
+   then every app waited healthy: each app with its own watches, 4 at a time (as the engine's
+   converge waited), vs every app at once through one WatchHub (one watch per kind); then the
+   same waits again on the apps all healthy, which is what waiting itself costs. The first
+   figure is bounded by the cluster's controllers (the time until the last Deployment is
+   available, printed beside it).
 
-Run: .venv/bin/python tests/bench/bench_health_wait.py [--deployments 5] [--rounds 3]
+Run: .venv/bin/python tests/bench/bench_health_wait.py [--deployments 5] [--rounds 3] [--apps 100]
 """
 
 import argparse
@@ -29,7 +35,9 @@ import localcluster  # noqa: E402
 
 sys.path.insert(0, localcluster.collections_root())
 from ansible_collections.gitops.k8s.plugins.module_utils.cluster.client import Cluster  # noqa: E402
+from ansible_collections.gitops.k8s.plugins.module_utils.concurrency import each  # noqa: E402
 from ansible_collections.gitops.k8s.plugins.module_utils.health import Health, assess  # noqa: E402
+from ansible_collections.gitops.k8s.plugins.module_utils.health.hub import WatchHub  # noqa: E402
 from ansible_collections.gitops.k8s.plugins.module_utils.health.status import condition  # noqa: E402
 from ansible_collections.gitops.k8s.plugins.module_utils.health.watch import wait_healthy  # noqa: E402
 
@@ -157,14 +165,76 @@ def waiting_cost(cluster, seconds):
         drop(cluster, ns)
 
 
+def app_objects(ns, name):
+    return [{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": ns}, "data": {"a": "b"}},
+            {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": ns}, "stringData": {"t": "s"}},
+            deployment(ns, name, 1)]
+
+
+def refs_of(objs):
+    return [{"apiVersion": o["apiVersion"], "kind": o["kind"], "namespace": o["metadata"]["namespace"],
+             "name": o["metadata"]["name"]} for o in objs]
+
+
+def each_alone(cluster, apps):
+    return each(4, lambda refs: wait_healthy(cluster, refs, timeout=900), apps)
+
+
+def through_one_hub(cluster, apps):
+    with WatchHub(cluster) as hub:
+        hub.expect([ref for refs in apps for ref in refs])
+        return each(len(apps), lambda refs: wait_healthy(cluster, refs, timeout=900, hub=hub), apps)
+
+
+def measured(cluster, waiter, apps):
+    """(seconds, CPU seconds, API requests) of ``waiter`` waiting every app healthy."""
+    before_cpu, before_requests, started = cpu_seconds(), cluster.requests_made, time.monotonic()
+    results = waiter(cluster, apps)
+    assert all(r["healthy"] for r in results), [r["summary"] for r in results if not r["healthy"]][:3]
+    return time.monotonic() - started, cpu_seconds() - before_cpu, cluster.requests_made - before_requests
+
+
+def fleet_round(cluster, waiter, size):
+    """Apply ``size`` apps (16 applies at a time), wait with ``waiter``: its figures, the controllers'
+    time until the last Deployment was available, and ``waiter`` again on the healthy apps."""
+    ns = namespace(cluster)
+    try:
+        rollouts = Clock(cluster, ns, "apps/v1", "Deployment", deployment_done)
+        assert rollouts.listed.wait(60), "the clock could not list in 60 s"
+        apps = [app_objects(ns, "app-%04d" % n) for n in range(size)]
+        started = time.monotonic()
+        each(16, lambda obj: cluster.apply(obj, "bench"), [obj for objs in apps for obj in objs])
+        applied = time.monotonic()
+        first = measured(cluster, waiter, [refs_of(objs) for objs in apps])
+        rollouts.stop.set()
+        again = measured(cluster, waiter, [refs_of(objs) for objs in apps])
+        return applied - started, first, rollouts.last - started, again
+    finally:
+        drop(cluster, ns)
+        while cluster.get({"apiVersion": "v1", "kind": "Namespace", "name": ns}) is not None:
+            time.sleep(2)  # its objects go at the controllers' pace: the next round must not share it
+
+
+def fleet(cluster, size):
+    print("\nA fleet: %d apps of 3 objects applied at once, then every app waited healthy" % size)
+    for label, waiter in (("each app its own watches, 4 at a time", each_alone),
+                          ("every app through one WatchHub", through_one_hub)):
+        applying, first, controllers, again = fleet_round(cluster, waiter, size)
+        print("  %-40s applied in %5.1fs, all healthy %6.1fs later (last Deployment available after %5.1fs);"
+              " %.2f CPU s, %d API requests" % (label, applying, first[0], controllers - applying, first[1], first[2]))
+        print("  %-40s waiting on the healthy apps: %.2fs, %.2f CPU s, %d API requests"
+              % ("", again[0], again[1], again[2]))
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--deployments", type=int, default=5)
     parser.add_argument("--replicas", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--wait-seconds", type=int, default=10)
+    parser.add_argument("--apps", type=int, default=100, help="of the fleet case (0: skip it)")
     args = parser.parse_args()
-    cluster = Cluster.from_params({"kubeconfig": localcluster.KUBECONFIG})
+    cluster = Cluster.from_params({"kubeconfig": localcluster.KUBECONFIG}, pool_size=32)  # 16 applies at once, and watches
 
     print("Latency: waiter returns after the last pod turned Ready / after the last Deployment status showed the\n"
           "rollout complete (the difference is the controllers' delay) - %d Deployments x %d replicas, median of %d"
@@ -188,6 +258,8 @@ def main():
     print("  wait_healthy: %.3f CPU s, %d API requests" % (cpu, requests))
     print("  kubectl wait on the 50 Deployments alone: %.3f CPU s" % kubectl_cpu)
     print("  kubectl / wait_healthy CPU = %.1fx" % (kubectl_cpu / cpu if cpu > 0 else float("inf")))
+    if args.apps:
+        fleet(cluster, args.apps)
 
 
 if __name__ == "__main__":
