@@ -357,3 +357,24 @@ def not_older(version, than):
         return int(version) >= int(than)
     except (TypeError, ValueError):
         return True
+
+
+class RunWatches:
+    """The WatchHubs of one run: one per client identity (the run's own, an app's impersonated
+    one), made on first demand, all closed with the run."""
+
+    def __init__(self):
+        self._hubs, self._lock = {}, threading.Lock()
+
+    def hub_for(self, cluster):
+        with self._lock:
+            hub = self._hubs.get(cluster.identity)
+            if hub is None:
+                hub = self._hubs[cluster.identity] = WatchHub(cluster)
+            return hub
+
+    def close(self):
+        with self._lock:
+            hubs, self._hubs = list(self._hubs.values()), {}
+        for hub in hubs:
+            hub.close()

@@ -9,6 +9,8 @@ dry run, and the health the snapshot shows.
 
 from __future__ import annotations
 
+import threading
+
 from ..cluster.lease import Lease
 from ..cluster.records import current_entry, record_health, rollback_target
 from ..concurrency import each
@@ -19,6 +21,9 @@ from .decide import superseded
 from .fetch_render import fetch_source, render_app
 from .read import bundle_refs, snapshot_health
 
+# How many apps of a level converge at once (most of them waiting for health).
+WAITING_APPS = 128
+
 
 def converge_levels(levels, app_syncs, cluster, store, sources, read, settings):
     """Level after level; a failed dependency skips its dependents, unrelated apps go on."""
@@ -28,42 +33,47 @@ def converge_levels(levels, app_syncs, cluster, store, sources, read, settings):
             blocking = [dep for dep in app_sync.app["depends_on"] if dep in app_syncs and app_syncs[dep].failed]
             if blocking and not app_sync.failed:
                 app_sync.skipped = "not synced: dependency %s did not succeed" % ", ".join(blocking)
-        each(settings.concurrency, lambda app_sync: converge_one(app_sync, cluster, store, sources, read, settings),
-             batch)
+        # the apps of a level are applied ``concurrency`` at a time and waited together: their waits
+        # share the run's watches (a waiting app holds a thread and its Lease, and sends no request)
+        applying = threading.BoundedSemaphore(settings.concurrency)
+        each(max(settings.concurrency, WAITING_APPS),
+             lambda app_sync: converge_one(app_sync, cluster, store, sources, read, settings, applying), batch)
 
 
-def converge_one(app_sync, cluster, store, sources, read, settings):
+def converge_one(app_sync, cluster, store, sources, read, settings, applying):
     if app_sync.verdict and app_sync.verdict.needs_apply and not app_sync.failed:
         with app_sync.step("apply"):
             if settings.check:
                 app_sync.applied, app_sync.ansible_diff = apply_app(
                     app_sync, cluster, app_sync.bundle, app_sync.revision, None, None, read, settings)
             else:
-                converge_under_lease(app_sync, cluster, store, sources, read, settings)
+                converge_under_lease(app_sync, cluster, store, sources, read, settings, applying)
         if settings.check:
             app_sync.health = snapshot_health(app_sync, read.snapshot)
     settings.progress(report.status_lines([report.app_row(app_sync.result())])[0])
 
 
-def converge_under_lease(app_sync, cluster, store, sources, read, settings):
-    """Lease, decision checked again, apply, health wait and verdict, rollback on failure."""
+def converge_under_lease(app_sync, cluster, store, sources, read, settings, applying):
+    """Lease, decision checked again, apply (``applying``: a slot among the level's applies),
+    health wait and verdict, rollback on failure."""
     lease = Lease(cluster, app_sync.name, settings.inventory_namespace)
     lease.acquire(settings.lock_timeout)
     try:
-        latest = store.read(app_sync.name)[0] or {}
-        if latest.get("revision") != (app_sync.record or {}).get("revision"):
-            app_sync.moved_meanwhile = app_sync.record_after = latest
-        replaced = superseded(app_sync, latest, sources, settings)
-        if replaced:
-            app_sync.verdict = replaced
-            return
-        with app_sync.step("apply"):
-            app_sync.applied, app_sync.ansible_diff = apply_app(
-                app_sync, cluster, app_sync.bundle, app_sync.revision, None, lease, read, settings)
+        with applying:
+            latest = store.read(app_sync.name)[0] or {}
+            if latest.get("revision") != (app_sync.record or {}).get("revision"):
+                app_sync.moved_meanwhile = app_sync.record_after = latest
+            replaced = superseded(app_sync, latest, sources, settings)
+            if replaced:
+                app_sync.verdict = replaced
+                return
+            with app_sync.step("apply"):
+                app_sync.applied, app_sync.ansible_diff = apply_app(
+                    app_sync, cluster, app_sync.bundle, app_sync.revision, None, lease, read, settings)
         if not app_sync.failed:
             with app_sync.step("health"):
                 app_sync.health, app_sync.record_after = wait_and_record(app_sync, cluster, store, app_sync.bundle,
-                                                                         settings)
+                                                                         read, settings)
         if not app_sync.failed and app_sync.app["wait"]["enabled"] and not app_sync.health.get("healthy"):
             app_sync.fail("health", GitOpsError(app_sync.health.get("summary") or "not healthy"))
         if app_sync.error and app_sync.error["step"] in ("apply", "health") and app_sync.app["rollback"]:
@@ -94,16 +104,20 @@ def apply_app(app_sync, cluster, bundle, revision, rollback_of, lease, read, set
     return result, result.pop("ansible_diff", []) if settings.want_diff else []
 
 
-def wait_and_record(app_sync, cluster, store, bundle, settings):
-    """Wait for the bundle's objects (hooks excluded) and record the verdict on the sync's history
-    entry; returns the health result and the record as it is now."""
+def wait_and_record(app_sync, cluster, store, bundle, read, settings):
+    """Wait for the bundle's objects (hooks excluded) through the run's watches, and record the
+    verdict on the sync's history entry; returns the health result and the record as it is now."""
     from ..health.watch import wait_healthy  # the watch engine: only apps that were applied need it
 
     app = app_sync.app
     record = store.read(app_sync.name)[0]
     synced, wait = current_entry(record), app["wait"]["enabled"]
+    # the record's objects carry the resourceVersion apply wrote: a shared watch counts a state only
+    # once it is at least that new
     outcome = wait_healthy(cluster, bundle_refs(cluster, bundle), timeout=app["wait"]["timeout"],
-                           fail_fast=app["wait"]["fail_fast"], custom_health=app["custom_health"] or None, wait=wait)
+                           fail_fast=app["wait"]["fail_fast"], custom_health=app["custom_health"] or None, wait=wait,
+                           hub=read.watches.hub_for(cluster) if wait else None,
+                           written=(record or {}).get("objects"))
     outcome["recorded"] = None
     if synced and wait:
         outcome["recorded"] = record_health(cluster, app_sync.name, outcome["status"], synced,
@@ -131,7 +145,7 @@ def roll_back(app_sync, cluster, store, sources, lease, read, settings):
                                                 settings)
             if settings.want_diff:
                 app_sync.ansible_diff = diff  # what the run left: the rollback's change
-            rollback["health"], app_sync.record_after = wait_and_record(app_sync, cluster, store, bundle, settings)
+            rollback["health"], app_sync.record_after = wait_and_record(app_sync, cluster, store, bundle, read, settings)
             if not rollback["health"].get("healthy"):
                 rollback["msg"] = "the rollback did not become healthy: %s" % rollback["health"].get("summary")
                 rollback["health"]["failed"] = True

@@ -43,7 +43,7 @@ from .departed import remove_departed
 from .fetch_render import fetch_sources, refuse_shared_objects, render_bundles
 from .gates import Gates
 from .policy import keys_of
-from .read import ClusterRead, read_cluster
+from .read import ClusterRead, bundle_refs, read_cluster
 
 DEFAULT_CONCURRENCY = 4
 DEFAULT_LOCK_TIMEOUT = 300
@@ -133,11 +133,15 @@ def sync_cluster(cluster, apps, settings, sources=None):
         decide_all(every, cluster, read, sources, settings, gates)
     if not settings.check and any(a.verdict and a.verdict.needs_apply and not a.failed for a in every):
         store.ensure_namespace()  # once, for every Lease and record of the run
-    with timed(phases, "converge"):
-        converge_levels(planned["levels"], app_syncs, cluster, store, sources, read, settings)
-    if settings.bake and not settings.check:
-        with timed(phases, "bake"):
-            bake_apps(every, cluster, store, sources, read, settings)
+    try:
+        with timed(phases, "converge"):
+            watch_for(every, cluster, read)
+            converge_levels(planned["levels"], app_syncs, cluster, store, sources, read, settings)
+        if settings.bake and not settings.check:
+            with timed(phases, "bake"):
+                bake_apps(every, cluster, store, sources, read, settings)
+    finally:
+        read.watches.close()
     if not settings.check:
         stamp_records(every, store, settings)
     results = [app_syncs[name].result() for level in planned["levels"] for name in level]
@@ -157,6 +161,15 @@ def sync_cluster(cluster, apps, settings, sources=None):
         "api_requests": cluster.requests_made - requests_before,
         "ansible_diff": [d for a in every for d in (a.ansible_diff or (a.verdict.ansible_diff if a.verdict else []))],
     }
+
+
+def watch_for(app_syncs, cluster, read):
+    """Tell the run's watches every object the apps to apply will wait for, so that each kind is
+    watched as the whole run needs (by name, in one namespace, or cluster-wide)."""
+    refs = [ref for a in app_syncs if a.verdict and a.verdict.needs_apply and not a.failed
+            and a.app["wait"]["enabled"] for ref in bundle_refs(cluster, a.bundle)]
+    if refs:
+        read.watches.hub_for(cluster).expect(refs)
 
 
 def read_or_fail(app_syncs, cluster, store, settings):

@@ -13,15 +13,19 @@ from __future__ import annotations
 from ..cluster.records import OwnerIndex
 from ..errors import GitOpsError
 from ..health import Health, assess, worst
+from ..health.hub import RunWatches
 from .claims import CLAIMS_LEASE
 
 
 class ClusterRead:
-    """What the read phase learned, for every app of the run: ``records`` by app name, the
-    ``owners`` index, the cluster's ``digest_key`` for Secret digests and the live ``snapshot``."""
+    """What the run knows of the cluster, for every app: ``records`` by app name, the ``owners``
+    index, the cluster's ``digest_key`` for Secret digests, the live ``snapshot`` read once, and
+    the ``watches`` that follow it while the run converges (one list+watch per kind for every
+    app's health wait: health/hub.py)."""
 
     def __init__(self, records, owners, digest_key, snapshot):
         self.records, self.owners, self.digest_key, self.snapshot = records, owners, digest_key, snapshot
+        self.watches = RunWatches()
 
 
 def read_cluster(app_syncs, cluster, store, snapshot, settings):
