@@ -183,7 +183,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="10,100,1000")
     parser.add_argument("--previous-sizes", default="10,100")
-    parser.add_argument("--replicas", type=int, default=1, help="of each app's Deployment (nodes hold 250 pods each)")
+    parser.add_argument("--replicas", type=int, default=1, help="of each app's Deployment (3 nodes hold 2,000 pods each)")
     args = parser.parse_args()
     with localcluster.locked():
         kubeconfig = localcluster.up()
