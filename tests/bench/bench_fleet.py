@@ -39,7 +39,8 @@ import localcluster  # noqa: E402
 
 # The last commit whose playbooks ran one inventory host per application.
 PREVIOUS = "689dd16"
-GOALS = {"no-op reconcile": {1000: 15.0, 100: 4.0}, "one changed app": {1000: 20.0}, "push of one app": {1000: 3.0}}
+GOALS = {"initial push": {1000: 60.0}, "no-op reconcile": {1000: 15.0, 100: 4.0}, "one changed app": {1000: 20.0},
+         "push of one app": {1000: 3.0}}
 
 
 def git(cwd, *args):
