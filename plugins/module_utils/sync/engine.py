@@ -152,14 +152,21 @@ def sync_cluster(cluster, apps, settings, sources=None):
     if departed:
         with timed(phases, "remove"):
             results += remove_departed(departed, read.records, cluster, store, settings)
+    return task_result(results, every, phases, round(time.monotonic() - started, 3),
+                       cluster.requests_made - requests_before)
+
+
+def task_result(results, app_syncs, phases, duration, api_requests):
+    """The cluster_sync task's result: every app's result, and what the run did as a whole."""
     return {
         "changed": any(r.get("apply", {}).get("changed") for r in results),
         "results": results,
         "failed_apps": [r["app"] for r in results if not r.get("ok", True) and not r.get("suspended")],
         "phases": phases,
-        "duration": round(time.monotonic() - started, 3),
-        "api_requests": cluster.requests_made - requests_before,
-        "ansible_diff": [d for a in every for d in (a.ansible_diff or (a.verdict.ansible_diff if a.verdict else []))],
+        "duration": duration,
+        "api_requests": api_requests,
+        "ansible_diff": [d for a in app_syncs
+                         for d in (a.ansible_diff or (a.verdict.ansible_diff if a.verdict else []))],
     }
 
 
