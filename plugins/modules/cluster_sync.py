@@ -435,6 +435,45 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+    suboptions:
+      name:
+        description: The cluster host name a promotion gate's C(cluster) names.
+        type: str
+        required: true
+      kubeconfig:
+        description: Path to a kubeconfig file (no connection option at all - the environment, as for O(kubeconfig)).
+        type: path
+      context:
+        description: The kubeconfig context.
+        type: str
+      host:
+        description: URL of the API server.
+        type: str
+      api_key:
+        description: Bearer token used with C(host). Never printed.
+        type: str
+      ca_cert:
+        description: CA certificate bundle of the API server.
+        type: path
+      client_cert:
+        description: Client certificate used with C(host).
+        type: path
+      client_key:
+        description: Key of C(client_cert).
+        type: path
+      validate_certs:
+        description: Whether to verify the API server's certificate.
+        type: bool
+      request_timeout:
+        description: Seconds to wait for one API request.
+        type: float
+      inventory_namespace:
+        description: Namespace of that host's records; default O(inventory_namespace).
+        type: str
+      inventory_kind:
+        description: Kind of that host's records; default O(inventory_kind).
+        type: str
+        choices: [ConfigMap, Secret]
 results:
   description:
     - One result per application, in dependency order, as C(gitops.k8s.report) reads them - C(app), C(cluster),
