@@ -142,6 +142,20 @@ options:
           - The project (an entry of O(projects)) the application belongs to; default the project named C(default) when
             O(projects) defines one. Its C(decryption) keys are the application's too. Naming a project O(projects)
             does not define fails the application.
+          - The project bounds what the application may deploy (O(projects)) - checked on the rendered bundle before
+            any request for it; an object outside it fails the application at step C(policy), naming the file, the
+            object and the rule, and nothing of it is applied.
+        type: raw
+      service_account:
+        description:
+          - "C(<namespace>/<name>): the ServiceAccount every request made for the application acts as (Kubernetes
+            impersonation of C(system:serviceaccount:<namespace>:<name>)) - the reads of its objects, the validation
+            dry-run, apply, prune deletes, hooks, health waits and rollback. Discovery, the records and the Leases stay
+            with the run's own identity."
+          - It must live in one of the destinations of the application's project. Default is the ServiceAccount its
+            project's C(service_accounts) names for its namespace, else none - the run's own identity, which
+            O(require_identity) refuses.
+          - See C(docs/teams-and-least-privilege.md).
         type: raw
       decryption:
         description:
@@ -284,7 +298,11 @@ options:
         application is in the project its O(apps[].project) names, else in C(default) when defined.
       - C(decryption) (the keys of O(apps[].decryption)) gives the project's applications its keys; the other keys
         (C(source_repos), C(destinations), C(cluster_resources), C(cluster_resources_deny), C(namespace_resources),
-        C(namespace_resources_deny), C(service_accounts), C(description)) are checked and kept for the project policy.
+        C(namespace_resources_deny), C(service_accounts)) are the project's policy - which repositories, namespaces
+        and kinds its applications may deploy and which ServiceAccount each acts as - checked on each application's
+        rendered bundle (and the objects its record claims) before any request for it. An application outside it fails
+        at step C(policy) naming the file, the object and the rule; nothing of it is applied, the others go on. See
+        C(docs/teams-and-least-privilege.md).
     type: list
     elements: dict
     default: []
@@ -334,6 +352,16 @@ options:
       service_accounts:
         description: C({namespace, service_account}) rules - the identity of an application by its namespace.
         type: raw
+  require_identity:
+    description:
+      - Refuse every application that has no identity of its own (O(apps[].service_account), or its project's
+        C(service_accounts) for its namespace), before any request for it - the playbooks pass
+        C(gitops_require_identity). The recommended production setting - the run's own identity then needs only to
+        impersonate the listed ServiceAccounts, its records and Leases in O(inventory_namespace), and discovery (see
+        C(docs/teams-and-least-privilege.md)).
+      - A departed application is removed as the identity its record names; without one it is refused too.
+    type: bool
+    default: false
   mode:
     description: C(push) delivers every selected application; C(reconcile) converges them with Git (see the description).
     type: str
@@ -407,34 +435,6 @@ options:
     type: list
     elements: dict
     default: []
-  bake:
-    description:
-      - Seconds the applications must stay healthy after the run (a rollout wave's C(bake)), watched, not polled. An
-        application one of whose objects turns Degraded or Missing meanwhile, or is not healthy at the end, fails at
-        step C(bake); when this run synced it, the verdict is recorded on its history entry and, with C(rollback),
-        it goes back to its newest revision recorded healthy. C(0) does not bake.
-    type: float
-    default: 0
-"""
-
-EXAMPLES = r"""
-- name: Reconcile every application of this cluster
-  gitops.k8s.cluster_sync:
-    apps: "{{ gitops_apps }}"
-    mode: reconcile
-    cluster_name: "{{ inventory_hostname }}"
-    kubeconfig: ~/.kube/prod
-  register: synced
-
-- name: Push one application at a commit
-  gitops.k8s.cluster_sync:
-    apps: "{{ gitops_apps }}"
-    mode: push
-    select: web
-    revision: 3f2a9c1e0b7d
-"""
-
-RETURN = r"""
     suboptions:
       name:
         description: The cluster host name a promotion gate's C(cluster) names.
@@ -474,6 +474,34 @@ RETURN = r"""
         description: Kind of that host's records; default O(inventory_kind).
         type: str
         choices: [ConfigMap, Secret]
+  bake:
+    description:
+      - Seconds the applications must stay healthy after the run (a rollout wave's C(bake)), watched, not polled. An
+        application one of whose objects turns Degraded or Missing meanwhile, or is not healthy at the end, fails at
+        step C(bake); when this run synced it, the verdict is recorded on its history entry and, with C(rollback),
+        it goes back to its newest revision recorded healthy. C(0) does not bake.
+    type: float
+    default: 0
+"""
+
+EXAMPLES = r"""
+- name: Reconcile every application of this cluster
+  gitops.k8s.cluster_sync:
+    apps: "{{ gitops_apps }}"
+    mode: reconcile
+    cluster_name: "{{ inventory_hostname }}"
+    kubeconfig: ~/.kube/prod
+  register: synced
+
+- name: Push one application at a commit
+  gitops.k8s.cluster_sync:
+    apps: "{{ gitops_apps }}"
+    mode: push
+    select: web
+    revision: 3f2a9c1e0b7d
+"""
+
+RETURN = r"""
 results:
   description:
     - One result per application, in dependency order, as C(gitops.k8s.report) reads them - C(app), C(cluster),
@@ -495,7 +523,7 @@ failed_apps:
   type: list
   elements: str
 phases:
-  description: Seconds spent in each phase of the run (sources, render, read, decide, converge, bake).
+  description: Seconds spent in each phase of the run (sources, render, policy, read, decide, converge, bake, remove).
   returned: always
   type: dict
   sample: {"sources": 0.21, "render": 0.35, "read": 0.08, "decide": 0.05, "converge": 0.0}

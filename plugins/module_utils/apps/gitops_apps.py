@@ -15,6 +15,7 @@ from ..sources.charts import check_spec
 from ..errors import GitOpsError
 from ..render.secrets import check_decryption
 from ..sync.ignore import SELECTORS
+from ..sync.policy import parse_service_account
 from ..sync.promotion import parse_gate
 from ..sync.windows import parse_windows
 
@@ -41,6 +42,7 @@ APP_KEYS = {
     "credentials": ((dict,), {}),
     "helm": ((dict,), None),
     "project": ((str,), None),
+    "service_account": ((str,), None),
     "decryption": ((dict,), None),
     "windows": ((list,), []),
     "promote_after": ((dict,), None),
@@ -112,7 +114,18 @@ def normalize_app(app, position):
                     "managed_namespace_metadata")
     _refuse_unknown(where, result["credentials"], CREDENTIAL_KEYS, result["name"], "credentials")
     _check_gates(result, where)
+    _check_service_account(result, where)
     return result
+
+
+def _check_service_account(app, where):
+    """The identity the app acts as: ``"<namespace>/<name>"`` (whether its project lets it is the engine's
+    question: sync/policy.py)."""
+    if app["service_account"] is not None:
+        try:
+            parse_service_account(app["service_account"], "%s: service_account" % where)
+        except GitOpsError as err:
+            raise GitOpsError(str(err), app=app["name"])
 
 
 def _check_gates(app, where):

@@ -48,6 +48,7 @@ ARGSPEC = dict(
     lock_timeout={"type": "float", "default": DEFAULT_LOCK_TIMEOUT},
     complete={"type": "bool", "default": False},
     projects={"type": "list", "elements": "dict", "default": [], "options": PROJECT_OPTIONS},
+    require_identity={"type": "bool", "default": False},
     # windows.py and promotion.py validate these, with messages naming the rule
     windows={"type": "list", "elements": "raw", "default": []},
     override_window={"type": "str"},
@@ -83,7 +84,7 @@ def run_task(call, play_vault=()):
         inventory_namespace=params["inventory_namespace"], inventory_kind=params["inventory_kind"],
         progress=call.progress, complete=params["complete"],
         projects=load_projects([_given(project) for project in params["projects"]], "projects"),
-        play_vault=tuple(play_vault or ()),
+        play_vault=tuple(play_vault or ()), require_identity=params["require_identity"],
         windows=tuple(parse_windows(params["windows"])), override_window=params.get("override_window") or None,
         clock=params.get("clock"), bake=params["bake"],
         promote_after=parse_gate(params["promote_after"]) if params.get("promote_after") else None,
