@@ -7,6 +7,8 @@ One ConfigMap (or Secret, for clusters where ConfigMaps are too widely readable)
 
   app, revision, digest (bundle), time (epoch seconds), result (Succeeded | Failed | Running),
   message, trigger, field_manager,
+  cluster, prune, identity, project: the cluster host that syncs it, whether it prunes, the user it
+            acted as and its project (sync/converge.stamp_records: what removes it once it departs)
   objects:  [{apiVersion, kind, namespace, name, digest, resourceVersion, managed}]
             digest = what we applied, resourceVersion / managed = the live object right after
             (``managed`` fingerprints our field manager's field set, see diff.py)

@@ -1,7 +1,8 @@
 # Copyright: gitops.k8s contributors; Apache License 2.0 (see LICENSE)
 """One read of the cluster shared by every application of a run.
 
-The engine says up front which objects its applications need; ``load`` makes one LIST per
+The engine says up front which objects its applications need (one snapshot per identity the
+applications act as, each read with that identity's client: sync/tenancy.py); ``load`` makes one LIST per
 resource -- cluster-wide when several namespaces need it, else in the one namespace -- or, when
 the run needs at most READ_BY_NAME objects of a resource (a push of one app in a namespace shared
 with thousands), one GET each; concurrently. Every app's comparison
@@ -21,6 +22,7 @@ class LiveSnapshot:
         self.cluster = cluster
         self._wanted = {}    # resource -> {namespace (None: cluster-scoped): set of names}
         self._by_key = {}    # key_of(ref) -> object
+        self._refused = {}   # (resource, namespace or None) -> the ApiError of a read the server refused (403)
 
     def want(self, resource, namespace, name):
         namespaces = self._wanted.setdefault(resource, {})
@@ -30,7 +32,8 @@ class LiveSnapshot:
         """Read every wanted object once: by name when few, else with a LIST per resource.
 
         A cluster-wide LIST the credentials may not make (403: RoleBindings per namespace) becomes
-        one LIST per wanted namespace.
+        one LIST per wanted namespace. Any other read they may not make is kept (``refused``): it
+        fails the apps that need it, not the others.
         """
         plan = []
         for resource, namespaces in self._wanted.items():
@@ -45,6 +48,9 @@ class LiveSnapshot:
                 if items is None:
                     retry += [(resource, ns, None) for ns in sorted(self._wanted[resource])]
                     continue
+                if isinstance(items, ApiError):
+                    self._refused[(resource, scope)] = items
+                    continue
                 for obj in items:
                     self._by_key[key_of(ref_of(obj))] = obj
             plan = retry
@@ -56,7 +62,13 @@ class LiveSnapshot:
         except ApiError as err:
             if err.status == 403 and scope is None and resource.namespaced:
                 return None
+            if err.status == 403:
+                return err
             raise
+
+    def refused(self, resource, namespace):
+        """The ApiError of the refused read of ``resource`` in ``namespace`` (None: read, or not wanted)."""
+        return self._refused.get((resource, namespace if resource.namespaced else None))
 
     def get(self, ref):
         """The live object of a wanted ``ref`` as read (None when it did not exist)."""

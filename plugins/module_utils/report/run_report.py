@@ -157,6 +157,9 @@ def app_row(record):
         # a window or a promotion gate held the change: {by, reason, until}; a push let through one: its reason
         "held": record.get("held"),
         "override": record.get("override"),
+        # whom its requests acted as (None: the run's own identity) and its project (docs/teams-and-least-privilege.md)
+        "identity": record.get("identity"), "service_account": record.get("service_account"),
+        "project": record.get("project"),
         "history": list(info.get("history") or []),
         "duration": record.get("duration"),
     }
@@ -205,11 +208,11 @@ def failure_lines(rows):
 
 def status_lines(rows):
     """One line per application for the end of the playbook output; a held change says why and until
-    when, a push through a window the reason it was let through."""
-    return ["%s%s: %s, %s, %s%s%s%s" % (
+    when, a push through a window the reason it was let through, an app with an identity whom it acted as."""
+    return ["%s%s: %s, %s, %s%s%s%s%s" % (
         row["app"], "@%s" % row["cluster"] if row.get("cluster") else "", row["sync"], row["health"], row["outcome"],
         " at %s" % row["short_revision"] if row["short_revision"] else "", " (%s)" % row["commit"] if row["commit"] else "",
-        _gate_note(row)) for row in rows]
+        " as %s" % row["service_account"] if row.get("service_account") else "", _gate_note(row)) for row in rows]
 
 
 def _gate_note(row):
@@ -371,10 +374,11 @@ def render_html(report):
     for row in report["apps"]:
         commit = _e(row["commit"]) if row["commit"] else '<span class="muted">no commit</span>'
         rows.append(
-            '<tr class="app" data-app="%s"><td><b>%s</b><div class="muted">%s%s</div></td>'
+            '<tr class="app" data-app="%s"><td><b>%s</b><div class="muted">%s%s%s</div></td>'
             "<td><code>%s</code> %s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td></tr>"
             % (_e(row["app"]), _e(row["app"]),
                _e(row["cluster"] or ""), (" / " + _e(row["namespace"])) if row["namespace"] else "",
+               ' <span class="identity">as %s</span>' % _e(row["service_account"]) if row.get("service_account") else "",
                _e(row["short_revision"] or "-"), commit, _badge(row["sync"]), _badge(row["health"]),
                _badge(row["outcome"], "failed") if not row["ok"] else _e(row["outcome"]), _changes_html(row["changes"])))
         details = _details(row)

@@ -6,6 +6,8 @@ change. Each phase sets its own fields, in one place of the engine:
 
   sources   ``source``   (Source: the resolved revision, the checkout, the pulled chart)
   render    ``bundle``
+  policy    ``policy``   (policy.Verdict: its project, its identity) and ``client`` (the client of every
+            request about its objects: acting as its identity, or the run's own; tenancy.py)
   read      ``record``   (the app's in-cluster record as the run read it)
   decide    ``verdict``  (Verdict: the decision, whether to apply, the diff, the health read)
   converge  ``applied``, ``health``, ``rollback``, ``record_after``, ``moved_meanwhile``,
@@ -23,6 +25,7 @@ from dataclasses import dataclass, field
 
 from ..app_result import app_result, skipped_result
 from ..errors import GitOpsError
+from .tenancy import identity_fields
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,7 @@ class AppSync:
         self.app, self.name, self.settings = app, app["name"], settings
         self.started = time.monotonic()
         self.source = self.bundle = self.record = self.verdict = None
+        self.policy = self.client = None
         self.applied, self.health, self.rollback = {}, {}, {}
         self.record_after = self.moved_meanwhile = None
         self.ansible_diff = []
@@ -77,6 +81,11 @@ class AppSync:
     @property
     def revision(self):
         return self.source.revision
+
+    @property
+    def identity(self):
+        """The user the app's requests act as (None: the run's own)."""
+        return self.policy.identity if self.policy else None
 
     def fail(self, step, err):
         self.error = {"step": step, "msg": str(err)}
@@ -115,7 +124,15 @@ class AppSync:
             duration=round(time.monotonic() - self.started, 3), fetch=self.fetch_info(),
             info={"record": info or None}, diff=verdict.diff, apply=self.applied,
             health=self.health or verdict.health, rollback=self.rollback, note=verdict.note,
-            **gate_fields(verdict.gate))
+            **gate_fields(verdict.gate), **identity_fields(self.identity, self.policy and self.policy.project))
+
+    def shown_diff(self):
+        """The app's Ansible diff (what it changed, else what it would), each object saying as whom."""
+        entries = self.ansible_diff or (self.verdict.ansible_diff if self.verdict else [])
+        account = identity_fields(self.identity, None)["service_account"]
+        if not account:
+            return entries
+        return [dict(d, after_header="%s as %s" % (d.get("after_header") or "", account)) for d in entries]
 
 
 def gate_fields(gate):

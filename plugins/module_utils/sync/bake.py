@@ -32,14 +32,16 @@ def bake_apps(app_syncs, cluster, store, sources, read, settings):
     groups = {}
     for app_sync in app_syncs:
         if _baking(app_sync):
-            # apps are watched together, as far as they assess health with the same rules
-            groups.setdefault(json.dumps(app_sync.app["custom_health"], sort_keys=True), []).append(app_sync)
+            # apps are watched together, as far as they assess health with the same rules and act as
+            # the same identity (whose client watches: tenancy.py)
+            key = json.dumps([app_sync.app["custom_health"], app_sync.identity], sort_keys=True)
+            groups.setdefault(key, []).append(app_sync)
     if not groups:
         return
     failed = []
 
     def one(group):
-        failed.extend(_bake(group, cluster, settings))
+        failed.extend(_bake(group, settings))
 
     each(len(groups), one, list(groups.values()))
     each(settings.concurrency, lambda app_sync: _after_failure(app_sync, cluster, store, sources, read, settings),
@@ -53,14 +55,14 @@ def _baking(app_sync):
     return bool((app_sync.health or verdict.health).get("healthy"))
 
 
-def _bake(group, cluster, settings):
-    """Watch one group; returns its apps that failed the bake (each with its error set)."""
-    owner, refs = {}, []
+def _bake(group, settings):
+    """Watch one group (as its apps' identity); returns its apps that failed the bake (each with its error set)."""
+    owner, refs, client = {}, [], group[0].client
     for app_sync in group:
-        for ref in bundle_refs(cluster, app_sync.bundle):
+        for ref in bundle_refs(client, app_sync.bundle):
             owner[key_of(ref)] = app_sync
             refs.append(ref)
-    outcome = stay_healthy(cluster, refs, settings.bake, group[0].app["custom_health"] or None)
+    outcome = stay_healthy(client, refs, settings.bake, group[0].app["custom_health"] or None)
     length = seconds_text(settings.bake)
     failed = {}
     if outcome["failed"]:

@@ -5,6 +5,10 @@ For each app whose Verdict says apply: its Lease, the decision checked again und
 run may have moved the app meanwhile: decide.superseded), apply, health wait, verdict recorded
 on the history entry, rollback to the newest healthy revision on failure. In check mode: apply's
 dry run, and the health the snapshot shows.
+
+Every request about an app's objects goes through its client (``app_sync.client``: acting as its
+identity, tenancy.py): apply, hooks, prune, the health wait (its identity's watches) and rollback;
+its Lease and its record through the run's own (``cluster``, ``store``).
 """
 
 from __future__ import annotations
@@ -49,7 +53,7 @@ def converge_one(app_sync, cluster, store, sources, read, settings, applying):
             else:
                 converge_under_lease(app_sync, cluster, store, sources, read, settings, applying)
         if settings.check:
-            app_sync.health = snapshot_health(app_sync, read.snapshot)
+            app_sync.health = snapshot_health(app_sync, read.snapshot_of(app_sync))
     settings.progress(report.status_lines([report.app_row(app_sync.result())])[0])
 
 
@@ -99,8 +103,8 @@ def apply_app(app_sync, cluster, bundle, revision, rollback_of, lease, read, set
     """apply's result for the app's ``bundle`` at ``revision``, and its diff (in diff mode)."""
     gate = app_sync.verdict.gate if app_sync.verdict and not rollback_of else None
     options = apply_options(app_sync.app, settings, revision, rollback_of, read.owners, gate and gate.override)
-    result = apply(cluster, bundle, app_sync.name, options, check=settings.check, want_diff=settings.want_diff,
-                   lease=lease)
+    result = apply(app_sync.client, bundle, app_sync.name, options, check=settings.check,
+                   want_diff=settings.want_diff, lease=lease, records_client=cluster)
     return result, result.pop("ansible_diff", []) if settings.want_diff else []
 
 
@@ -114,9 +118,9 @@ def wait_and_record(app_sync, cluster, store, bundle, read, settings):
     synced, wait = current_entry(record), app["wait"]["enabled"]
     # the record's objects carry the resourceVersion apply wrote: a shared watch counts a state only
     # once it is at least that new
-    outcome = wait_healthy(cluster, bundle_refs(cluster, bundle), timeout=app["wait"]["timeout"],
+    outcome = wait_healthy(app_sync.client, bundle_refs(cluster, bundle), timeout=app["wait"]["timeout"],
                            fail_fast=app["wait"]["fail_fast"], custom_health=app["custom_health"] or None, wait=wait,
-                           hub=read.watches.hub_for(cluster) if wait else None,
+                           hub=read.watches.hub_for(app_sync.client) if wait else None,
                            written=(record or {}).get("objects"))
     outcome["recorded"] = None
     if synced and wait:
@@ -155,10 +159,13 @@ def roll_back(app_sync, cluster, store, sources, lease, read, settings):
 
 
 def stamp_records(app_syncs, store, settings):
-    """Record which cluster host owns each app and whether it prunes: what reconcile needs to
-    remove the app once it leaves ``gitops_apps``. Written only when it changed."""
+    """Record which cluster host owns each app, whether it prunes, and the identity and project it
+    synced as: what reconcile needs to remove the app once it leaves ``gitops_apps``. Written only
+    when it changed."""
     def stamp(app_sync):
-        wanted = {"cluster": settings.cluster_name, "prune": app_sync.app["prune"]}
+        # the identity it synced as: the one that removes it once it departs (tenancy.departed_client)
+        wanted = {"cluster": settings.cluster_name, "prune": app_sync.app["prune"], "identity": app_sync.identity,
+                  "project": app_sync.policy.project}
         record = app_sync.record_after or app_sync.record
         if record is None or all(record.get(k) == v for k, v in wanted.items()):
             return

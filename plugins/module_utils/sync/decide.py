@@ -20,10 +20,10 @@ from .compare import diff_report, make_plan, rejected_error
 from .read import snapshot_health
 
 
-def decide_all(app_syncs, cluster, read, sources, settings, gates):
+def decide_all(app_syncs, read, sources, settings, gates):
     def one(app_sync):
         with app_sync.step("diff"):
-            app_sync.verdict = decide(app_sync, cluster, read, sources, settings, gates)
+            app_sync.verdict = decide(app_sync, read, sources, settings, gates)
         if app_sync.verdict and app_sync.verdict.refused:
             app_sync.fail("window", GitOpsError(app_sync.verdict.note))
 
@@ -41,7 +41,7 @@ def first_decision(mode, record, revision, same_content):
     return Decision.NEW_REVISION
 
 
-def decide(app_sync, cluster, read, sources, settings, gates):
+def decide(app_sync, read, sources, settings, gates):
     app, record, bundle = app_sync.app, app_sync.record or {}, app_sync.bundle
     # A new commit of a repository many apps share leaves most of their bundles as they were: an
     # app whose content is what it last applied (and whose objects did not drift) has nothing to
@@ -50,11 +50,11 @@ def decide(app_sync, cluster, read, sources, settings, gates):
     decision = first_decision(settings.mode, record, app_sync.revision, same_content)
     new_content = decision in (Decision.SYNC, Decision.NEW_REVISION) and not same_content
     if new_content and moves_back(app_sync, record.get("revision"), sources, settings):
-        return not_moved_back(app_sync, record["revision"], snapshot_health(app_sync, read.snapshot))
+        return not_moved_back(app_sync, record["revision"], snapshot_health(app_sync, read.snapshot_of(app_sync)))
     gate = gates.verdict(app_sync) if new_content else None
     if new_content and gate.verdict == "go":
         return Verdict(decision, needs_apply=True, gate=gate)
-    diff, ansible_diff = compare(app_sync, cluster, read, settings)
+    diff, ansible_diff = compare(app_sync, read, settings)
     if gate is None and diff["changed"]:
         if decision == Decision.IN_SYNC:
             decision = Decision.DRIFT
@@ -62,7 +62,7 @@ def decide(app_sync, cluster, read, sources, settings, gates):
             gate = gates.verdict(app_sync)
             if gate.verdict == "go":
                 return Verdict(decision, needs_apply=True, diff=diff, gate=gate)
-    health = snapshot_health(app_sync, read.snapshot)
+    health = snapshot_health(app_sync, read.snapshot_of(app_sync))
     if gate is not None:  # held or refused: what it would change, and what runs now
         return Verdict(Decision.HELD, diff=diff, health=health, note=gate.reason, gate=gate,
                        ansible_diff=ansible_diff if settings.want_diff else [])
@@ -70,12 +70,13 @@ def decide(app_sync, cluster, read, sources, settings, gates):
                    ansible_diff=ansible_diff if settings.want_diff and diff["changed"] else [])
 
 
-def compare(app_sync, cluster, read, settings):
-    """(diff, ansible_diff): the app's bundle against the live objects (compare.make_plan)."""
+def compare(app_sync, read, settings):
+    """(diff, ansible_diff): the app's bundle against the live objects (compare.make_plan), as its
+    identity read them; its dry-runs are its identity's too (``app_sync.client``)."""
     app = app_sync.app
-    plan = make_plan(cluster, key_secret_digests(app_sync.bundle, read.digest_key), app_sync.record or {},
+    plan = make_plan(app_sync.client, key_secret_digests(app_sync.bundle, read.digest_key), app_sync.record or {},
                      ignore=app["ignore_differences"], concurrency=settings.concurrency,
-                     replace_on_immutable=app["replace_on_immutable"], live_index=read.snapshot.index)
+                     replace_on_immutable=app["replace_on_immutable"], live_index=read.snapshot_of(app_sync).index)
     if plan.rejected:
         raise rejected_error(plan.rejected, app_sync.bundle.path)
     resources, ansible_diff = diff_report(plan, app["ignore_differences"], deletes=plan.deletes if app["prune"] else [])

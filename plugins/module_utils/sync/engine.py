@@ -5,8 +5,10 @@
   2. sources   each repository listed and fetched once, each commit checked out once, read-only
                (fetch_render.py, sources/checkouts.py)
   3. render    each (commit, path, namespace, render options) rendered once into a bundle
-  4. read      discovery once, every record with one LIST, one LIST per kind for all apps (a GET
-               per object when the run names few of a kind: read.py, cluster/snapshot.py)
+     policy    each app against its project, before any request for it; its identity, the client
+               every request about its objects goes through (tenancy.py)
+  4. read      discovery once, every record with one LIST, one LIST per kind for all apps of an
+               identity (a GET per object when the run names few of a kind: read.py, cluster/snapshot.py)
   5. decide    per app, from that one read: a Verdict (decide.py); a change a deployment window
                or a promotion gate holds is decided held, a push a window refuses fails (gates.py)
   6. converge  dependency level after level, the apps of a level concurrently; for each app that
@@ -44,6 +46,7 @@ from .fetch_render import fetch_sources, refuse_shared_objects, render_bundles
 from .gates import Gates
 from .policy import keys_of
 from .read import ClusterRead, bundle_refs, read_cluster
+from .tenancy import check_policies
 
 DEFAULT_CONCURRENCY = 4
 DEFAULT_LOCK_TIMEOUT = 300
@@ -59,6 +62,7 @@ class RunSettings:
     ``complete``: ``apps`` is every application of the cluster (recorded ones missing departed).
     ``projects``: policy.load_projects of ``gitops_projects``; ``play_vault``: the play's vault
     secrets [(vault id, VaultSecret)]; both only ever reach an app through ``keys_of``.
+    ``require_identity``: an app without an identity of its own is refused (tenancy.py).
     Gates (gates.py): ``windows`` (windows.Window of ``gitops_windows``), ``override_window`` (the
     reason a push goes through them), ``clock`` (the epoch seconds they decide at; None: now),
     ``promote_after`` (promotion.parse_gate of the host's gate) and ``promotion_clusters`` (where
@@ -78,6 +82,7 @@ class RunSettings:
     complete: bool = False
     projects: dict = field(default_factory=dict, repr=False)
     play_vault: tuple = field(default=(), repr=False)
+    require_identity: bool = False
     windows: tuple = ()
     override_window: str | None = None
     clock: float | None = None
@@ -126,11 +131,13 @@ def sync_cluster(cluster, apps, settings, sources=None):
     with timed(phases, "render"):
         render_bundles(every, settings)
     refuse_shared_objects(every)
+    with timed(phases, "policy"):
+        scopes = check_policies(every, cluster, settings)
     with timed(phases, "read"):
-        read = read_or_fail(every, cluster, store, settings)
+        read = read_or_fail(every, cluster, store, settings, scopes)
     gates = Gates(settings)
     with timed(phases, "decide"):
-        decide_all(every, cluster, read, sources, settings, gates)
+        decide_all(every, read, sources, settings, gates)
     if not settings.check and any(a.verdict and a.verdict.needs_apply and not a.failed for a in every):
         store.ensure_namespace()  # once, for every Lease and record of the run
     try:
@@ -151,7 +158,7 @@ def sync_cluster(cluster, apps, settings, sources=None):
     results += held
     if departed:
         with timed(phases, "remove"):
-            results += remove_departed(departed, read.records, cluster, store, settings)
+            results += remove_departed(departed, read.records, cluster, store, settings, scopes)
     return task_result(results, every, phases, round(time.monotonic() - started, 3),
                        cluster.requests_made - requests_before)
 
@@ -165,25 +172,27 @@ def task_result(results, app_syncs, phases, duration, api_requests):
         "phases": phases,
         "duration": duration,
         "api_requests": api_requests,
-        "ansible_diff": [d for a in app_syncs
-                         for d in (a.ansible_diff or (a.verdict.ansible_diff if a.verdict else []))],
+        "ansible_diff": [d for a in app_syncs for d in a.shown_diff()],
     }
 
 
 def watch_for(app_syncs, cluster, read):
     """Tell the run's watches every object the apps to apply will wait for, so that each kind is
     watched as the whole run needs (by name, in one namespace, or cluster-wide)."""
-    refs = [ref for a in app_syncs if a.verdict and a.verdict.needs_apply and not a.failed
-            and a.app["wait"]["enabled"] for ref in bundle_refs(cluster, a.bundle)]
-    if refs:
-        read.watches.hub_for(cluster).expect(refs)
+    refs = {}  # the watches of each identity: its apps' objects
+    for a in app_syncs:
+        if a.verdict and a.verdict.needs_apply and not a.failed and a.app["wait"]["enabled"]:
+            refs.setdefault(a.identity, (a.client, []))[1].extend(bundle_refs(cluster, a.bundle))
+    for client, wanted in refs.values():
+        if wanted:
+            read.watches.hub_for(client).expect(wanted)
 
 
-def read_or_fail(app_syncs, cluster, store, settings):
+def read_or_fail(app_syncs, cluster, store, settings, scopes):
     """The run's ClusterRead; when the cluster cannot be read, no app can be compared or synced."""
     snapshot = LiveSnapshot(cluster)
     try:
-        return read_cluster(app_syncs, cluster, store, snapshot, settings)
+        return read_cluster(app_syncs, cluster, store, snapshot, settings, scopes)
     except GitOpsError as err:
         for app_sync in app_syncs:
             if not app_sync.failed:
