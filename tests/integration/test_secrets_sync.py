@@ -2,8 +2,9 @@
 the real sops (age keys from age-keygen) and ansible-vault, keys given per application and per
 project (gitops_projects) from the environment, a vaulted variable and the play's --vault-id.
 
-A user sees the right Secret data, a changed encrypted value synced with a diff that says which
-key changed and never the value, an app refused (naming the file and the keys it was encrypted
+A user sees the right Secret data -- of a directory app, a Kustomize secretGenerator reading an
+encrypted dotenv file and a chart in Git with an encrypted values file -- a changed encrypted value
+synced with a diff that says which key changed and never the value, an app refused (naming the file and the keys it was encrypted
 for) when its keys do not open a file -- another project's file included, at the very path and
 commit a project that holds the key renders -- with the other apps of the run going on, and no
 plaintext in a -vvv --diff run's output, the report, the cache or the in-cluster records."""
@@ -19,7 +20,9 @@ from test_push_reconcile import PUSH, GitRepo, Run, live, names
 from ansible_collections.gitops.k8s.plugins.module_utils.cluster.records import INVENTORY_NAMESPACE, read_record
 
 VALUES = {"web": "team-a-pa55-one", "web-changed": "team-a-pa55-two", "user": "web-admin-us3r",
-          "vaulted": "vault-file-s3cret", "own": "own-key-s3cret", "wrong": "wrong-key-s3cret"}
+          "vaulted": "vault-file-s3cret", "own": "own-key-s3cret", "wrong": "wrong-key-s3cret",
+          "env": "kustomize-env-pa55", "env-changed": "kustomize-env-pa66", "env-user": "kustomize-us3r",
+          "helm": "helm-values-pa55", "helm-changed": "helm-values-pa66", "helm-user": "helm-values-us3r"}
 VAULT_PASSWORD = "prod-vault-pa55word"
 
 
@@ -35,11 +38,16 @@ def secret(name, **string_data):
                            "stringData": string_data}, sort_keys=False)
 
 
-def sops_encrypted(tools, text, recipient):
-    """``text`` (a Secret) encrypted by sops for ``recipient``, as a user commits it; never written in clear."""
-    return subprocess.run([os.path.join(tools, "sops"), "encrypt", "--input-type", "yaml", "--output-type", "yaml",
-                           "--age", recipient, "--encrypted-regex", "^(data|stringData)$", "/dev/stdin"],
+def sops_file(tools, text, recipient, fmt, *args):
+    """``text`` in format ``fmt`` encrypted by sops for ``recipient``, as a user commits it; never written in clear."""
+    return subprocess.run([os.path.join(tools, "sops"), "encrypt", "--input-type", fmt, "--output-type", fmt,
+                           "--age", recipient, *args, "/dev/stdin"],
                           input=text, capture_output=True, text=True, check=True).stdout
+
+
+def sops_encrypted(tools, text, recipient):
+    """``text`` (a Secret) with its data encrypted by sops for ``recipient``."""
+    return sops_file(tools, text, recipient, "yaml", "--encrypted-regex", "^(data|stringData)$")
 
 
 def ansible_vault(ansible, *args, text):
@@ -97,6 +105,13 @@ class SecretsDeployer:
         return Run(proc, report_dir)
 
 
+def team_project(name, team, repo, namespace):
+    """Project ``name`` bounded to the test's repository and namespace, decrypting with team ``team``'s age
+    key from the job's environment."""
+    return {"name": name, "source_repos": [repo.url], "destinations": [namespace],
+            "decryption": {"age_keys": ["{{ lookup('env', 'TEAM_%s_AGE_KEY') }}" % team]}}
+
+
 def plaintexts(keys, values):
     """Every form a secret could leak in: the values in clear and base64, the keys, the vault password."""
     needles = []
@@ -144,8 +159,7 @@ def test_keys_per_app_and_project_decrypt_only_their_files_and_leave_no_plaintex
     }, "Encrypted secrets")
     web, thief, vaulted, own, wrong = names(namespace, "web", "thief", "vaulted", "own", "wrong")
     team_key = "{{ lookup('env', 'TEAM_%s_AGE_KEY') }}"
-    projects = [{"name": "team-a", "decryption": {"age_keys": [team_key % "A"]}},
-                {"name": "team-b", "decryption": {"age_keys": [team_key % "B"]}}]
+    projects = [team_project("team-a", "A", repo, namespace), team_project("team-b", "B", repo, namespace)]
     common = {"repo": repo.url, "namespace": namespace, "wait": {"timeout": 60}}
     apps = [
         dict(common, name=web, path="web", project="team-a"),
@@ -199,6 +213,78 @@ def test_keys_per_app_and_project_decrypt_only_their_files_and_leave_no_plaintex
                                 ("the second -vvv --diff push", synced.out)] +
                                [("the record of %s" % app, text) for app, text in zip((web, vaulted, own), records)],
                          folders=deploy.reports + [deploy.cache])
+
+
+CHART_SECRET = """apiVersion: v1
+kind: Secret
+metadata: {name: chart-db}
+data:
+  password: {{ .Values.db.password | b64enc }}
+  user: {{ .Values.db.user | b64enc }}
+"""
+
+
+def generator_and_chart_files(tools, recipient, env_password, helm_password):
+    """A Kustomize secretGenerator reading a SOPS-encrypted dotenv file and a chart whose SOPS-encrypted values
+    file feeds its Secret template."""
+    return {
+        "kustomize/db.env": sops_file(tools, "PASSWORD=%s\nUSER=%s\n" % (env_password, VALUES["env-user"]),
+                                      recipient, "dotenv"),
+        "kustomize/kustomization.yaml": "secretGenerator:\n- name: kustomize-db\n  envs: [db.env]\n"
+                                        "generatorOptions: {disableNameSuffixHash: true}\n",
+        "chart/Chart.yaml": "apiVersion: v2\nname: db\nversion: 0.1.0\n",
+        "chart/values.yaml": "db: {password: unset, user: unset}\n",
+        "chart/templates/secret.yaml": CHART_SECRET,
+        "chart/secrets.yaml": sops_file(tools, yaml.safe_dump({"db": {"password": helm_password,
+                                                                      "user": VALUES["helm-user"]}}),
+                                        recipient, "yaml"),
+    }
+
+
+def test_a_secret_generator_and_a_chart_with_encrypted_values_sync_a_changed_value_showing_only_its_key(
+        ansible, kubeconfig, cluster, namespace, workdir, tools):
+    keys = Keys(tools, ansible, workdir)
+    os.makedirs(os.path.join(workdir, "git"))
+    repo = GitRepo(os.path.join(workdir, "git"))
+    repo.commit(generator_and_chart_files(tools, keys.team_a[0], VALUES["env"], VALUES["helm"]), "Encrypted secrets")
+    kustomized, charted = names(namespace, "kustomized", "charted")
+    projects = [team_project("team-a", "A", repo, namespace)]
+    common = {"repo": repo.url, "namespace": namespace, "project": "team-a", "wait": {"timeout": 60}}
+    apps = [dict(common, name=kustomized, path="kustomize"),
+            dict(common, name=charted, path="chart", render={"values_files": ["secrets.yaml"]})]
+    deploy = SecretsDeployer(ansible, kubeconfig, workdir, keys)
+
+    pushed = deploy.push(apps, projects, diff=True)
+
+    assert pushed.rc == 0, pushed.out
+    assert secret_data(cluster, namespace, "kustomize-db") == {"PASSWORD": VALUES["env"], "USER": VALUES["env-user"]}
+    assert secret_data(cluster, namespace, "chart-db") == {"password": VALUES["helm"], "user": VALUES["helm-user"]}
+
+    # one encrypted value changed in each: --check --diff names the key and masks both sides
+    repo.commit(generator_and_chart_files(tools, keys.team_a[0], VALUES["env-changed"], VALUES["helm-changed"]),
+                "Rotate both passwords")
+    checked = deploy.push(apps, projects, check=True, diff=True)
+    assert checked.rc == 0, checked.out
+    assert secret_data(cluster, namespace, "kustomize-db")["PASSWORD"] == VALUES["env"]
+    assert secret_data(cluster, namespace, "chart-db")["password"] == VALUES["helm"]
+    for name, changed, kept in (("kustomize-db", "PASSWORD", "USER"), ("chart-db", "password", "user")):
+        shown = checked.out[checked.out.index("Secret %s/%s" % (namespace, name)):]
+        assert "%s: '*** (old value)'" % changed in shown and "%s: '*** (new value)'" % changed in shown, checked.out
+        assert "%s: '*** (unchanged)'" % kept in shown, checked.out
+
+    synced = deploy.push(apps, projects, args=("-vvv",), diff=True)
+    assert synced.rc == 0, synced.out
+    assert secret_data(cluster, namespace, "kustomize-db") == {"PASSWORD": VALUES["env-changed"],
+                                                               "USER": VALUES["env-user"]}
+    assert secret_data(cluster, namespace, "chart-db") == {"password": VALUES["helm-changed"],
+                                                           "user": VALUES["helm-user"]}
+    for app in (kustomized, charted):
+        assert synced.row(app)["outcome"] == "synced", synced.row(app)
+
+    assert_nothing_holds(plaintexts(keys, [VALUES[k] for k in ("env", "env-changed", "env-user", "helm",
+                                                                "helm-changed", "helm-user")]),
+                         texts=[("the --diff push", pushed.out), ("the --check --diff push", checked.out),
+                                ("the -vvv --diff push", synced.out)])
 
 
 def flux_definitions(repo_url, namespace, tag, secret_ref):
