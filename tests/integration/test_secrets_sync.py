@@ -4,10 +4,10 @@ project (gitops_projects) from the environment, a vaulted variable and the play'
 
 A user sees the right Secret data -- of a directory app, a Kustomize secretGenerator reading an
 encrypted dotenv file and a chart in Git with an encrypted values file -- a changed encrypted value
-synced with a diff that says which key changed and never the value, an app refused (naming the
-file and the keys it was encrypted for) when its keys do not open a file -- another project's file included, at the very path and
-commit a project that holds the key renders -- with the other apps of the run going on, and no
-plaintext in a -vvv --diff run's output, the report, the cache or the in-cluster records."""
+synced with a diff that says which key changed and never the value, an app refused (naming the file and
+the keys it was encrypted for) when its keys do not open a file -- another project's file included, at
+the very path and commit a project that holds the key renders -- with the other apps of the run going
+on, and no plaintext in a -vvv --diff run's output, the report, the cache or the in-cluster records."""
 
 import base64
 import json
