@@ -163,7 +163,7 @@ from ansible_collections.gitops.k8s.plugins.module_utils.apps.gitops_apps import
 from ansible_collections.gitops.k8s.plugins.module_utils.errors import GitOpsError
 from ansible_collections.gitops.k8s.plugins.module_utils.render.secrets import check_decryption
 from ansible_collections.gitops.k8s.plugins.module_utils.sources.mirrors import (check_credentials, check_mirrors,
-                                                                         credentials_for, mirrored)
+                                                                                 credentials_for, mirrored)
 from ansible_collections.gitops.k8s.plugins.module_utils.sources.git import fetch
 
 

@@ -83,7 +83,8 @@ html:
   type: str
   sample: /var/lib/gitops/report/report.html
 summary:
-  description: Counts over the applications - C(apps), C(synced), C(out_of_sync), C(healthy), C(degraded), C(failed), C(rolled_back), C(skipped), C(held), C(changed).
+  description: Counts over the applications - C(apps), C(synced), C(out_of_sync), C(healthy), C(degraded), C(failed),
+    C(rolled_back), C(skipped), C(held), C(changed).
   returned: success
   type: dict
   sample: {"apps": 3, "synced": 2, "out_of_sync": 1, "healthy": 3, "degraded": 0, "failed": 0, "rolled_back": 0, "skipped": 0, "changed": 1}

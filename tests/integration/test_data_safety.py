@@ -19,8 +19,8 @@ from ansible_collections.gitops.k8s.plugins.module_utils.sync.apply import Optio
 from ansible_collections.gitops.k8s.plugins.module_utils.cluster.client import Cluster
 from ansible_collections.gitops.k8s.plugins.module_utils.errors import GitOpsError
 from ansible_collections.gitops.k8s.plugins.module_utils.cluster.records import (INVENTORY_NAMESPACE, Inventory, current_entry,
-                                                                           new_record, object_entry, read_record,
-                                                                           record_health)
+                                                                                 new_record, object_entry, read_record,
+                                                                                 record_health)
 from ansible_collections.gitops.k8s.plugins.module_utils.cluster.lease import Lease
 
 from test_diff_apply import app_name, configmap, deployment, get, make_bundle, names

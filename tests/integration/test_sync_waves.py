@@ -59,7 +59,7 @@ def test_argo_cd_sync_waves_shape_syncs_in_order_in_seconds_and_replaces_its_hoo
     assert (row["sync"], row["health"], row["outcome"]) == ("SYNCED", "HEALTHY", "synced"), row
     synced = read_record(cluster, app)["history"][0]
     assert synced["duration"] < SYNC_BOUND, "the sync took %.1fs (wave timeout %ss)" % (synced["duration"],
-                                                                                       WAVE_TIMEOUT)
+                                                                                        WAVE_TIMEOUT)
 
     # the annotations became hooks and waves: each step starts once the one before is done
     first = jobs(cluster, namespace)
@@ -96,7 +96,7 @@ def test_a_wave_that_times_out_fails_the_push_and_the_next_waves_never_start(
     # pods that never get ready (the local cluster's never-ready label) and no progress deadline:
     # wave 0 is still Progressing when its timeout ends, which is a failure, never health
     stuck = manifests(**{"        role: api\n    spec:": "        role: api\n        gitops.k8s.test/never-ready: "
-                                                      "\"true\"\n    spec:"})
+                         "\"true\"\n    spec:"})
     repo = GitRepo(workdir)
     repo.commit({"waves/manifests.yaml": stuck}, "Pods that never get ready")
     [app] = names(namespace, "stuck")

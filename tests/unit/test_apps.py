@@ -139,7 +139,7 @@ def test_namespace_and_immutable_field_options_of_an_app():
 def test_an_ignore_differences_rule_that_names_no_field_is_refused_before_anything_runs():
     with pytest.raises(GitOpsError, match=r"application 'web': ignore_differences\[1\] \(ConfigMap\) names no field"):
         order_apps([app("web", ignore_differences=[{"kind": "Service", "jq_path_expressions": [".spec.clusterIP"]},
-                                             {"kind": "ConfigMap"}])])
+                                                   {"kind": "ConfigMap"}])])
     with pytest.raises(GitOpsError, match=r"application 'web': ignore_differences\[0\] must be a mapping with a kind"):
         order_apps([app("web", ignore_differences=[{"json_pointers": ["/x"]}])])
     rule = {"kind": "Deployment", "group": "apps", "managed_fields_managers": ["hpa"]}

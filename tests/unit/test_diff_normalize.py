@@ -3,7 +3,7 @@
 import pytest
 
 from ansible_collections.gitops.k8s.plugins.module_utils.sync.compare import (in_sync_with_record, managed_fingerprint, normalize,
-                                                                      prune_disabled, unified)
+                                                                              prune_disabled, unified)
 from ansible_collections.gitops.k8s.plugins.module_utils.errors import GitOpsError
 from ansible_collections.gitops.k8s.plugins.module_utils.sync.ignore import check_ignore_rules, parse_pointer
 

@@ -1,7 +1,7 @@
 """Health verdicts in the history, and the choice of the revision a rollback goes to."""
 
 from ansible_collections.gitops.k8s.plugins.module_utils.cluster.records import (current_entry, history_entry, mark_health,
-                                                                           new_record, push_history, rollback_target)
+                                                                                 new_record, push_history, rollback_target)
 
 
 def synced(record, revision, result="Succeeded", health=None, rollback_of=None, when=None):

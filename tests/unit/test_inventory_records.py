@@ -4,9 +4,9 @@ import pytest
 
 from ansible_collections.gitops.k8s.plugins.module_utils.errors import GitOpsError
 from ansible_collections.gitops.k8s.plugins.module_utils.cluster.records import (COMPRESSED_KEY, RECORD_KEY, OwnerIndex,
-                                                                           decode_record, encode_record, history_entry,
-                                                                           new_record, object_entry, object_name,
-                                                                           push_history, union_objects)
+                                                                                 decode_record, encode_record, history_entry,
+                                                                                 new_record, object_entry, object_name,
+                                                                                 push_history, union_objects)
 from ansible_collections.gitops.k8s.plugins.module_utils.refs import key_of
 
 

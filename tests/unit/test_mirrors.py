@@ -5,7 +5,7 @@ import pytest
 
 from ansible_collections.gitops.k8s.plugins.module_utils.errors import GitOpsError
 from ansible_collections.gitops.k8s.plugins.module_utils.sources.mirrors import (check_credentials, check_mirrors, mirrored,
-                                                                         sourced_app)
+                                                                                 sourced_app)
 
 MIRRORS = [{"prefix": "https://github.com/", "replace": "https://git.internal/github/"},
            {"prefix": "https://github.com/acme/", "replace": "https://git.internal/acme/"},

@@ -7,10 +7,10 @@ from ansible_collections.gitops.k8s.plugins.module_utils.cluster.client import A
 from ansible_collections.gitops.k8s.plugins.module_utils.sync.compare import rejected_error
 from ansible_collections.gitops.k8s.plugins.module_utils.errors import GitOpsError
 from ansible_collections.gitops.k8s.plugins.module_utils.sync.ignore import (check_ignore_rules, delete_paths, field_paths,
-                                                                        sendable, strip)
+                                                                             sendable, strip)
 from ansible_collections.gitops.k8s.plugins.module_utils.sync.ownership import (immutable_fields, immutable_message,
-                                                                           may_recreate, migration_patch, sync_options,
-                                                                           takeover_managers)
+                                                                                may_recreate, migration_patch, sync_options,
+                                                                                takeover_managers)
 
 
 def deployment(replicas=3, images=("nginx", "envoy"), managed=()):

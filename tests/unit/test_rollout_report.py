@@ -59,7 +59,7 @@ def test_the_rollout_says_how_each_wave_went_why_it_stopped_and_what_each_cluste
     section = rollout_report.section([failed("c1", rolled_back_to=OLD)], {
         "waves": waves, "reached": ["c1"],
         "kept": {host: [{"app": "web", "revision": OLD, "cluster": host}, {"app": "other-host", "revision": NEW,
-                                                                          "cluster": "elsewhere"}]
+                                                                           "cluster": "elsewhere"}]
                  for host in ("c2", "c3", "c4")}})
     assert section["stopped"] == "the rollout stopped at wave 1 (c1)"
     assert [(w["state"], w["message"]) for w in section["waves"]] == [

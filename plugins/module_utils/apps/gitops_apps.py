@@ -284,4 +284,3 @@ def order_apps(apps, select=None):
         "suspended": suspended,
         "absent": absent,
     }
-

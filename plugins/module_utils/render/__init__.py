@@ -25,7 +25,7 @@ from ..sources.git import cache_root
 from ..sources import charts as chart_source
 from . import directory, jinja, jsonnet, kustomize
 from .secrets import Decryptor, refuse_undecrypted
-from . import helm as helm_renderer# "helm" is the option naming a chart to pull
+from . import helm as helm_renderer  # "helm" is the option naming a chart to pull
 from .checkout import Checkout
 from .documents import parse, validate
 from .order import cluster_scoped_kinds, sort_key

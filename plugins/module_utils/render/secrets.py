@@ -384,7 +384,7 @@ class Decryptor:
         try:
             # run in the private HOME: a .sops.yaml of the checkout is not read
             return run_command(argv, cwd=env["HOME"], env=env, binary=True,
-                       redact=self.age_keys + self.gpg_keys)
+                               redact=self.age_keys + self.gpg_keys)
         except GitOpsError as err:
             rc = err.details.get("rc")
             if rc in SOPS_NO_KEY:

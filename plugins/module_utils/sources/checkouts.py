@@ -30,7 +30,7 @@ import threading
 from .. import cache
 from ..errors import GitOpsError
 from .git import (GitSession, _has_commit, cache_root, default_dest, evict_repositories, file_lock, lock_path,
-                     parse_ls_remote, repositories_folder, resolve, split_credentials, tidy)
+                  parse_ls_remote, repositories_folder, resolve, split_credentials, tidy)
 
 CREDENTIAL_OPTIONS = ("username", "password", "key_file", "known_hosts", "accept_hostkey", "ca_file")
 # Checkouts not used for this long, or beyond this many, are removed by the next run.
