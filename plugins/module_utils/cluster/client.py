@@ -113,9 +113,10 @@ class ApiError(GitOpsError):
         self.server_message = message
         self.causes = causes or []  # the Status details' causes: [{field, message, reason}]
         self.denied = denied
-        said = denial_text(denied) if denied else message
-        text = "%s: %s (%s %s)" % (what, said, status, reason) if what else "%s (%s %s)" % (said, status, reason)
-        super().__init__(text, status=status, reason=reason, server_message=message, denied=denied)
+        # what was refused and why, without the object it was about (for a list that names it already)
+        self.said = "%s (%s %s)" % (denial_text(denied) if denied else message, status, reason)
+        super().__init__("%s: %s" % (what, self.said) if what else self.said, status=status, reason=reason,
+                         server_message=message, denied=denied)
 
 
 def denial_text(denied):
@@ -464,7 +465,8 @@ class Cluster:
             found = []
             for name in names:
                 try:
-                    obj = self.request("GET", resource.path(namespace, name), what="%s %s" % (resource.kind, name))
+                    obj = self.request("GET", resource.path(namespace, name),
+                                       what=describe({"kind": resource.kind, "namespace": namespace, "name": name}))
                 except ApiError as err:
                     if err.status != 404:
                         raise

@@ -61,8 +61,8 @@ def prune_objects(run, deletes, dry_run=False):
         except ApiError as err:
             if err.status == 409:  # the uid precondition: recreated since we listed it
                 disown(run, item.ref)
-            else:
-                run.prune_failed.append(dict(item.ref, message=str(err)))
+            else:  # the ref names the object: its message says only what was refused
+                run.prune_failed.append(dict(item.ref, message=err.said))
             continue
         except GitOpsError as err:
             run.prune_failed.append(dict(item.ref, message=str(err)))
