@@ -36,7 +36,7 @@ import difflib
 import hashlib
 
 from ..bundle import canonical_json
-from ..cluster.client import ApiError
+from ..cluster.client import ApiError, denial_text
 from ..concurrency import each
 from ..deps import require_yaml
 from ..errors import GitOpsError
@@ -407,7 +407,8 @@ def _dry_run_one(cluster, item, settings, missing):
         if fields and item.live is not None and may_recreate(item.obj, settings.replace_on_immutable):
             _validate_recreate(cluster, item, settings)
         else:
-            item.error = err.server_message or str(err)
+            # a refusal of authorization says who may not do what, where (the app's identity: tenancy.py)
+            item.error = denial_text(err.denied) if err.denied else (err.server_message or str(err))
             if fields:
                 item.error += " (%s)" % immutable_message(fields)
     except GitOpsError as err:
