@@ -14,6 +14,14 @@ description:
     C(ApplicationSet) with the C(list), C(git) directories and C(git) files generators, Harness GitOps
     C(application.yml) (C(gitops: {type: application, application: ...})), Flux C(GitRepository) + C(Kustomization)
     and C(HelmRepository) + C(HelmRelease). Other YAML files (manifests, values) are ignored.'
+  - 'Teams (C(docs/teams-and-least-privilege.md)): Argo CD C(AppProject)s become the C(gitops_projects) of every cluster
+    host - C(sourceRepos), C(destinations) (the namespaces of those whose C(server) or C(name) is that host''s, per
+    O(clusters) C(destinations)), C(clusterResourceWhitelist)/C(Blacklist), C(namespaceResourceWhitelist)/C(Blacklist)
+    and C(destinationServiceAccounts) - and an C(Application)''s C(spec.project) its C(project) (Argo CD''s own
+    C(default) project permits everything: an application naming it is bound only by an C(AppProject) C(default) of
+    the definitions). A Flux C(Kustomization)''s or C(HelmRelease)''s C(spec.serviceAccountName) becomes its
+    C(service_account), in its C(metadata.namespace) (else its C(spec.targetNamespace)). A C(gitops_projects) in a
+    host''s O(clusters) C(vars) replaces the one read.'
   - Fields that have no equivalent are reported as warnings (and in the C(gitops_apps_notes) host variable), never
     silently dropped.
   - A definition that cannot be mapped (several Git sources in one app, a matrix generator, a Kustomization whose
@@ -153,6 +161,7 @@ decryption:
 # ansible-playbook gitops.k8s.reconcile -i argo.gitops.yml
 """
 
+import fnmatch
 import os
 
 from ansible.errors import AnsibleParserError
@@ -243,13 +252,16 @@ class InventoryModule(BaseInventoryPlugin):
                               % "; ".join(e["message"] for e in definitions.errors))
         self.inventory.add_group("gitops_clusters")
         for host in sorted(names):
-            self._add_host(host, clusters, apps.get(host, []), definitions, origin)
+            projects = [p.for_cluster(_cluster_of(host, hosts, default)) for p in definitions.projects]
+            self._add_host(host, clusters, apps.get(host, []), definitions, origin, projects)
 
-    def _add_host(self, host, clusters, apps, definitions, origin):
+    def _add_host(self, host, clusters, apps, definitions, origin, projects):
         self.inventory.add_host(host, group="gitops_clusters")
         self.inventory.set_variable(host, "ansible_connection", "local")
         if self.get_option("credentials"):  # as given: templates are resolved by the tasks that use them
             self.inventory.set_variable(host, "gitops_credentials", self.get_option("credentials"))
+        if projects:  # the AppProjects as this cluster's projects; a gitops_projects of the host's vars wins
+            self.inventory.set_variable(host, "gitops_projects", projects)
         for key, value in (clusters.get(host) or {}).get("vars", {}).items():
             self.inventory.set_variable(host, key, value)
         self.inventory.set_variable(host, "gitops_apps", [app for app, _rel in apps])
@@ -271,3 +283,20 @@ class InventoryModule(BaseInventoryPlugin):
             for destination in (entry or {}).get("destinations") or []:
                 hosts[destination] = host
         return hosts
+
+
+def _cluster_of(host, hosts, default):
+    """The ``matches(server, name)`` of an AppProject's destinations on ``host`` (definitions.AppProject):
+    a destination is this host's cluster when its server or cluster name (globs) matches one of the
+    host's destinations (``hosts``: destination -> host), or, on the default cluster, no host's."""
+    mine = [destination for destination, owner in hosts.items() if owner == host]
+
+    def matches(server, name):
+        globs = [glob for glob in (server, name) if glob]
+
+        def any_of(destinations):
+            return any(fnmatch.fnmatchcase(d, glob) for d in destinations for glob in globs)
+
+        return any_of(mine) or (host == default and not any_of(hosts))
+
+    return matches

@@ -349,5 +349,5 @@ def test_an_app_project_and_two_applications_read_by_the_inventory_plugin_behave
     synced = run.row(app_b)
     assert (synced["outcome"], synced["service_account"], synced["project"]) == (
         "synced", b.account, "team-b-" + tag), synced
-    assert "%s@tenancy-%s: SYNCED, HEALTHY, synced at" % (app_b, tag) in run.out
-    assert "as %s" % b.account in [line for line in run.out.splitlines() if line.startswith(app_b + "@")][0]
+    lines = [line for line in run.out.splitlines() if "%s@tenancy-%s: SYNCED, HEALTHY, synced at" % (app_b, tag) in line]
+    assert lines and all(" (two teams) as %s" % b.account in line for line in lines), run.out

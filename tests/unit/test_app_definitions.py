@@ -215,3 +215,74 @@ def test_a_definition_that_cannot_be_mapped_is_an_error_naming_it_and_the_others
     assert [(e["file"], e["definition"]) for e in found.errors] == [("apps/two.yaml", "Application two"),
                                                                     ("broken.yaml", None)]
     assert "apps/two.yaml: Application two has 2 sources of manifests" in found.errors[0]["message"]
+
+
+# -- teams: AppProject, spec.project, Flux serviceAccountName ---------------------------------
+
+def app_project(name, **spec):
+    return {"apiVersion": "argoproj.io/v1alpha1", "kind": "AppProject", "metadata": {"name": name, "namespace": "argocd"},
+            "spec": spec}
+
+
+def test_an_app_project_becomes_a_project_per_cluster_and_an_application_names_it(tmp_path):
+    prod, stage = "https://prod.example.com", "https://stage.example.com"
+    project = app_project(
+        "team-a", description="Team A", sourceRepos=["*", "!https://git.example.com/secret/*"],
+        destinations=[{"server": prod, "namespace": "team-a"}, {"server": stage, "namespace": "team-a-*"},
+                      {"name": "in-cluster", "namespace": "!kube-system"}, {"server": "*", "namespace": ""}],
+        clusterResourceWhitelist=[{"group": "", "kind": "Namespace"}],
+        clusterResourceBlacklist=[{"group": "rbac.authorization.k8s.io", "kind": "*"}],
+        namespaceResourceBlacklist=[{"group": "", "kind": "ResourceQuota"}],
+        destinationServiceAccounts=[{"server": prod, "namespace": "team-a", "defaultServiceAccount": "deployer"},
+                                    {"server": "*", "namespace": "*", "defaultServiceAccount": "team-a:fallback"}],
+        roles=[{"name": "ci"}])
+    found = read_folder(folder_with(tmp_path, {"projects/a.yaml": [project], "apps/web.yaml": [
+        application("web", project="team-a", source={"repoURL": "https://g/r.git", "path": "web"},
+                    destination={"server": prod, "namespace": "team-a"}),
+        application("legacy", project="default", source={"repoURL": "https://g/r.git", "path": "legacy"},
+                    destination={"server": prod, "namespace": "team-a"})]}))
+    assert [app.get("project") for _cluster, app, _rel in found.apps] == ["team-a", None]
+    [read] = found.projects
+    on_prod = read.for_cluster(lambda server, name: server in (prod, "*"))
+    assert on_prod == {
+        "name": "team-a", "description": "Team A",
+        "source_repos": ["**", "!https://git.example.com/secret/*"],  # Argo CD's '*' alone is any repository
+        "destinations": ["team-a"], "cluster_resources": [{"group": "", "kind": "Namespace"}],
+        "cluster_resources_deny": [{"group": "rbac.authorization.k8s.io", "kind": "*"}],
+        "namespace_resources_deny": [{"group": "", "kind": "ResourceQuota"}],
+        "service_accounts": [{"namespace": "team-a", "service_account": "deployer"},
+                             {"namespace": "*", "service_account": "team-a/fallback"}]}
+    on_stage = read.for_cluster(lambda server, name: server in (stage, "*") or name == "in-cluster")
+    assert on_stage["destinations"] == ["team-a-*", "!kube-system"]
+    assert on_stage["service_accounts"] == [{"namespace": "*", "service_account": "team-a/fallback"}]
+    assert [n["message"] for n in found.notes] == ["spec.roles is not supported; ignored"]
+    # what the policy makes of it (sync/policy.py)
+    from ansible_collections.gitops.k8s.plugins.module_utils.sync.policy import load_projects
+    assert load_projects([on_prod])["team-a"].service_accounts[0][1] == (None, "deployer")
+
+
+def test_flux_service_account_name_is_the_apps_identity_in_its_namespace(tmp_path):
+    source = {"apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "GitRepository", "metadata": {"name": "fleet"},
+              "spec": {"url": "https://g/fleet.git"}}
+
+    def kustomization(name, **meta):
+        return {"apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization",
+                "metadata": dict({"name": name}, **meta),
+                "spec": {"path": "./" + name, "serviceAccountName": "reconciler", "targetNamespace": "apps-" + name,
+                         "sourceRef": {"kind": "GitRepository", "name": "fleet"}}}
+
+    found = read_folder(folder_with(tmp_path, {"flux.yaml": [
+        source, kustomization("web", namespace="team-a"), kustomization("api"),
+        dict(kustomization("lost"), spec=dict(kustomization("lost")["spec"], targetNamespace=None))]}))
+    accounts = {app["name"]: app.get("service_account") for _cluster, app, _rel in found.apps}
+    assert accounts == {"web": "team-a/reconciler", "api": "apps-api/reconciler"}
+    assert [e["message"] for e in found.errors] == [
+        "flux.yaml: Kustomization lost: spec.serviceAccountName reconciler names a ServiceAccount of the "
+        "Kustomization's namespace, and it has neither metadata.namespace nor spec.targetNamespace"]
+
+
+def test_an_app_project_defined_twice_is_an_error_naming_both_files(tmp_path):
+    found = read_folder(folder_with(tmp_path, {"a.yaml": [app_project("p", sourceRepos=["*"])],
+                                               "b.yaml": [app_project("p", sourceRepos=["*"])]}))
+    assert [p.rel for p in found.projects] == ["a.yaml"]
+    assert [e["message"] for e in found.errors] == ["AppProject 'p' is defined twice: in a.yaml and in b.yaml"]

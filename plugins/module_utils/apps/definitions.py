@@ -5,11 +5,14 @@
 the definitions it recognises to ``gitops_apps`` items, each with the cluster it targets:
 
 - Argo CD ``Application`` (``spec.source`` or ``spec.sources`` with a chart and a ``ref`` values
-  source), ``ApplicationSet`` (list, git-directory and git-file generators);
+  source; ``spec.project``), ``ApplicationSet`` (list, git-directory and git-file generators),
+  ``AppProject`` (mapped to a ``gitops_projects`` item per cluster: ``AppProject.for_cluster``);
 - Harness GitOps ``application.yml`` (``gitops: {type: application, application: <Argo CD app>}``);
-- Flux ``GitRepository`` + ``Kustomization`` and ``HelmRepository`` + ``HelmRelease``.
+- Flux ``GitRepository`` + ``Kustomization`` and ``HelmRepository`` + ``HelmRelease``
+  (``spec.serviceAccountName``: the app's ``service_account``).
 
-Returns ``Definitions``: ``apps`` (list of ``(cluster, app, file)``), ``notes`` (fields that
+Returns ``Definitions``: ``apps`` (list of ``(cluster, app, file)``), ``projects`` (AppProject),
+``notes`` (fields that
 were read but have no equivalent, said per file, never silently dropped) and ``errors``: a
 definition that cannot be mapped (an unknown generator, several Git sources in one app, a
 Kustomization whose source is missing, a file that is not YAML) is left out and said there, with
@@ -25,6 +28,7 @@ import glob
 import json
 import os
 import re
+from collections import namedtuple
 from functools import partial
 
 from ..deps import require_yaml
@@ -35,9 +39,9 @@ FLUX_SOURCE = "source.toolkit.fluxcd.io/"
 FLUX_KUSTOMIZE = "kustomize.toolkit.fluxcd.io/"
 FLUX_HELM = "helm.toolkit.fluxcd.io/"
 
-# Fields read for their meaning elsewhere, or that have no effect here (Argo CD's project and
-# the controller's own bookkeeping): neither mapped nor reported.
-QUIET_FIELDS = {"metadata.namespace", "metadata.labels", "metadata.annotations", "metadata.finalizers", "spec.project",
+# Fields read for their meaning elsewhere, or that have no effect here (the controller's own
+# bookkeeping): neither mapped nor reported.
+QUIET_FIELDS = {"metadata.namespace", "metadata.labels", "metadata.annotations", "metadata.finalizers",
                 "spec.interval", "spec.timeout", "spec.sourceRef", "spec.revisionHistoryLimit", "status"}
 # syncOptions that describe what gitops.k8s always does (ignored fields are never sent by apply)
 NATIVE_SYNC_OPTIONS = {"ServerSideApply=true", "ApplyOutOfSyncOnly=true", "Validate=true", "PruneLast=false",
@@ -58,6 +62,7 @@ NOT_HELM = ("directory", "kustomize", "plugin")
 class Definitions:
     def __init__(self):
         self.apps = []
+        self.projects = []
         self.notes = []
         self.errors = []
 
@@ -115,6 +120,15 @@ def read_folder(folder, fetch_repo=None, decryption=None):
         names[key] = rel
         apps.append((cluster, app, rel))
     found.apps = apps
+    projects = {}
+    for project in found.projects:
+        if project.name in projects:
+            found.error(project.rel, "AppProject %s" % project.name, GitOpsError(
+                "AppProject %r is defined twice: in %s and in %s" % (project.name, projects[project.name].rel,
+                                                                    project.rel)))
+            continue
+        projects[project.name] = project
+    found.projects = list(projects.values())
     return found
 
 
@@ -128,6 +142,8 @@ def _read_definition(doc, rel, found, flux, fetch_repo):
         found.add(cluster, app, rel)
     elif api.startswith(ARGO_GROUP) and kind == "ApplicationSet":
         application_set(doc, rel, found, fetch_repo)
+    elif api.startswith(ARGO_GROUP) and kind == "AppProject":
+        found.projects.append(app_project(doc, rel, found))
     elif api.startswith(FLUX_SOURCE) and kind in ("GitRepository", "HelmRepository"):
         flux[kind][_name(doc, rel)] = (doc, rel)
     elif (api.startswith(FLUX_KUSTOMIZE) and kind == "Kustomization") or (
@@ -174,7 +190,8 @@ def _unknown(doc, known, rel, what, found, prefix=""):
 
 # -- Argo CD ---------------------------------------------------------------------------------
 
-APP_FIELDS = {"apiVersion", "kind", "metadata.name", "spec.source", "spec.sources", "spec.destination.namespace",
+APP_FIELDS = {"apiVersion", "kind", "metadata.name", "spec.project", "spec.source", "spec.sources",
+              "spec.destination.namespace",
               "spec.destination.server", "spec.destination.name", "spec.syncPolicy.automated.prune",
               "spec.syncPolicy.automated.selfHeal", "spec.syncPolicy.automated.allowEmpty", "spec.syncPolicy.syncOptions",
               "spec.syncPolicy.managedNamespaceMetadata", "spec.ignoreDifferences"}
@@ -198,6 +215,10 @@ def argo_application(doc, rel, found, cluster_hint=None):
     destination = spec.get("destination") or {}
     if destination.get("namespace"):
         app["namespace"] = destination["namespace"]
+    # Argo CD's own default project permits everything: an app naming it is bounded only by a project
+    # ``default`` the definitions define (the one an app naming no project is in: sync/policy.py)
+    if spec.get("project") and spec["project"] != "default":
+        app["project"] = str(spec["project"])
     sync_policy = spec.get("syncPolicy") or {}
     _argo_sync_policy(app, sync_policy, rel, what, found)
     _argo_ignore_differences(app, spec.get("ignoreDifferences") or [], sync_policy.get("syncOptions") or [],
@@ -365,6 +386,63 @@ def harness(gitops, rel, found):
     found.add(cluster, app, rel)
 
 
+# -- AppProject ------------------------------------------------------------------------------
+
+PROJECT_FIELDS = {"apiVersion", "kind", "metadata.name", "spec.description", "spec.sourceRepos", "spec.destinations",
+                  "spec.clusterResourceWhitelist", "spec.clusterResourceBlacklist", "spec.namespaceResourceWhitelist",
+                  "spec.namespaceResourceBlacklist", "spec.destinationServiceAccounts"}
+# AppProject's resource lists -> the keys of a project (sync/policy.py); a whitelist left out allows
+# every namespaced kind and no cluster-scoped one, as in Argo CD
+PROJECT_RESOURCE_LISTS = {"clusterResourceWhitelist": "cluster_resources",
+                          "clusterResourceBlacklist": "cluster_resources_deny",
+                          "namespaceResourceWhitelist": "namespace_resources",
+                          "namespaceResourceBlacklist": "namespace_resources_deny"}
+
+
+class AppProject(namedtuple("AppProject", "name rel policy destinations service_accounts")):
+    """An Argo CD AppProject as read: ``policy`` (the project's keys that are the same on every
+    cluster), ``destinations`` [(server, name, namespace glob)] and ``service_accounts`` [(server,
+    namespace glob, "ns/name" or "name")], whose server (or cluster name) says which cluster each is of."""
+
+    def for_cluster(self, matches):
+        """The ``gitops_projects`` item of a cluster host: ``matches(server, name)`` says whether a
+        destination (an Argo CD server URL or cluster name, globs) is that host's cluster."""
+        project = dict(self.policy, name=self.name)
+        project["destinations"] = [namespace for server, name, namespace in self.destinations if matches(server, name)]
+        project["service_accounts"] = [{"namespace": namespace, "service_account": account}
+                                       for server, namespace, account in self.service_accounts if matches(server, None)]
+        return project
+
+
+def app_project(doc, rel, found):
+    """An Argo CD AppProject -> AppProject (sourceRepos, destinations, the resource lists,
+    destinationServiceAccounts); other fields are noted."""
+    name = _name(doc, rel)
+    what = "AppProject %s" % name
+    _unknown(doc, PROJECT_FIELDS, rel, what, found)
+    spec = doc.get("spec") or {}
+    # Argo CD's '*' alone is any repository; its other globs stop at '/' as a project's do
+    policy = {"source_repos": ["**" if repo == "*" else str(repo) for repo in spec.get("sourceRepos") or []]}
+    if spec.get("description"):
+        policy["description"] = str(spec["description"])
+    for field, key in PROJECT_RESOURCE_LISTS.items():
+        if spec.get(field) is not None:
+            policy[key] = [{k: str(rule[k]) for k in ("group", "kind", "name") if rule.get(k) is not None}
+                           for rule in spec[field] or []]
+    # a destination without a namespace permits only cluster-scoped objects, which the resource lists bound
+    destinations = [(d.get("server"), d.get("name"), str(d["namespace"]))
+                    for d in spec.get("destinations") or [] if d.get("namespace")]
+    accounts = []
+    for entry in spec.get("destinationServiceAccounts") or []:
+        account = str(entry.get("defaultServiceAccount") or "").strip()
+        if not account:
+            raise GitOpsError("%s: %s: a destinationServiceAccounts entry has no defaultServiceAccount" % (rel, what),
+                              file=rel)
+        # Argo CD's "<namespace>:<name>", or a name of the application's destination namespace
+        accounts.append((entry.get("server"), str(entry.get("namespace") or "*"), account.replace(":", "/", 1)))
+    return AppProject(name, rel, policy, destinations, accounts)
+
+
 # -- ApplicationSet --------------------------------------------------------------------------
 
 PARAM = re.compile(r"\{\{\s*\.?([A-Za-z0-9_.\[\]-]+)\s*\}\}")
@@ -475,10 +553,10 @@ def _fill(value, params, rel, name):
 
 KUSTOMIZATION_FIELDS = {"apiVersion", "kind", "metadata.name", "spec.path", "spec.prune", "spec.targetNamespace",
                         "spec.postBuild.substitute", "spec.dependsOn", "spec.suspend", "spec.wait", "spec.force",
-                        "spec.decryption.provider", "spec.decryption.secretRef.name"}
+                        "spec.decryption.provider", "spec.decryption.secretRef.name", "spec.serviceAccountName"}
 HELMRELEASE_FIELDS = {"apiVersion", "kind", "metadata.name", "spec.chart.spec.chart", "spec.chart.spec.version",
                       "spec.chart.spec.sourceRef", "spec.values", "spec.releaseName", "spec.targetNamespace",
-                      "spec.dependsOn", "spec.suspend", "spec.install.createNamespace"}
+                      "spec.dependsOn", "spec.suspend", "spec.install.createNamespace", "spec.serviceAccountName"}
 
 
 def _flux_source(doc, rel, sources, kind):
@@ -491,11 +569,20 @@ def _flux_source(doc, rel, sources, kind):
     return sources[ref["name"]]
 
 
-def _flux_common(doc, spec, app):
+def _flux_common(doc, spec, app, rel):
     # Flux creates no namespace (a HelmRelease only with install.createNamespace)
     app["create_namespace"] = bool((spec.get("install") or {}).get("createNamespace"))
     if spec.get("targetNamespace"):
         app["namespace"] = spec["targetNamespace"]
+    if spec.get("serviceAccountName"):
+        # Flux impersonates the ServiceAccount of the object's own namespace
+        namespace = (doc.get("metadata") or {}).get("namespace") or spec.get("targetNamespace")
+        if not namespace:
+            raise GitOpsError("%s: %s %s: spec.serviceAccountName %s names a ServiceAccount of the %s's namespace, "
+                              "and it has neither metadata.namespace nor spec.targetNamespace"
+                              % (rel, doc.get("kind"), _name(doc, rel), spec["serviceAccountName"], doc.get("kind")),
+                              file=rel)
+        app["service_account"] = "%s/%s" % (namespace, spec["serviceAccountName"])
     if spec.get("dependsOn"):
         app["depends_on"] = [_app_name(d["name"]) for d in spec["dependsOn"]]
     if spec.get("suspend"):
@@ -524,7 +611,7 @@ def flux_kustomization(doc, rel, repositories, found, decryption=None):
         app["render"] = {"substitute": spec["postBuild"]["substitute"]}
     if spec.get("decryption"):
         app["decryption"] = _flux_decryption(spec["decryption"], rel, what, decryption or {})
-    _flux_common(doc, spec, app)
+    _flux_common(doc, spec, app, rel)
     return app
 
 
@@ -567,5 +654,5 @@ def flux_helm_release(doc, rel, repositories, found):
     app["render"] = render
     app["self_heal"] = True
     app["prune"] = True  # a Helm release owns its objects: removed from the chart, removed from the cluster
-    _flux_common(doc, spec, app)
+    _flux_common(doc, spec, app, rel)
     return app
