@@ -94,7 +94,7 @@ def project(name, *destinations, **more):
 
 
 def sync(ansible, kubeconfig, apps, projects=(), check=False, diff=False, **options):
-    """One gitops.k8s.cluster_sync push; returns (its output, {app: result})."""
+    """One gitops.k8s.cluster_sync run (a push unless ``options`` say otherwise); returns (its output, {app: result})."""
     proc, result = ansible.module("gitops.k8s.cluster_sync", dict(
         {"apps": apps, "projects": list(projects), "mode": "push", "kubeconfig": kubeconfig,
          "cluster_name": "tenancy"}, **options), check=check, diff=diff)
@@ -351,3 +351,32 @@ def test_an_app_project_and_two_applications_read_by_the_inventory_plugin_behave
         "synced", b.account, "team-b-" + tag), synced
     lines = [line for line in run.out.splitlines() if "%s@tenancy-%s: SYNCED, HEALTHY, synced at" % (app_b, tag) in line]
     assert lines and all(" (two teams) as %s" % b.account in line for line in lines), run.out
+
+
+def test_a_departed_app_is_removed_as_the_identity_its_record_names_and_strict_mode_keeps_one_without(
+        ansible, kubeconfig, cluster, teams, workdir):
+    a, _b, _made = teams
+    repo = GitRepo(workdir)
+    repo.commit({"a/cm.yaml": [configmap("leaving")], "anon/cm.yaml": [configmap("leaving-anonymous")]}, "apps")
+    named, anonymous = names(a.namespace, "leaving", "anonymous")
+    host = "tenancy-" + a.namespace[-5:]  # a cluster host of its own: the departed apps are this test's
+    apps = [{"name": named, "repo": repo.url, "path": "a", "namespace": a.namespace, "prune": True,
+             "service_account": a.account},
+            {"name": anonymous, "repo": repo.url, "path": "anon", "namespace": a.namespace, "prune": True}]
+    _out, results = sync(ansible, kubeconfig, apps, cluster_name=host)
+    assert all(r["ok"] for r in results.values()), results
+    assert read_record(cluster, named)["identity"] == a.user and read_record(cluster, anonymous).get("identity") is None
+
+    started = time.time()
+    _out, results = sync(ansible, kubeconfig, [], cluster_name=host, mode="reconcile", complete=True,
+                         require_identity=True)
+    removed, kept = results[named], results[anonymous]
+    assert (removed["decision"], removed["ok"], removed["identity"]) == ("removed", True, a.user), removed
+    assert kept["error"]["step"] == "policy", kept
+    assert "its record names no identity to remove it as, and gitops_require_identity is set" in kept["error"]["msg"]
+    leaving = audited(started, name="leaving")
+    assert "delete" in [e["verb"] for e in leaving]
+    assert {(e.get("impersonatedUser") or {}).get("username") for e in leaving} == {a.user}, "pruned as A only"
+    assert not audited(started, name="leaving-anonymous"), "refused before any request for it"
+    assert cluster.get(cm_ref(a.namespace, "leaving")) is None and read_record(cluster, named) is None
+    assert cluster.get(cm_ref(a.namespace, "leaving-anonymous")) is not None
