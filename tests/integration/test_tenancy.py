@@ -9,6 +9,7 @@ audit log (~/.cache/gitops-k8s/cluster/audit.log: who made each request, as whom
 """
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -16,7 +17,10 @@ import time
 import pytest
 import yaml
 
+from ansible_collections.gitops.k8s.plugins.module_utils.cluster.client import ApiError, Cluster
 from ansible_collections.gitops.k8s.plugins.module_utils.cluster.records import Inventory, read_record
+from conftest import REPO
+from test_ansible_runner import kubectl, run_job
 from test_impersonation import MANAGER, RBAC, grant, service_account
 from test_inventory_apps import plain, write
 from test_push_reconcile import PUSH, GitRepo, Run, deployment, names
@@ -380,3 +384,60 @@ def test_a_departed_app_is_removed_as_the_identity_its_record_names_and_strict_m
     assert not audited(started, name="leaving-anonymous"), "refused before any request for it"
     assert cluster.get(cm_ref(a.namespace, "leaving")) is None and read_record(cluster, named) is None
     assert cluster.get(cm_ref(a.namespace, "leaving-anonymous")) is not None
+
+
+def strict_rbac(team, tag):
+    """The '# gitops.k8s strict RBAC' block of docs/teams-and-least-privilege.md, ``team-a`` being
+    ``team`` and the run's own names tagged (a shared cluster, parallel tests)."""
+    with open(os.path.join(REPO, "docs", "teams-and-least-privilege.md"), encoding="utf-8") as handle:
+        blocks = re.findall(r"```yaml\n(# gitops.k8s strict RBAC\n.*?)```", handle.read(), re.S)
+    assert len(blocks) == 1, "the page must hold exactly one '# gitops.k8s strict RBAC' block"
+    text = blocks[0].replace("team-a", team).replace("gitops-k8s", "gitops-k8s-" + tag)
+    return [doc for doc in yaml.safe_load_all(text) if doc]
+
+
+def test_strict_mode_through_ansible_runner_with_the_documented_least_privilege_rbac(
+        ansible_env, kubeconfig, cluster, namespace, workdir):
+    tag = namespace[-5:]
+    env = dict(ansible_env, KUBECONFIG=kubeconfig)
+    subprocess.run(["kubectl", "create", "namespace", "gitops-system"], env=env, capture_output=True, check=False)
+    docs = strict_rbac(namespace, tag)
+    kubectl(env, "apply", "-f", "-", stdin=yaml.safe_dump_all(docs))
+    run_user = "system:serviceaccount:gitops-system:gitops-k8s-" + tag
+    try:
+        token = kubectl(env, "create", "token", "gitops-k8s-" + tag, "-n", "gitops-system", "--duration", "1h").strip()
+        with open(kubeconfig, encoding="utf-8") as handle:
+            server = yaml.safe_load(handle)["clusters"][0]["cluster"]
+        with open(server["certificate-authority"], encoding="utf-8") as handle:
+            credential = {"K8S_AUTH_HOST": server["server"], "K8S_AUTH_SSL_CA_CERT": handle.read(),
+                          "K8S_AUTH_VERIFY_SSL": "True", "K8S_AUTH_API_KEY": token}
+        repo = GitRepo(workdir)
+        repo.commit({"web/app.yaml": [configmap("web-settings"), deployment("web", replicas=1)],
+                     "anon/cm.yaml": [configmap("anonymous-settings")]}, "two apps")
+        web, anonymous = names(namespace, "web", "anonymous")
+        apps = [{"name": web, "repo": repo.url, "path": "web", "namespace": namespace, "project": "team-a",
+                 "wait": {"timeout": 120}},
+                {"name": anonymous, "repo": repo.url, "path": "anon", "namespace": namespace}]
+        started = time.time()
+        job = run_job(workdir, "push", apps, credential, extravars={
+            "gitops_require_identity": True, "gitops_projects": [project("team-a", namespace)]})
+        rows = {row["app"]: row for row in job.stats()["gitops_report"]["apps"]}
+        assert (rows[web]["outcome"], rows[web]["health"]) == ("synced", "HEALTHY"), job.stdout[-3000:]
+        assert rows[anonymous]["outcome"] == "failed" and job.status == "failed", "strict mode refused it"
+        assert job.events_mentioning("failed at policy: application %r is refused" % anonymous)
+        # the run's own identity acted in team-a only as team-a/deployer, and may not write there itself
+        ours = audited(started, namespace=namespace)
+        assert ours and {(e["user"]["username"], (e.get("impersonatedUser") or {}).get("username")) for e in ours} \
+            == {(run_user, "system:serviceaccount:%s:deployer" % namespace)}
+        assert cluster.get(cm_ref(namespace, "web-settings")) is not None
+        assert cluster.get(cm_ref(namespace, "anonymous-settings")) is None
+        run = Cluster.from_params({"host": server["server"], "api_key": token,
+                                   "ca_cert": server["certificate-authority"]})
+        with pytest.raises(ApiError, match="the run's own identity \\(user %s\\) may not patch configmaps" % run_user):
+            run.apply(configmap("direct", namespace), MANAGER)
+    finally:
+        for doc in docs:
+            if doc["metadata"].get("namespace") != namespace:  # the test namespace goes with its contents
+                subprocess.run(["kubectl", "delete", doc["kind"], doc["metadata"]["name"], "--ignore-not-found",
+                                *(["-n", doc["metadata"]["namespace"]] if doc["metadata"].get("namespace") else [])],
+                               env=env, capture_output=True, check=False)
