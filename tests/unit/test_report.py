@@ -176,3 +176,20 @@ def test_the_history_shows_the_health_of_each_sync():
     assert ["DEGRADED" in c for c in cells] == [False, True, False]
     assert "-" in cells[0] and "HEALTHY" in cells[2]
     assert "rollback of <code>3f2a9c1</code>" in page
+
+
+def test_the_identity_an_app_acted_as_is_on_its_row_its_line_and_the_page():
+    from ansible_collections.gitops.k8s.plugins.module_utils.sync.tenancy import identity_fields
+
+    acted = record(apply={"changed": True, "revision": SHA, "created": [DEPLOY]}, health={"status": "Healthy"},
+                   **identity_fields("system:serviceaccount:shop:deployer", "team-shop"))
+    own = record(app="api", apply={"changed": True, "revision": SHA, "created": [DEPLOY]}, health={"status": "Healthy"},
+                 **identity_fields(None, None))
+    rows = [report.app_row(acted), report.app_row(own)]
+    assert [(r["identity"], r["service_account"], r["project"]) for r in rows] == [
+        ("system:serviceaccount:shop:deployer", "shop/deployer", "team-shop"), (None, None, None)]
+    assert report.status_lines(rows) == [
+        "web@prod: SYNCED, HEALTHY, synced at 3f2a9c1 (Scale web to 3 replicas) as shop/deployer",
+        "api@prod: SYNCED, HEALTHY, synced at 3f2a9c1 (Scale web to 3 replicas)"]
+    page = report.render_html(report.build([acted, own], mode="push"))
+    assert page.count('<span class="identity">as shop/deployer</span>') == 1
