@@ -511,6 +511,9 @@ results:
       C(info) (the record after the run, without its objects), C(diff), C(apply) (the M(gitops.k8s.apply) result),
       C(health) (the M(gitops.k8s.health_wait) result or a reading), C(rollback), C(error) (C(step), C(msg)) and,
       when a mirror stood in for a source, C(mirrored) (C(repo) and C(helm.repo), each C(from) and C(to)).
+    - C(identity) (the user every request for the application acted as, C(system:serviceaccount:<ns>:<name>), or null
+      for the run's own), C(service_account) (C(<ns>/<name>)) and C(project). An application refused by its project
+      or by O(require_identity) has C(error.step=policy).
     - Skipped applications (a failed dependency, C(suspend)) have C(skipped) with the reason.
     - Held applications (C(decision=held)) have C(held) - C(by) (C(window) or C(promotion)), C(reason) and C(until)
       (when the change may go, in seconds since the epoch, or null); a push let through a window has C(override).
