@@ -211,7 +211,7 @@ def test_keys_per_app_and_project_decrypt_only_their_files_and_leave_no_plaintex
     assert_nothing_holds(plaintexts(keys, VALUES.values()),
                          texts=[("the -vvv --diff push", pushed.out), ("the --check --diff push", checked.out),
                                 ("the second -vvv --diff push", synced.out)] +
-                               [("the record of %s" % app, text) for app, text in zip((web, vaulted, own), records)],
+                         [("the record of %s" % app, text) for app, text in zip((web, vaulted, own), records)],
                          folders=deploy.reports + [deploy.cache])
 
 
@@ -282,7 +282,7 @@ def test_a_secret_generator_and_a_chart_with_encrypted_values_sync_a_changed_val
         assert synced.row(app)["outcome"] == "synced", synced.row(app)
 
     assert_nothing_holds(plaintexts(keys, [VALUES[k] for k in ("env", "env-changed", "env-user", "helm",
-                                                                "helm-changed", "helm-user")]),
+                                                               "helm-changed", "helm-user")]),
                          texts=[("the --diff push", pushed.out), ("the --check --diff push", checked.out),
                                 ("the -vvv --diff push", synced.out)])
 

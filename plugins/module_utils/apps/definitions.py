@@ -125,7 +125,7 @@ def read_folder(folder, fetch_repo=None, decryption=None):
         if project.name in projects:
             found.error(project.rel, "AppProject %s" % project.name, GitOpsError(
                 "AppProject %r is defined twice: in %s and in %s" % (project.name, projects[project.name].rel,
-                                                                    project.rel)))
+                                                                     project.rel)))
             continue
         projects[project.name] = project
     found.projects = list(projects.values())

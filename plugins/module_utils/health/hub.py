@@ -20,7 +20,6 @@ shared cache may not have seen the write yet.
 
 from __future__ import annotations
 
-import queue
 import threading
 import time
 

@@ -60,7 +60,7 @@ def read_cluster(app_syncs, cluster, store, snapshot, settings, scopes):
         if app_sync.failed:
             continue  # nothing of it is read
         live = snapshots.get(app_sync.identity) or snapshots.setdefault(app_sync.identity,
-                                                                         LiveSnapshot(app_sync.client))
+                                                                        LiveSnapshot(app_sync.client))
         wanted[app_sync] = []
         for ref in _named_objects(app_sync):
             try:
