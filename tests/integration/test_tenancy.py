@@ -216,8 +216,9 @@ def test_a_teams_prune_cannot_delete_another_teams_object_even_when_its_record_c
 
     def b_data_stays():
         assert cluster.get(cm_ref(b.namespace, "b-data"))["metadata"]["uid"] == theirs["metadata"]["uid"]
-        assert cm_ref(b.namespace, "b-data") in [{k: o[k] for k in ("apiVersion", "kind", "namespace", "name")}
-                                                 for o in read_record(cluster, app)["objects"]]
+        recorded = [{k: o[k] for k in ("apiVersion", "kind", "namespace", "name")}
+                    for o in read_record(cluster, app)["objects"]]
+        assert cm_ref(b.namespace, "b-data") in recorded
 
     started = time.time()
     _out, results = sync(ansible, kubeconfig, apps, [project("team-a", a.namespace)])

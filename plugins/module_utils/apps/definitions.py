@@ -123,9 +123,9 @@ def read_folder(folder, fetch_repo=None, decryption=None):
     projects = {}
     for project in found.projects:
         if project.name in projects:
+            first = projects[project.name].rel
             found.error(project.rel, "AppProject %s" % project.name, GitOpsError(
-                "AppProject %r is defined twice: in %s and in %s" % (project.name, projects[project.name].rel,
-                                                                     project.rel)))
+                "AppProject %r is defined twice: in %s and in %s" % (project.name, first, project.rel)))
             continue
         projects[project.name] = project
     found.projects = list(projects.values())

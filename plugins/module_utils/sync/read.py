@@ -59,8 +59,9 @@ def read_cluster(app_syncs, cluster, store, snapshot, settings, scopes):
         check_record(app_sync, settings, scopes)
         if app_sync.failed:
             continue  # nothing of it is read
-        live = snapshots.get(app_sync.identity) or snapshots.setdefault(app_sync.identity,
-                                                                        LiveSnapshot(app_sync.client))
+        if app_sync.identity not in snapshots:
+            snapshots[app_sync.identity] = LiveSnapshot(app_sync.client)
+        live = snapshots[app_sync.identity]
         wanted[app_sync] = []
         for ref in _named_objects(app_sync):
             try:
