@@ -236,7 +236,8 @@ def test_a_permission_missing_from_the_role_fails_with_the_verb_and_resource_nam
 
     job = run_job(workdir, "push", apps, awx_identity["token"])
     assert (job.status, job.rc) != ("successful", 0), job.stdout
-    wanted = 'cannot patch resource "deployments" in API group "apps" in the namespace "%s"' % namespace
+    # who may not do what, where (cluster/client.denial_text)
+    wanted = 'may not patch deployments.apps "web" in namespace %s' % namespace
     assert wanted in job.stdout, job.stdout
     failed = [e for e in job.events_mentioning(wanted) if e["event"] == "runner_on_failed"]
     assert failed, "no failed task event names the missing permission"
