@@ -442,3 +442,27 @@ def test_strict_mode_through_ansible_runner_with_the_documented_least_privilege_
                 subprocess.run(["kubectl", "delete", doc["kind"], doc["metadata"]["name"], "--ignore-not-found",
                                 *(["-n", doc["metadata"]["namespace"]] if doc["metadata"].get("namespace") else [])],
                                env=env, capture_output=True, check=False)
+
+
+def test_a_rollback_acts_as_the_app_too(ansible, kubeconfig, cluster, teams, workdir):
+    a, _b, _made = teams
+    repo = GitRepo(workdir)
+    good = repo.commit({"a/app.yaml": [configmap("web-config", greeting="good"), deployment("web", replicas=1)]},
+                       "Healthy")
+    [app] = names(a.namespace, "rolling")
+    apps = [{"name": app, "repo": repo.url, "path": "a", "namespace": a.namespace, "project": "team-a",
+             "rollback": True, "wait": {"timeout": 90}}]
+    projects = [project("team-a", a.namespace)]
+    _out, results = sync(ansible, kubeconfig, apps, projects)
+    assert results[app]["ok"], results[app]
+    repo.commit({"a/app.yaml": [configmap("web-config", greeting="stuck"), deployment(
+        "web", replicas=1, deadline=10, labels={"gitops.k8s.test/never-ready": "true"})]}, "Pods that never get ready")
+    started = time.time()
+    _out, results = sync(ansible, kubeconfig, apps, projects)
+    rolled = results[app]
+    assert rolled["error"]["step"] == "health" and rolled["rollback"]["revision"] == good, rolled
+    assert rolled["rollback"]["apply"]["configured"], rolled["rollback"]
+    writes = [e for e in audited(started, namespace=a.namespace) if e["verb"] == "patch"]
+    assert {(e.get("impersonatedUser") or {}).get("username") for e in writes} == {a.user}, "the sync and its rollback"
+    assert len([e for e in writes if e["objectRef"]["name"] == "web-config"]) >= 4  # dry-run and write, twice
+    assert cluster.get(cm_ref(a.namespace, "web-config"))["data"] == {"greeting": "good"}
